@@ -1,0 +1,131 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/xmppgw/xmppgw/gateway"
+	"github.com/xmppgw/xmppgw/sse"
+)
+
+// ErrorResponse is the one JSON shape of every error the API returns.
+type ErrorResponse struct {
+	// Code is stable: HTTP status × 100 + n. Never renumbered.
+	Code      int    `json:"code" example:"40101"`
+	HTTP      int    `json:"http" example:"401"`
+	Error     string `json:"error" example:"invalid token"`
+	RequestID string `json:"request_id" example:"host/abc-000001"`
+}
+
+// apiError is an error with its place in the table. Wrap returns a copy with
+// a more specific message, so the table values stay immutable.
+type apiError struct {
+	code    int
+	status  int
+	message string
+	// challenge is the RFC 6750 error code for WWW-Authenticate on 401s.
+	challenge string
+}
+
+func (e *apiError) Error() string { return e.message }
+
+func (e *apiError) wrap(format string, args ...any) *apiError {
+	c := *e
+	c.message = e.message + ": " + fmt.Sprintf(format, args...)
+	return &c
+}
+
+// The error table (ntfy-style): one value per distinct client-visible error.
+var (
+	errBadRequest         = &apiError{40000, http.StatusBadRequest, "bad request", ""}
+	errInvalidJSON        = &apiError{40001, http.StatusBadRequest, "invalid JSON body", ""}
+	errInvalidAddress     = &apiError{40002, http.StatusBadRequest, "invalid address", ""}
+	errInvalidParameter   = &apiError{40003, http.StatusBadRequest, "invalid parameter", ""}
+	errUnauthorized       = &apiError{40100, http.StatusUnauthorized, "authentication required", ""}
+	errInvalidToken       = &apiError{40101, http.StatusUnauthorized, "invalid token", "invalid_token"}
+	errTokenExpired       = &apiError{40102, http.StatusUnauthorized, "token expired", "invalid_token"}
+	errTokenRevoked       = &apiError{40103, http.StatusUnauthorized, "token revoked", "invalid_token"}
+	errBadCredentials     = &apiError{40104, http.StatusUnauthorized, "wrong username or password", ""}
+	errNotFound           = &apiError{40400, http.StatusNotFound, "not found", ""}
+	errStreamNotFound     = &apiError{40401, http.StatusNotFound, "stream not found", ""}
+	errMethodNotAllowed   = &apiError{40500, http.StatusMethodNotAllowed, "method not allowed", ""}
+	errTooLarge           = &apiError{41300, http.StatusRequestEntityTooLarge, "request too large", ""}
+	errUnsupportedMedia   = &apiError{41500, http.StatusUnsupportedMediaType, "unsupported content type", ""}
+	errInternal           = &apiError{50000, http.StatusInternalServerError, "internal error", ""}
+	errXMPPUnreachable    = &apiError{50200, http.StatusBadGateway, "XMPP server unreachable", ""}
+	errStreamReconnecting = &apiError{50300, http.StatusServiceUnavailable, "XMPP stream is reconnecting, retry shortly", ""}
+	errShuttingDown       = &apiError{50301, http.StatusServiceUnavailable, "gateway is shutting down", ""}
+	errNotReady           = &apiError{50302, http.StatusServiceUnavailable, "XMPP server not reachable", ""}
+	errTooManySubscribers = &apiError{50303, http.StatusServiceUnavailable, "too many event subscribers on this stream", ""}
+	errXMPPTimeout        = &apiError{50400, http.StatusGatewayTimeout, "XMPP server did not answer in time", ""}
+)
+
+// toAPIError maps any error to a table entry: the single place where domain
+// errors become HTTP statuses.
+func toAPIError(err error) *apiError {
+	var ae *apiError
+	var maxErr *http.MaxBytesError
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.As(err, &maxErr):
+		return errTooLarge.wrap("body exceeds %d bytes", maxErr.Limit)
+	case errors.Is(err, gateway.ErrStreamNotFound), errors.Is(err, gateway.ErrStreamClosed):
+		return errStreamNotFound
+	case errors.Is(err, gateway.ErrAuthFailed):
+		return errBadCredentials
+	case errors.Is(err, gateway.ErrInvalidAddress):
+		return &apiError{errInvalidAddress.code, errInvalidAddress.status, err.Error(), ""}
+	case errors.Is(err, gateway.ErrInvalidInput):
+		return &apiError{errInvalidParameter.code, errInvalidParameter.status, err.Error(), ""}
+	case errors.Is(err, gateway.ErrTooLarge):
+		return &apiError{errTooLarge.code, errTooLarge.status, err.Error(), ""}
+	case errors.Is(err, gateway.ErrServerTimeout), errors.Is(err, context.DeadlineExceeded):
+		return errXMPPTimeout
+	case errors.Is(err, gateway.ErrServerUnreachable):
+		return errXMPPUnreachable
+	case errors.Is(err, gateway.ErrStreamReconnecting):
+		return errStreamReconnecting
+	case errors.Is(err, gateway.ErrClosed):
+		return errShuttingDown
+	case errors.Is(err, sse.ErrTopicNotFound):
+		return errStreamNotFound
+	case errors.Is(err, sse.ErrTooManySubscribers):
+		return errTooManySubscribers
+	}
+	return errInternal
+}
+
+// writeError is the only writer of error responses. Server faults are
+// logged with their cause; client faults at debug level.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	ae := toAPIError(err)
+	level := slog.LevelDebug
+	if ae.status >= 500 {
+		level = slog.LevelError
+	}
+	s.log.LogAttrs(r.Context(), level, "request failed", slog.Int("code", ae.code),
+		slog.String("error", err.Error()), slog.String("request_id", middleware.GetReqID(r.Context())))
+	if ae.status == http.StatusUnauthorized {
+		// RFC 6750 §3: tell the client how to authenticate and why it failed.
+		challenge := `Bearer realm="xmppgw"`
+		if ae.challenge != "" {
+			challenge += fmt.Sprintf(`, error=%q, error_description=%q`, ae.challenge, ae.message)
+		}
+		w.Header().Set("WWW-Authenticate", challenge)
+	}
+	writeJSON(w, ae.status, ErrorResponse{Code: ae.code, HTTP: ae.status, Error: ae.message,
+		RequestID: middleware.GetReqID(r.Context())})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

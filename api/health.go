@@ -1,0 +1,49 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/xmppgw/xmppgw/openapi"
+)
+
+// HealthResponse reports liveness or readiness.
+type HealthResponse struct {
+	Status string `json:"status" example:"ok"`
+}
+
+// healthz godoc
+//
+//	@Summary	Liveness: the process is up
+//	@Tags		health
+//	@Produce	json
+//	@Success	200	{object}	HealthResponse
+//	@Router		/healthz [get]
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) error {
+	return writeOK(w, http.StatusOK, HealthResponse{Status: "ok"})
+}
+
+// readyz godoc
+//
+//	@Summary	Readiness: the XMPP server is reachable
+//	@Tags		health
+//	@Produce	json
+//	@Success	200	{object}	HealthResponse
+//	@Failure	503	{object}	ErrorResponse
+//	@Router		/readyz [get]
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.streams.Ready(ctx); err != nil {
+		return errNotReady.wrap("%v", err)
+	}
+	return writeOK(w, http.StatusOK, HealthResponse{Status: "ok"})
+}
+
+// openAPISpec serves the generated OpenAPI (Swagger 2.0) document.
+func (s *Server) openAPISpec(w http.ResponseWriter, _ *http.Request) error {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	_, err := w.Write([]byte(openapi.SwaggerInfo.ReadDoc()))
+	return err
+}

@@ -1,0 +1,100 @@
+// Command xmppgw is the REST + Server-Sent Events gateway over XMPP. main
+// only wires the packages together.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/xmppgw/xmppgw/api"
+	"github.com/xmppgw/xmppgw/gateway"
+	"github.com/xmppgw/xmppgw/sse"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
+	cfg, err := parseConfig(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "xmppgw: invalid configuration:\n%v\n", err)
+		return 2
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	if cfg.JWTEphemeral {
+		log.Warn("XMPPGW_JWT_SECRET not set: using a random secret; tokens die with this process")
+	}
+	tlsConfig, err := cfg.tlsConfig()
+	if err != nil {
+		log.Error("invalid configuration", slog.String("error", err.Error()))
+		return 2
+	}
+	broker := sse.NewBroker(sse.WithReplaySize(cfg.SSEReplay), sse.WithQueueSize(cfg.SSEQueue),
+		sse.WithHeartbeat(cfg.SSEHeartbeat), sse.WithLogger(log.With(slog.String("tag", "sse"))))
+	mgr, err := gateway.NewManager(gateway.Config{Addr: cfg.XMPPAddr, Domain: cfg.XMPPDomain,
+		TLS: gateway.TLSMode(cfg.XMPPTLS), TLSConfig: tlsConfig, LoginTimeout: cfg.LoginTimeout,
+		IdleTimeout: cfg.StreamIdle}, broker, log)
+	if err != nil {
+		log.Error("gateway", slog.String("error", err.Error()))
+		return 2
+	}
+	srv := api.NewServer(api.Config{JWTSecret: cfg.JWTSecret, TokenTTL: cfg.TokenTTL, CORSOrigins: cfg.CORSOrigins},
+		mgr, broker, log)
+	httpSrv := &http.Server{
+		Handler:           srv.Routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		// SSE responses push their own write deadline forward before every
+		// write, so this only bounds ordinary REST responses.
+		WriteTimeout: 60 * time.Second,
+		IdleTimeout:  120 * time.Second,
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		log.Error("listen", slog.String("error", err.Error()))
+		return 1
+	}
+	log.Info("xmppgw listening", slog.String("addr", ln.Addr().String()), slog.String("xmpp", cfg.XMPPAddr),
+		slog.String("domain", cfg.XMPPDomain), slog.String("xmpp_tls", cfg.XMPPTLS))
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpSrv.Serve(ln) }()
+
+	code := 0
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err := <-serveErr:
+		log.Error("http server", slog.String("error", err.Error()))
+		code = 1
+	}
+	// Streams first: each publishes its final "offline" event and ends its
+	// SSE connections, which http.Server.Shutdown would otherwise wait on.
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := mgr.Close(shutdownCtx); err != nil {
+		log.Warn("closing streams", slog.String("error", err.Error()))
+	}
+	broker.Close()
+	if err := httpSrv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("http shutdown", slog.String("error", err.Error()))
+	}
+	log.Info("stopped")
+	return code
+}

@@ -1,0 +1,31 @@
+package gateway
+
+import "errors"
+
+// Sentinel errors returned by the gateway; package api maps each to one HTTP
+// status in its error mapper.
+var (
+	// ErrStreamNotFound means no live stream has that id (or it belongs to
+	// someone else: callers must not learn which).
+	ErrStreamNotFound = errors.New("stream not found")
+	// ErrAuthFailed means the XMPP server rejected the credentials.
+	ErrAuthFailed = errors.New("xmpp authentication failed")
+	// ErrServerUnreachable means the XMPP server could not be reached or broke
+	// the connection during login.
+	ErrServerUnreachable = errors.New("xmpp server unreachable")
+	// ErrServerTimeout means the XMPP server did not finish the login in time.
+	ErrServerTimeout = errors.New("xmpp server did not answer in time")
+	// ErrStreamReconnecting means the stream lost its XMPP connection and is
+	// reconnecting; the call can be retried.
+	ErrStreamReconnecting = errors.New("xmpp stream is reconnecting")
+	// ErrStreamClosed means the stream was logged off or closed.
+	ErrStreamClosed = errors.New("xmpp stream is closed")
+	// ErrInvalidAddress means a JID or username failed validation.
+	ErrInvalidAddress = errors.New("invalid address")
+	// ErrInvalidInput means a request value failed validation.
+	ErrInvalidInput = errors.New("invalid input")
+	// ErrTooLarge means the stanza would exceed the configured size limit.
+	ErrTooLarge = errors.New("stanza too large")
+	// ErrClosed means the manager is shutting down.
+	ErrClosed = errors.New("gateway is shutting down")
+)

@@ -1,0 +1,326 @@
+package gateway
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"mellium.im/xmpp/jid"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultLoginTimeout = 15 * time.Second
+	// DefaultIdleTimeout closes streams nobody uses: no SSE subscriber and
+	// no REST call for this long (the ancestor kept them forever).
+	DefaultIdleTimeout  = 10 * time.Minute
+	DefaultReconnectMin = 500 * time.Millisecond
+	DefaultReconnectMax = 30 * time.Second
+	// DefaultMaxStanzaBytes stays below Prosody's 256 KiB c2s stanza limit:
+	// a larger stanza makes the server tear down the whole stream.
+	DefaultMaxStanzaBytes = 200 * 1024
+)
+
+// Config configures a Manager.
+type Config struct {
+	Addr      string      // host:port of the XMPP server's c2s listener
+	Domain    string      // XMPP domain users log in to
+	TLS       TLSMode     // starttls (default), direct or none
+	TLSConfig *tls.Config // optional; default verifies Domain against system roots
+	// Mechanism forces a SASL mechanism ("" lets go-xmpp choose, preferring SCRAM).
+	Mechanism      string
+	LoginTimeout   time.Duration // overall login deadline; 0 = DefaultLoginTimeout
+	IdleTimeout    time.Duration // 0 = DefaultIdleTimeout
+	ReconnectMin   time.Duration // first backoff step; 0 = DefaultReconnectMin
+	ReconnectMax   time.Duration // backoff cap; 0 = DefaultReconnectMax
+	MaxStanzaBytes int           // 0 = DefaultMaxStanzaBytes
+}
+
+// Publisher receives a stream's events; package sse implements it. Topics
+// are stream ids.
+type Publisher interface {
+	Open(topic string)
+	Publish(topic string, data []byte) uint64
+	CloseTopic(topic string)
+	Subscribers(topic string) int
+}
+
+// Manager owns every stream: it logs them in, finds them, idles them out and
+// closes them on shutdown.
+type Manager struct {
+	cfg    Config
+	pub    Publisher
+	log    *slog.Logger
+	dialer dialFunc
+	macKey []byte
+
+	reclaimPending atomic.Bool
+
+	mu      sync.Mutex
+	streams map[string]*Stream
+	closed  bool
+
+	wg   sync.WaitGroup // stream goroutines, login goroutines, the reaper
+	stop chan struct{}
+}
+
+// NewManager validates cfg, fills defaults and starts the idle reaper.
+func NewManager(cfg Config, pub Publisher, log *slog.Logger) (*Manager, error) {
+	if cfg.Addr == "" || cfg.Domain == "" {
+		return nil, errors.New("gateway: Addr and Domain are required")
+	}
+	if _, err := jid.New("", cfg.Domain, ""); err != nil {
+		return nil, fmt.Errorf("gateway: domain %q: %w", cfg.Domain, err)
+	}
+	switch cfg.TLS {
+	case "":
+		cfg.TLS = TLSStartTLS
+	case TLSStartTLS, TLSDirect, TLSNone:
+	default:
+		return nil, fmt.Errorf("gateway: unknown TLS mode %q", cfg.TLS)
+	}
+	setDefault(&cfg.LoginTimeout, DefaultLoginTimeout)
+	setDefault(&cfg.IdleTimeout, DefaultIdleTimeout)
+	setDefault(&cfg.ReconnectMin, DefaultReconnectMin)
+	setDefault(&cfg.ReconnectMax, DefaultReconnectMax)
+	if cfg.MaxStanzaBytes == 0 {
+		cfg.MaxStanzaBytes = DefaultMaxStanzaBytes
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	m := &Manager{cfg: cfg, pub: pub, log: log.With(slog.String("tag", "xmpp")), macKey: key,
+		streams: map[string]*Stream{}, stop: make(chan struct{})}
+	m.dialer = m.dial
+	m.wg.Add(1)
+	go m.reapIdle()
+	return m, nil
+}
+
+func setDefault(d *time.Duration, v time.Duration) {
+	if *d <= 0 {
+		*d = v
+	}
+}
+
+// Domain returns the XMPP domain.
+func (m *Manager) Domain() string { return m.cfg.Domain }
+
+// Login authenticates username with password at the XMPP server and opens a
+// new stream. resource is an optional prefix for the XMPP resource; a random
+// suffix keeps every stream's resource unique.
+func (m *Manager) Login(ctx context.Context, username, password, resource string) (*Stream, error) {
+	user, err := UserJID(username, m.cfg.Domain)
+	if err != nil {
+		return nil, err
+	}
+	if password == "" {
+		return nil, fmt.Errorf("%w: empty password", ErrAuthFailed)
+	}
+	if err := ValidateResource(resource); err != nil {
+		return nil, err
+	}
+	if resource == "" {
+		resource = "xmppgw"
+	}
+	resource += "." + randomHex(6)
+	if m.isClosed() {
+		return nil, ErrClosed
+	}
+	c, err := m.dialer(ctx, user, password, resource)
+	if err != nil {
+		m.log.Info("login failed", slog.String("error", err.Error()))
+		return nil, err
+	}
+	s := &Stream{id: newStreamID(), user: user, resource: resource, created: time.Now(), mgr: m,
+		password: password, pwMAC: m.passwordMAC(user, password), conn: c, full: c.JID(),
+		state: StateOnline, stop: make(chan struct{}), done: make(chan struct{})}
+	s.log = m.log.With(slog.String("stream", s.id[:8]))
+	s.Touch()
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		_ = c.Close()
+		return nil, ErrClosed
+	}
+	m.streams[s.id] = s
+	m.pub.Open(s.id)
+	m.wg.Add(1)
+	m.mu.Unlock()
+	s.publish(StreamEvent{Type: EventStream, State: StateOnline, JID: s.full})
+	go func() {
+		defer m.wg.Done()
+		s.run(c)
+	}()
+	s.log.Info("stream opened")
+	return s, nil
+}
+
+// Stream returns the live stream with that id.
+func (m *Manager) Stream(id string) (*Stream, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s, ok := m.streams[id]; ok {
+		return s, nil
+	}
+	return nil, ErrStreamNotFound
+}
+
+// StreamsOf returns user's live streams, newest first.
+func (m *Manager) StreamsOf(user jid.JID) []*Stream {
+	m.mu.Lock()
+	var out []*Stream
+	for _, s := range m.streams {
+		if s.user.Equal(user.Bare()) {
+			out = append(out, s)
+		}
+	}
+	m.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].created.After(out[j].created) })
+	return out
+}
+
+// Logoff closes a stream: unavailable presence, stream closed, its event
+// topic (and so every SSE connection on it) ended.
+func (m *Manager) Logoff(ctx context.Context, id string) error {
+	s, err := m.Stream(id)
+	if err != nil {
+		return err
+	}
+	s.Close(ctx, "logoff")
+	return nil
+}
+
+// remove forgets a finished stream and ends its event topic. Called from the
+// stream's own goroutine as it exits.
+func (m *Manager) remove(s *Stream) {
+	m.mu.Lock()
+	delete(m.streams, s.id)
+	m.mu.Unlock()
+	m.pub.CloseTopic(s.id)
+}
+
+// Ready reports whether the XMPP server accepts TCP connections.
+func (m *Manager) Ready(ctx context.Context) error {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", m.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrServerUnreachable, err)
+	}
+	return c.Close()
+}
+
+// Close closes every stream (unavailable presence first) with bounded
+// concurrency and stops the reaper. It is idempotent.
+func (m *Manager) Close(ctx context.Context) error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	streams := make([]*Stream, 0, len(m.streams))
+	for _, s := range m.streams {
+		streams = append(streams, s)
+	}
+	m.mu.Unlock()
+	close(m.stop)
+	sem := make(chan struct{}, 16) // bound the burst of goodbyes to the server
+	var wg sync.WaitGroup
+	for _, s := range streams {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			s.Close(ctx, "shutdown")
+		}()
+	}
+	wg.Wait()
+	done := make(chan struct{})
+	go func() { m.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("gateway: close: %w", ctx.Err())
+	}
+}
+
+func (m *Manager) isClosed() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.closed
+}
+
+// reapIdle closes streams with no SSE subscriber and no REST call for
+// IdleTimeout.
+func (m *Manager) reapIdle() {
+	defer m.wg.Done()
+	every := min(max(m.cfg.IdleTimeout/4, 50*time.Millisecond), 30*time.Second)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case now := <-t.C:
+			m.mu.Lock()
+			var idle []*Stream
+			for id, s := range m.streams {
+				if m.pub.Subscribers(id) > 0 {
+					s.Touch()
+					continue
+				}
+				if now.Sub(s.LastActivity()) > m.cfg.IdleTimeout {
+					idle = append(idle, s)
+				}
+			}
+			m.mu.Unlock()
+			for _, s := range idle {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				s.Close(ctx, "idle")
+				cancel()
+			}
+		}
+	}
+}
+
+func (m *Manager) passwordMAC(user jid.JID, password string) []byte {
+	h := hmac.New(sha256.New, m.macKey)
+	h.Write([]byte(user.String()))
+	h.Write([]byte{0})
+	h.Write([]byte(password))
+	return h.Sum(nil)
+}
+
+func isAuthError(err error) bool { return errors.Is(err, ErrAuthFailed) }
+
+// newStreamID returns 144 random bits, URL-safe: the stream id is a
+// capability, so it must be unguessable (the ancestor's was time-seeded).
+func newStreamID() string {
+	b := make([]byte, 18)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func newStanzaID() string { return randomHex(12) }
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

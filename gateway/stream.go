@@ -1,0 +1,442 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	xmpp "github.com/xmppo/go-xmpp"
+	"mellium.im/xmpp/jid"
+)
+
+// Stream is one logged-in XMPP session driven over HTTP. It owns exactly one
+// goroutine (run), which reads stanzas, publishes them as events and
+// reconnects after a drop; Close ends it.
+type Stream struct {
+	id       string
+	user     jid.JID
+	resource string
+	created  time.Time
+	mgr      *Manager
+	log      *slog.Logger
+
+	// password is kept in memory only, to log in again after a drop.
+	password string
+	pwMAC    []byte
+
+	lastActivity atomic.Int64
+
+	mu       sync.Mutex // guards the fields below
+	conn     conn
+	full     string
+	state    string
+	presence OutgoingPresence // last broadcast presence, re-sent after a reconnect
+	closing  bool
+
+	sendMu  sync.Mutex // serialises writes to the connection
+	pending pendingSends
+
+	closeOnce sync.Once
+	stop      chan struct{} // closed by Close
+	done      chan struct{} // closed when run returns
+}
+
+// ID returns the stream id (the unguessable capability in URLs).
+func (s *Stream) ID() string { return s.id }
+
+// User returns the bare JID of the stream's user.
+func (s *Stream) User() jid.JID { return s.user }
+
+// Created returns when the stream was logged in.
+func (s *Stream) Created() time.Time { return s.created }
+
+// Done is closed once the stream has ended for good.
+func (s *Stream) Done() <-chan struct{} { return s.done }
+
+// JID returns the full JID currently bound (it changes after a reconnect).
+func (s *Stream) JID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.full
+}
+
+// State returns online, reconnecting or offline.
+func (s *Stream) State() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state
+}
+
+// Touch records client activity, which keeps the stream from idling out.
+func (s *Stream) Touch() { s.lastActivity.Store(time.Now().UnixNano()) }
+
+// LastActivity returns the time of the last Touch.
+func (s *Stream) LastActivity() time.Time { return time.Unix(0, s.lastActivity.Load()) }
+
+// CheckPassword reports, in constant time, whether password is the one the
+// stream logged in with; it lets HTTP Basic authenticate later calls without
+// another XMPP login.
+func (s *Stream) CheckPassword(password string) bool {
+	return hmac.Equal(s.pwMAC, s.mgr.passwordMAC(s.user, password))
+}
+
+// SendMessage sends a 1:1 message and returns its stanza id.
+func (s *Stream) SendMessage(ctx context.Context, m OutgoingMessage) (string, error) {
+	if err := m.prepare(); err != nil {
+		return "", err
+	}
+	raw, err := encodeMessage(m)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrInvalidInput, err)
+	}
+	if err := s.send(ctx, raw); err != nil {
+		return "", err
+	}
+	s.pending.record(m.To.Bare().String(), m.ID)
+	return m.ID, nil
+}
+
+// SetPresence sends a presence. Broadcast presences (no To) are remembered
+// and re-sent after a reconnect.
+func (s *Stream) SetPresence(ctx context.Context, p OutgoingPresence) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	raw, err := encodePresence(p)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidInput, err)
+	}
+	if err := s.send(ctx, raw); err != nil {
+		return err
+	}
+	if p.To.Equal(jid.JID{}) && (p.Type == "" || p.Type == "unavailable") {
+		s.mu.Lock()
+		s.presence = p
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+func (s *Stream) send(ctx context.Context, raw []byte) error {
+	if len(raw) > s.mgr.cfg.MaxStanzaBytes {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(raw), s.mgr.cfg.MaxStanzaBytes)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	c, state, closing := s.conn, s.state, s.closing
+	s.mu.Unlock()
+	switch {
+	case closing:
+		return ErrStreamClosed
+	case state != StateOnline || c == nil:
+		return ErrStreamReconnecting
+	}
+	s.Touch()
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	if _, err := c.SendOrg(string(raw)); err != nil {
+		// The reader sees the broken connection too and starts reconnecting.
+		return fmt.Errorf("%w: %v", ErrStreamReconnecting, err)
+	}
+	return nil
+}
+
+// Close sends unavailable presence, closes the XMPP stream and waits (up
+// to ctx) for the reader goroutine to end. It is idempotent.
+func (s *Stream) Close(ctx context.Context, reason string) {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closing = true
+		c, online := s.conn, s.state == StateOnline
+		s.mu.Unlock()
+		close(s.stop)
+		if c != nil && online {
+			// Race-free close (go-xmpp's Close races with a concurrent Recv):
+			// say goodbye here, let the reader see the server's </stream>,
+			// and only then call Close from the reader goroutine.
+			s.sendMu.Lock()
+			_, _ = c.SendOrg(`<presence type="unavailable"/></stream:stream>`)
+			s.sendMu.Unlock()
+		}
+		s.log.Info("stream closing", slog.String("reason", reason))
+	})
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+		s.log.Warn("stream did not close in time; its reader ends when the server closes the socket")
+	}
+}
+
+func (s *Stream) stopping() bool {
+	select {
+	case <-s.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// run is the stream's only goroutine: read until the connection breaks,
+// then reconnect with capped exponential backoff, until Close.
+func (s *Stream) run(c conn) {
+	defer close(s.done)
+	defer s.mgr.remove(s)
+	for {
+		err := s.readLoop(c)
+		_ = c.Close() // the reader has returned, so this no longer races with Recv
+		if s.stopping() {
+			s.setState(StateOffline, nil, "")
+			s.publish(StreamEvent{Type: EventStream, State: StateOffline, JID: s.user.String(), Reason: "logged off"})
+			return
+		}
+		s.log.Warn("xmpp connection lost", slog.String("error", err.Error()))
+		s.setState(StateReconnecting, nil, "")
+		c = s.reconnect()
+		if c == nil {
+			return
+		}
+	}
+}
+
+func (s *Stream) readLoop(c conn) error {
+	soft := 0
+	for {
+		v, err := c.Recv()
+		if err != nil {
+			if fatalRecvError(err) || s.stopping() {
+				return err
+			}
+			// Non-fatal (e.g. an unknown top-level element); a decoder that
+			// keeps failing is broken, though.
+			if soft++; soft > 100 {
+				return err
+			}
+			continue
+		}
+		soft = 0
+		s.handle(c, v)
+	}
+}
+
+// reconnect logs in again until it succeeds, the stream is closed, or the
+// server rejects the credentials. It returns nil when the stream is over.
+func (s *Stream) reconnect() conn {
+	delay := s.mgr.cfg.ReconnectMin
+	for attempt := 1; ; attempt++ {
+		s.publish(StreamEvent{Type: EventStream, State: StateReconnecting, JID: s.user.String(), Attempt: attempt})
+		// Jitter (±25 %) keeps every stream of a restarted server from
+		// logging in at the same instant.
+		wait := delay/4*3 + rand.N(delay/2+1)
+		select {
+		case <-s.stop:
+			s.setState(StateOffline, nil, "")
+			s.publish(StreamEvent{Type: EventStream, State: StateOffline, JID: s.user.String(), Reason: "logged off"})
+			return nil
+		case <-time.After(wait):
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.mgr.cfg.LoginTimeout)
+		c, err := s.mgr.dialer(ctx, s.user, s.password, s.resource)
+		cancel()
+		switch {
+		case err == nil:
+			if s.stopping() {
+				_ = c.Close()
+				continue // the select above reports offline
+			}
+			s.setState(StateOnline, c, c.JID())
+			s.mu.Lock()
+			p := s.presence
+			s.mu.Unlock()
+			if raw, err := encodePresence(p); err == nil {
+				_ = s.send(context.Background(), raw)
+			}
+			s.publish(StreamEvent{Type: EventStream, State: StateOnline, JID: c.JID()})
+			s.log.Info("xmpp connection restored", slog.Int("attempt", attempt))
+			return c
+		case isAuthError(err):
+			s.setState(StateOffline, nil, "")
+			s.publish(StreamEvent{Type: EventStream, State: StateOffline, JID: s.user.String(), Reason: "credentials rejected"})
+			s.log.Warn("reconnect rejected; closing stream", slog.String("error", err.Error()))
+			return nil
+		}
+		s.log.Debug("reconnect failed", slog.Int("attempt", attempt), slog.String("error", err.Error()))
+		delay = min(delay*2, s.mgr.cfg.ReconnectMax)
+	}
+}
+
+func (s *Stream) setState(state string, c conn, full string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.state, s.conn = state, c
+	if full != "" {
+		s.full = full
+	}
+}
+
+func (s *Stream) publish(ev any) {
+	data, err := json.Marshal(ev)
+	if err != nil {
+		s.log.Error("encode event", slog.String("error", err.Error()))
+		return
+	}
+	s.mgr.pub.Publish(s.id, data)
+}
+
+// handle translates one received stanza (a go-xmpp value) into an event.
+func (s *Stream) handle(c conn, v any) {
+	to := s.JID()
+	switch st := v.(type) {
+	case xmpp.Chat:
+		if ev := s.messageEvent(st, to); ev != nil {
+			s.publish(ev)
+		}
+	case xmpp.Presence:
+		s.publish(presenceEvent(st, to))
+	case xmpp.IQ:
+		s.answerIQ(c, st)
+	}
+}
+
+func (s *Stream) messageEvent(st xmpp.Chat, to string) any {
+	elems := make([]element, len(st.OtherElem))
+	for i, e := range st.OtherElem {
+		elems[i] = element{Name: e.XMLName, Attr: e.Attr, InnerXML: e.InnerXML}
+	}
+	switch st.Type {
+	case "roster": // go-xmpp reports roster results as a Chat; rosters come with issue 5
+		return nil
+	case "error":
+		from, _ := jid.Parse(st.Remote)
+		id := st.OriginID
+		if id == "" {
+			id = s.pending.match(from.Bare().String())
+		}
+		return ErrorEvent{Type: EventError, ID: id, From: st.Remote, To: to, Error: stanzaError(elems)}
+	}
+	typ := st.Type
+	if typ == "" {
+		typ = "normal" // RFC 6121 §5.2.2: a message without a type is normal
+	}
+	data := payloadData(elems)
+	if st.Text == "" && st.Subject == "" && data == nil {
+		return nil // chat states, receipts and the like arrive with issue 4
+	}
+	ev := MessageEvent{Type: typ, ID: st.OriginID, From: st.Remote, To: to, Body: st.Text,
+		Subject: st.Subject, Thread: st.Thread, Data: data, StanzaID: st.StanzaID.ID}
+	if !st.Stamp.IsZero() {
+		ev.Stamp = st.Stamp.UTC().Format(time.RFC3339)
+	}
+	return ev
+}
+
+func presenceEvent(st xmpp.Presence, to string) PresenceEvent {
+	ev := PresenceEvent{Type: EventPresence, From: st.From, To: to, PresenceType: st.Type, Show: st.Show, Status: st.Status}
+	if ev.To == "" {
+		ev.To = st.To
+	}
+	switch {
+	case st.Type == "":
+		ev.PresenceType = "available"
+		if ev.Show == "" {
+			ev.Show = "available"
+		}
+	case st.Type == "unavailable":
+		ev.Show = "offline"
+	}
+	return ev
+}
+
+// answerIQ replies to IQ get/set requests go-xmpp did not answer itself
+// (it handles ping and version): roster pushes from our own server get a
+// result (RFC 6121 §2.1.6), everything else service-unavailable.
+func (s *Stream) answerIQ(c conn, iq xmpp.IQ) {
+	if iq.Type != "get" && iq.Type != "set" {
+		return
+	}
+	condition := "service-unavailable"
+	if iq.Type == "set" && childNamespace(iq.Query) == "jabber:iq:roster" &&
+		(iq.From == "" || iq.From == s.user.String()) {
+		condition = ""
+	}
+	raw, err := encodeIQReply(iq.From, iq.ID, condition)
+	if err != nil {
+		return
+	}
+	s.sendMu.Lock()
+	_, _ = c.SendOrg(string(raw))
+	s.sendMu.Unlock()
+}
+
+func childNamespace(query []byte) string {
+	d := xml.NewDecoder(bytes.NewReader(query))
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return ""
+		}
+		if start, ok := tok.(xml.StartElement); ok {
+			return start.Name.Space
+		}
+	}
+}
+
+// pendingSends remembers recently sent message ids per recipient so a
+// bounce can name the message it refers to: go-xmpp v0.3.6 drops the id
+// attribute of incoming messages, and Prosody's bounces carry no payload
+// (so no XEP-0359 origin-id either). Bounces come back in send order, so the
+// oldest pending id for the bouncing address is the one.
+type pendingSends struct {
+	mu    sync.Mutex
+	items []pendingSend
+}
+
+type pendingSend struct {
+	to, id string
+	at     time.Time
+}
+
+const (
+	pendingSendsMax = 256
+	pendingSendsTTL = 2 * time.Minute
+)
+
+func (p *pendingSends) record(to, id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.expire(time.Now())
+	if len(p.items) >= pendingSendsMax {
+		p.items = p.items[1:]
+	}
+	p.items = append(p.items, pendingSend{to: to, id: id, at: time.Now()})
+}
+
+func (p *pendingSends) match(from string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.expire(time.Now())
+	for i, it := range p.items {
+		if it.to == from {
+			p.items = append(p.items[:i:i], p.items[i+1:]...)
+			return it.id
+		}
+	}
+	return ""
+}
+
+func (p *pendingSends) expire(now time.Time) {
+	i := 0
+	for i < len(p.items) && now.Sub(p.items[i].at) > pendingSendsTTL {
+		i++
+	}
+	p.items = p.items[i:]
+}
