@@ -1,0 +1,291 @@
+package sse
+
+import (
+	"errors"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+)
+
+const (
+	// DefaultReplaySize is the number of events retained per topic for
+	// Last-Event-ID replay; it covers a reconnect after a short network blip
+	// or page reload without unbounded memory per topic.
+	DefaultReplaySize = 1024
+	// DefaultReplayBytes caps the bytes of payload retained per topic (oldest
+	// evicted first), so a few large events cannot pin much memory.
+	DefaultReplayBytes = 4 << 20
+	// DefaultQueueSize is the per-subscriber queue length. A subscriber that
+	// falls this far behind is disconnected rather than slowing Publish or
+	// buffering without bound; it can resume with Last-Event-ID.
+	DefaultQueueSize = 256
+	// DefaultHeartbeat is how long a stream may stay silent before a comment
+	// is sent, keeping proxies and load balancers (often 30-60s idle
+	// timeouts) from closing it and letting Serve notice dead clients.
+	DefaultHeartbeat = 15 * time.Second
+	// DefaultRetry is sent as the "retry:" field, the WHATWG SSE reconnection
+	// time, so browsers reconnect quickly but without hammering the server.
+	DefaultRetry = 3 * time.Second
+	// DefaultWriteTimeout bounds each write batch so a client that stops
+	// reading cannot hold a handler goroutine forever.
+	DefaultWriteTimeout = 10 * time.Second
+)
+
+var (
+	// ErrTopicNotFound is returned by Serve, before anything is written, when
+	// the topic is not open (or the broker is closed).
+	ErrTopicNotFound = errors.New("sse: topic not found")
+	// ErrTooManySubscribers is returned by Serve, before anything is written,
+	// when the topic already has the maximum number of subscribers.
+	ErrTooManySubscribers = errors.New("sse: too many subscribers")
+)
+
+// Option configures a Broker.
+type Option func(*Broker)
+
+// WithReplaySize sets how many events a topic retains for replay; n <= 0 keeps the default.
+func WithReplaySize(n int) Option { return func(b *Broker) { setPos(&b.replaySize, n) } }
+
+// WithReplayBytes sets the payload byte cap of a topic's replay buffer; n <= 0 keeps the default.
+func WithReplayBytes(n int) Option { return func(b *Broker) { setPos(&b.replayBytes, n) } }
+
+// WithQueueSize sets the per-subscriber queue length; n <= 0 keeps the default.
+func WithQueueSize(n int) Option { return func(b *Broker) { setPos(&b.queueSize, n) } }
+
+// WithHeartbeat sets the idle interval after which a heartbeat comment is sent; d <= 0 keeps the default.
+func WithHeartbeat(d time.Duration) Option { return func(b *Broker) { setPos(&b.heartbeat, d) } }
+
+// WithRetry sets the reconnection delay advertised to clients; d <= 0 keeps the default.
+func WithRetry(d time.Duration) Option { return func(b *Broker) { setPos(&b.retry, d) } }
+
+// WithWriteTimeout sets the deadline of each write batch; d <= 0 keeps the default.
+func WithWriteTimeout(d time.Duration) Option { return func(b *Broker) { setPos(&b.writeTimeout, d) } }
+
+// WithMaxSubscribers caps concurrent subscribers per topic; 0 (the default) means unlimited.
+func WithMaxSubscribers(n int) Option { return func(b *Broker) { b.maxSubs = max(n, 0) } }
+
+// WithLogger sets the logger used for debug diagnostics; nil keeps the discarding default.
+func WithLogger(l *slog.Logger) Option {
+	return func(b *Broker) {
+		if l != nil {
+			b.log = l
+		}
+	}
+}
+
+func setPos[T int | time.Duration](dst *T, v T) {
+	if v > 0 {
+		*dst = v
+	}
+}
+
+// Broker fans published events out to the subscribers of each topic and
+// retains recent events for replay. It is safe for concurrent use and starts
+// no goroutines of its own.
+type Broker struct {
+	replaySize, replayBytes, queueSize, maxSubs int
+	heartbeat, retry, writeTimeout              time.Duration
+	log                                         *slog.Logger
+
+	// mu guards topics and closed. Lock order: mu before topic.mu, and mu is
+	// never acquired while a topic.mu is held.
+	mu     sync.RWMutex
+	topics map[string]*topic
+	closed bool
+	done   chan struct{} // closed by Close; ends every Serve
+}
+
+type topic struct {
+	mu     sync.Mutex
+	events []event // replay ring, oldest first
+	bytes  int     // sum of events[i].size
+	lastID uint64
+	subs   map[*subscriber]struct{}
+	closed bool
+}
+
+type event struct {
+	id    uint64
+	size  int    // payload bytes, counted against replayBytes
+	frame []byte // framed once, shared by every subscriber and by replay
+}
+
+type subscriber struct {
+	queue   chan []byte   // closed by CloseTopic after the last event
+	evicted chan struct{} // closed when Publish found queue full
+}
+
+// NewBroker returns a Broker configured by opts.
+func NewBroker(opts ...Option) *Broker {
+	b := &Broker{
+		replaySize:   DefaultReplaySize,
+		replayBytes:  DefaultReplayBytes,
+		queueSize:    DefaultQueueSize,
+		heartbeat:    DefaultHeartbeat,
+		retry:        DefaultRetry,
+		writeTimeout: DefaultWriteTimeout,
+		log:          slog.New(slog.DiscardHandler),
+		topics:       make(map[string]*topic),
+		done:         make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(b)
+	}
+	return b
+}
+
+// Open creates the topic if it does not exist yet. It is idempotent and a
+// no-op once the broker is closed.
+func (b *Broker) Open(name string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.closed && b.topics[name] == nil {
+		b.topics[name] = &topic{subs: make(map[*subscriber]struct{})}
+	}
+}
+
+func (b *Broker) topic(name string) *topic {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.topics[name] // Close empties the map, so nil once closed.
+}
+
+// Publish assigns the topic's next event id (1, 2, 3, ...), retains the event
+// for replay and queues it to every subscriber without blocking. A subscriber
+// whose queue is full is evicted instead. Publish returns the id, or 0 (and
+// drops the event) if the topic is not open or the broker is closed.
+func (b *Broker) Publish(name string, data []byte) uint64 {
+	t := b.topic(name)
+	if t == nil {
+		return 0
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return 0
+	}
+	t.lastID++
+	ev := event{id: t.lastID, size: len(data), frame: Frame(t.lastID, data)}
+	t.events = append(t.events, ev)
+	t.bytes += ev.size
+	for len(t.events) > 0 && (len(t.events) > b.replaySize || t.bytes > b.replayBytes) {
+		t.bytes -= t.events[0].size
+		t.events[0] = event{} // release the frame; append reallocates the backing array as it drifts
+		t.events = t.events[1:]
+	}
+	for s := range t.subs {
+		select {
+		case s.queue <- ev.frame:
+		default:
+			delete(t.subs, s)
+			close(s.evicted)
+			b.log.Debug("sse: evicted slow subscriber", "topic", name, "queue_size", b.queueSize)
+		}
+	}
+	return ev.id
+}
+
+// CloseTopic drops the topic and its replay buffer. Each subscriber is first
+// sent what is already queued for it, then its Serve returns. It is idempotent.
+func (b *Broker) CloseTopic(name string) {
+	b.mu.Lock()
+	t := b.topics[name]
+	delete(b.topics, name)
+	b.mu.Unlock()
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.closed = true
+	for s := range t.subs {
+		close(s.queue) // Serve drains the buffered frames, then sees the close.
+	}
+	t.subs, t.events, t.bytes = nil, nil, 0
+}
+
+// Subscribers reports how many subscribers the topic currently has.
+func (b *Broker) Subscribers(name string) int {
+	t := b.topic(name)
+	if t == nil {
+		return 0
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.subs)
+}
+
+// LastID reports the id of the topic's most recent event, or 0.
+func (b *Broker) LastID(name string) uint64 {
+	t := b.topic(name)
+	if t == nil {
+		return 0
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.lastID
+}
+
+// Close ends every Serve promptly and drops all topics; later Open and
+// Publish calls are no-ops. It is idempotent.
+func (b *Broker) Close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return
+	}
+	b.closed = true
+	close(b.done)
+	for name, t := range b.topics {
+		t.mu.Lock()
+		t.closed = true // a Publish that already looked the topic up drops its event
+		t.mu.Unlock()
+		delete(b.topics, name)
+	}
+}
+
+// subscribe registers s and snapshots the replay under the topic lock, so no
+// event can fall between replay and live delivery or appear in both.
+func (t *topic) subscribe(s *subscriber, lastEventID string, maxSubs int) ([][]byte, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil, ErrTopicNotFound
+	}
+	if maxSubs > 0 && len(t.subs) >= maxSubs {
+		return nil, ErrTooManySubscribers
+	}
+	t.subs[s] = struct{}{}
+
+	var oldest uint64
+	resetID := t.lastID
+	if len(t.events) > 0 {
+		oldest = t.events[0].id
+		resetID = oldest - 1
+	}
+	frames := make([][]byte, 0, len(t.events)+1)
+	var after uint64 // replay events with id > after; no id means everything retained
+	if lastEventID != "" {
+		l, err := strconv.ParseUint(lastEventID, 10, 64)
+		// Resumable only if nothing after l was evicted and l is not from the future.
+		ok := err == nil && l <= t.lastID && (l == t.lastID || len(t.events) > 0 && l >= oldest-1)
+		if ok {
+			after = l
+		} else {
+			frames = append(frames, resetFrame(resetID, lastEventID, oldest))
+		}
+	}
+	for _, ev := range t.events {
+		if ev.id > after {
+			frames = append(frames, ev.frame)
+		}
+	}
+	return frames, nil
+}
+
+func (t *topic) unsubscribe(s *subscriber) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.subs, s) // no-op if already evicted or the topic was closed
+}
