@@ -19,10 +19,10 @@ import (
 //	@Description	Resume with the Last-Event-ID header (browsers send it on reconnect) or ?last_event_id=. Without either, the stream's retained events are replayed first. EventSource cannot send headers: pass the token as ?token=.
 //	@Tags			events
 //	@Produce		text/event-stream
-//	@Param			streamid		path	string	true	"stream id"
-//	@Param			token			query	string	false	"bearer token (for EventSource)"
-//	@Param			last_event_id	query	string	false	"resume after this event id"
-//	@Param			Last-Event-ID	header	string	false	"resume after this event id"
+//	@Param			streamid		path		string	true	"stream id"
+//	@Param			token			query		string	false	"bearer token (for EventSource)"
+//	@Param			last_event_id	query		string	false	"resume after this event id"
+//	@Param			Last-Event-ID	header		string	false	"resume after this event id"
 //	@Success		200				{string}	string	"event stream"
 //	@Failure		401				{object}	ErrorResponse
 //	@Failure		404				{object}	ErrorResponse
