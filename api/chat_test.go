@@ -58,7 +58,7 @@ func TestChat_LargeBodySurvives(t *testing.T) {
 	alice := e.login(e.newUser("alice"))
 	bob := e.login(e.newUser("bob"))
 	events := e.subscribe("/restapi/v1/chat/events?token="+bob.Token, nil)
-	big := strings.Repeat("0123456789abcdef\"<>&😀\n", 64*1024/26+1)
+	big := strings.Repeat("0123456789abcdef\"<>&😀\n", 70*1024/26)
 	res, body := e.do(http.MethodPost, "/restapi/v1/chat/messages/"+strings.SplitN(bob.JID, "/", 2)[0],
 		alice.Token, jsonBody(map[string]string{"body": big}), "application/json")
 	require.Equal(t, http.StatusAccepted, res.StatusCode, body)
@@ -312,14 +312,15 @@ func TestLogin_ServerDown_Or_Stalled(t *testing.T) {
 			accepted <- c
 		}
 	}()
+	e2 := newEnv(t, envOptions{addr: stalled.Addr().String(), loginLimit: 300 * time.Millisecond})
+	// Registered after newEnv so it runs first: closing the server side ends
+	// the abandoned login goroutine, which the manager's Close waits for.
 	t.Cleanup(func() {
-		// Closing the server side ends the abandoned login goroutine.
 		_ = stalled.Close()
 		for c := range accepted {
 			_ = c.Close()
 		}
 	})
-	e2 := newEnv(t, envOptions{addr: stalled.Addr().String(), loginLimit: 300 * time.Millisecond})
 	start := time.Now()
 	res, body = e2.do(http.MethodPost, "/restapi/v1/chat/alice/login", "", strings.NewReader("demo"), "text/plain")
 	requireError(t, res, body, http.StatusGatewayTimeout)

@@ -30,9 +30,6 @@ import (
 var sharedXMPP *prosody.Server
 
 func TestMain(m *testing.M) {
-	if testing.Short() {
-		os.Exit(m.Run())
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	srv, err := prosody.Start(ctx, prosody.Options{})
 	cancel()
@@ -80,9 +77,6 @@ var testSecret = []byte("test-secret-0123456789-abcdefghijklmnop")
 
 func newEnv(t *testing.T, o envOptions) *testEnv {
 	t.Helper()
-	if testing.Short() {
-		t.Fatal("this test needs Prosody; run without -short")
-	}
 	if o.xmpp == nil {
 		o.xmpp = sharedXMPP
 	}

@@ -77,8 +77,10 @@ func TestRecoverPanics_JSON500(t *testing.T) {
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/x", nil))
 	require.Equal(t, http.StatusInternalServerError, rec.Code)
-	require.JSONEq(t, `{"code":50000,"http":500,"error":"internal error","request_id":"`+
-		rec.Result().Header.Get("X-Request-Id")+`"}`, rec.Body.String())
+	var er ErrorResponse
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &er))
+	require.Equal(t, ErrorResponse{Code: 50000, HTTP: 500, Error: "internal error", RequestID: er.RequestID}, er)
+	require.NotEmpty(t, er.RequestID)
 	require.NotContains(t, rec.Body.String(), "kaboom")
 }
 
