@@ -104,13 +104,17 @@ func TestPresence_ReachesSubscribedContact(t *testing.T) {
 	e.presence(alice, url.Values{"type": {"subscribed"}, "to": {bobBare}})
 
 	e.presence(alice, url.Values{"show": {"away"}, "status": {"in a \"meeting\" <b>"}, "priority": {"5"}})
-	_, away := bobEvents.next(t, func(m map[string]any) bool { return m["type"] == "presence" && m["from"] == alice.JID && m["show"] == "away" })
+	_, away := bobEvents.next(t, func(m map[string]any) bool {
+		return m["type"] == "presence" && m["from"] == alice.JID && m["show"] == "away"
+	})
 	require.Equal(t, "available", away["presence_type"])
 	require.Equal(t, "in a \"meeting\" <b>", away["status"])
 	require.Equal(t, bob.JID, away["to"])
 
 	e.presence(alice, url.Values{"show": {"offline"}, "status": {"gone"}})
-	_, off := bobEvents.next(t, func(m map[string]any) bool { return m["type"] == "presence" && m["from"] == alice.JID && m["presence_type"] != "available" })
+	_, off := bobEvents.next(t, func(m map[string]any) bool {
+		return m["type"] == "presence" && m["from"] == alice.JID && m["presence_type"] != "available"
+	})
 	require.Equal(t, "unavailable", off["presence_type"])
 	require.Equal(t, "offline", off["show"])
 	require.Equal(t, "gone", off["status"])

@@ -40,7 +40,7 @@ type config struct {
 // option is one setting: a flag and its environment mirror.
 type option struct {
 	flag, env, def, usage string
-	value             *string
+	value                 *string
 }
 
 // parseConfig reads flags, falling back to XMPPGW_* variables, then to
