@@ -1,10 +1,12 @@
 package api
 
 import (
+	"bufio"
 	"context"
 	"encoding/base64"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"strconv"
@@ -414,4 +416,35 @@ func TestLogs_HoldNoSecrets(t *testing.T) {
 	for _, secret := range []string{pass, s.Token, s.StreamID, base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))} {
 		require.NotContains(t, logs, secret)
 	}
+}
+
+// The HTTP server's WriteTimeout bounds REST responses; event streams push
+// their own deadline forward, through the logging middleware's wrapper.
+func TestEvents_OutliveServerWriteTimeout(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	s := e.login(e.newUser("long"))
+	slow := httptest.NewUnstartedServer(e.srv.Routes())
+	slow.Config.WriteTimeout = 500 * time.Millisecond
+	slow.Start()
+	t.Cleanup(slow.Close)
+	req, err := http.NewRequest(http.MethodGet, slow.URL+"/restapi/v1/chat/"+s.StreamID+"/events?token="+s.Token, nil)
+	require.NoError(t, err)
+	res, err := slow.Client().Do(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	time.Sleep(1500 * time.Millisecond) // three write timeouts; heartbeats (1 s) keep writing
+	user := strings.SplitN(s.JID, "/", 2)[0]
+	res2, body := e.do(http.MethodPost, "/restapi/v1/chat/"+s.StreamID+"/messages/"+user, s.Token, strings.NewReader("to myself"), "text/plain")
+	require.Equal(t, http.StatusAccepted, res2.StatusCode, body)
+	sc := bufio.NewScanner(res.Body)
+	found := false
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), `"body":"to myself"`) {
+			found = true
+			break
+		}
+	}
+	require.True(t, found, "stream still delivering after the write timeout: %v", sc.Err())
 }

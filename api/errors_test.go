@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/go-chi/chi/v5/middleware"
@@ -106,4 +107,35 @@ func TestTokens_IssueVerifyRevoke(t *testing.T) {
 	require.ErrorIs(t, err, errInvalidToken, "issuer enforced")
 	_, err = tk.verify("not.a.token")
 	require.ErrorIs(t, err, errInvalidToken)
+}
+
+func TestCORS_PreflightAndHeaders(t *testing.T) {
+	t.Parallel()
+	s := NewServer(Config{JWTSecret: testSecret, CORSOrigins: []string{"http://app.example"}}, nil, nil, nil)
+	h := s.Routes()
+	req := httptest.NewRequest(http.MethodOptions, "/restapi/v1/chat/sid/messages/bob@localhost", nil)
+	req.Header.Set("Origin", "http://app.example")
+	req.Header.Set("Access-Control-Request-Method", http.MethodPost)
+	req.Header.Set("Access-Control-Request-Headers", "authorization, content-type")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	require.Equal(t, http.StatusOK, rec.Code)
+	require.Equal(t, "http://app.example", rec.Header().Get("Access-Control-Allow-Origin"))
+	require.Contains(t, rec.Header().Get("Access-Control-Allow-Methods"), http.MethodPost)
+	require.Contains(t, strings.ToLower(rec.Header().Get("Access-Control-Allow-Headers")), "authorization")
+
+	req = httptest.NewRequest(http.MethodOptions, "/restapi/v1/chat/sid/messages/bob@localhost", nil)
+	req.Header.Set("Origin", "http://evil.example")
+	req.Header.Set("Access-Control-Request-Method", http.MethodPost)
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	require.Empty(t, rec.Header().Get("Access-Control-Allow-Origin"), "unlisted origins get no CORS grant")
+
+	req = httptest.NewRequest(http.MethodGet, "/healthz", nil)
+	req.Header.Set("Origin", "http://app.example")
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	require.Equal(t, http.StatusOK, rec.Code)
+	require.Equal(t, "http://app.example", rec.Header().Get("Access-Control-Allow-Origin"))
+	require.Equal(t, "nosniff", rec.Header().Get("X-Content-Type-Options"))
 }

@@ -21,6 +21,9 @@ import (
 	"github.com/xmppgw/xmppgw/sse"
 )
 
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
@@ -71,7 +74,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		log.Error("listen", slog.String("error", err.Error()))
 		return 1
 	}
-	log.Info("xmppgw listening", slog.String("addr", ln.Addr().String()), slog.String("xmpp", cfg.XMPPAddr),
+	log.Info("xmppgw listening", slog.String("version", version), slog.String("addr", ln.Addr().String()), slog.String("xmpp", cfg.XMPPAddr),
 		slog.String("domain", cfg.XMPPDomain), slog.String("xmpp_tls", cfg.XMPPTLS))
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(ln) }()
