@@ -2,6 +2,7 @@ package api
 
 import (
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"net/http"
@@ -15,38 +16,65 @@ import (
 	"github.com/xmppgw/xmppgw/gateway"
 )
 
+// roleAdmin marks admin tokens (minted by `xmppgw token --admin`).
+const roleAdmin = "admin"
+
+// tokenCookie is the HttpOnly cookie login can set for EventSource, which
+// cannot send an Authorization header.
+const tokenCookie = "xmppgw_token"
+
 // tokenClaims are the claims of a gateway token: sub is the user's bare
-// JID, sid the stream it was issued for.
+// JID and sid the stream it was issued for; admin tokens carry role=admin
+// and no sid.
 type tokenClaims struct {
-	SID string `json:"sid"`
+	SID  string `json:"sid,omitempty"`
+	Role string `json:"role,omitempty"`
 	jwt.RegisteredClaims
 }
 
-// tokens issues and verifies HS256 tokens and remembers revoked ones until
-// they would have expired anyway.
+// tokens issues and verifies HS256 tokens, and revokes them: by token id
+// (DELETE /chat/token) or by stream (logoff, admin kill). Revocations are
+// kept until every token they cover has expired, and closing a revocation
+// ends the event streams those tokens opened.
 type tokens struct {
 	secret []byte
 	issuer string
 	ttl    time.Duration
 	now    func() time.Time
 
-	mu      sync.Mutex
-	revoked map[string]time.Time // jti → exp
+	mu       sync.Mutex
+	revoked  map[string]time.Time // "jti:<id>" or "sid:<stream>" → when it can be forgotten
+	watchers map[*tokenWatch]struct{}
+}
+
+// tokenWatch is one open event stream waiting for its token's revocation.
+type tokenWatch struct {
+	jti, sid string
+	done     chan struct{}
 }
 
 func newTokens(secret []byte, issuer string, ttl time.Duration) *tokens {
-	return &tokens{secret: secret, issuer: issuer, ttl: ttl, now: time.Now, revoked: map[string]time.Time{}}
+	return &tokens{secret: secret, issuer: issuer, ttl: ttl, now: time.Now,
+		revoked: map[string]time.Time{}, watchers: map[*tokenWatch]struct{}{}}
 }
 
 // issue mints a token for user's stream sid.
 func (t *tokens) issue(user jid.JID, sid string) (string, time.Time, error) {
+	return t.sign(tokenClaims{SID: sid}, user.String(), t.ttl)
+}
+
+// issueAdmin mints an admin token named after the admin.
+func (t *tokens) issueAdmin(name string, ttl time.Duration) (string, time.Time, error) {
+	return t.sign(tokenClaims{Role: roleAdmin}, name, ttl)
+}
+
+func (t *tokens) sign(c tokenClaims, subject string, ttl time.Duration) (string, time.Time, error) {
 	now := t.now()
-	exp := now.Add(t.ttl).Truncate(time.Second)
+	exp := now.Add(ttl).Truncate(time.Second)
 	jti := make([]byte, 16)
 	_, _ = rand.Read(jti)
-	c := tokenClaims{SID: sid, RegisteredClaims: jwt.RegisteredClaims{
-		Subject: user.String(), Issuer: t.issuer, IssuedAt: jwt.NewNumericDate(now),
-		ExpiresAt: jwt.NewNumericDate(exp), ID: base64.RawURLEncoding.EncodeToString(jti)}}
+	c.RegisteredClaims = jwt.RegisteredClaims{Subject: subject, Issuer: t.issuer, IssuedAt: jwt.NewNumericDate(now),
+		ExpiresAt: jwt.NewNumericDate(exp), ID: base64.RawURLEncoding.EncodeToString(jti)}
 	signed, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(t.secret)
 	return signed, exp, err
 }
@@ -63,45 +91,88 @@ func (t *tokens) verify(raw string) (*tokenClaims, error) {
 		return nil, errTokenExpired
 	case err != nil:
 		return nil, errInvalidToken
-	case c.Subject == "" || c.SID == "" || c.ID == "":
-		return nil, errInvalidToken.wrap("missing claims")
+	case c.Subject == "" || c.ID == "" || (c.Role != roleAdmin && c.SID == "") || (c.Role != "" && c.Role != roleAdmin):
+		return nil, errInvalidToken.wrap("missing or unknown claims")
 	}
 	t.mu.Lock()
-	_, revoked := t.revoked[c.ID]
+	_, byID := t.revoked["jti:"+c.ID]
+	_, bySID := t.revoked["sid:"+c.SID]
 	t.mu.Unlock()
-	if revoked {
+	if byID || (c.SID != "" && bySID) {
 		return nil, errTokenRevoked
 	}
 	return c, nil
 }
 
-// revoke denies a token until its expiry; expired entries are pruned here,
-// which keeps the list bounded by the number of live tokens.
+// revoke denies one token until its expiry.
 func (t *tokens) revoke(c *tokenClaims) {
+	until := t.now()
+	if c.ExpiresAt != nil {
+		until = c.ExpiresAt.Time
+	}
+	t.deny("jti:"+c.ID, until, func(w *tokenWatch) bool { return w.jti == c.ID })
+}
+
+// revokeStream denies every token issued for a stream; none can outlive
+// the token TTL from now.
+func (t *tokens) revokeStream(sid string) {
+	t.deny("sid:"+sid, t.now().Add(t.ttl), func(w *tokenWatch) bool { return w.sid == sid })
+}
+
+func (t *tokens) deny(key string, until time.Time, covers func(*tokenWatch) bool) {
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for jti, exp := range t.revoked {
+	// Pruning here keeps the list bounded by the tokens still alive.
+	for k, exp := range t.revoked {
 		if now.After(exp) {
-			delete(t.revoked, jti)
+			delete(t.revoked, k)
 		}
 	}
-	if c.ExpiresAt != nil {
-		t.revoked[c.ID] = c.ExpiresAt.Time
+	t.revoked[key] = until
+	for w := range t.watchers {
+		if covers(w) {
+			close(w.done)
+			delete(t.watchers, w)
+		}
+	}
+}
+
+// watch returns a channel closed when c is revoked, and a release func.
+func (t *tokens) watch(c *tokenClaims) (<-chan struct{}, func()) {
+	w := &tokenWatch{jti: c.ID, sid: c.SID, done: make(chan struct{})}
+	t.mu.Lock()
+	t.watchers[w] = struct{}{}
+	t.mu.Unlock()
+	return w.done, func() {
+		t.mu.Lock()
+		delete(t.watchers, w)
+		t.mu.Unlock()
 	}
 }
 
 // principal is who a request authenticated as.
 type principal struct {
-	user   jid.JID
+	user   jid.JID      // zero for admins
+	admin  bool         // admin credentials or an admin token
+	name   string       // who, for the audit log (never a secret)
 	claims *tokenClaims // nil for HTTP Basic
-	// password is set for HTTP Basic; checked against a stream before use.
+	// password is set for HTTP Basic users; checked against a stream.
 	password string
 }
 
-// authenticate reads the Authorization header (or, where allowQuery, the
-// token query parameter EventSource needs since it cannot send headers).
-func (s *Server) authenticate(r *http.Request, allowQuery bool) (*principal, error) {
+// credentialSource says where authenticate may look besides the
+// Authorization header: EventSource can send neither headers nor bodies.
+type credentialSource int
+
+const (
+	fromHeader credentialSource = iota
+	fromHeaderQueryOrCookie
+)
+
+// authenticate reads the Authorization header (or, for event streams, the
+// token query parameter or the login cookie).
+func (s *Server) authenticate(r *http.Request, src credentialSource) (*principal, error) {
 	h := r.Header.Get("Authorization")
 	scheme, cred, _ := strings.Cut(h, " ")
 	switch {
@@ -112,15 +183,25 @@ func (s *Server) authenticate(r *http.Request, allowQuery bool) (*principal, err
 		if !ok {
 			return nil, errUnauthorized.wrap("malformed Basic credentials")
 		}
+		if s.isAdminName(user) {
+			if !s.adminPasswordOK(pass) {
+				return nil, errBadCredentials
+			}
+			return &principal{admin: true, name: "admin:" + user}, nil
+		}
 		j, err := gateway.UserJID(user, s.streams.Domain())
 		if err != nil {
 			return nil, errBadCredentials
 		}
-		return &principal{user: j, password: pass}, nil
+		return &principal{user: j, name: j.String(), password: pass}, nil
 	case h != "":
 		return nil, errUnauthorized.wrap("unsupported Authorization scheme")
-	case allowQuery && r.URL.Query().Get("token") != "":
+	case src == fromHeaderQueryOrCookie && r.URL.Query().Get("token") != "":
 		return s.bearer(r.URL.Query().Get("token"))
+	case src == fromHeaderQueryOrCookie:
+		if c, err := r.Cookie(tokenCookie); err == nil && c.Value != "" {
+			return s.bearer(c.Value)
+		}
 	}
 	return nil, errUnauthorized
 }
@@ -130,18 +211,36 @@ func (s *Server) bearer(raw string) (*principal, error) {
 	if err != nil {
 		return nil, err
 	}
+	if c.Role == roleAdmin {
+		return &principal{admin: true, name: "admin-token:" + c.Subject, claims: c}, nil
+	}
 	j, err := jid.Parse(c.Subject)
 	if err != nil {
 		return nil, errInvalidToken
 	}
-	return &principal{user: j, claims: c}, nil
+	return &principal{user: j, name: j.String(), claims: c}, nil
+}
+
+func (s *Server) isAdminName(user string) bool {
+	return s.cfg.AdminUser != "" && subtle.ConstantTimeCompare([]byte(user), []byte(s.cfg.AdminUser)) == 1
+}
+
+func (s *Server) adminPasswordOK(pass string) bool {
+	return s.cfg.AdminPassword != "" && subtle.ConstantTimeCompare([]byte(pass), []byte(s.cfg.AdminPassword)) == 1
 }
 
 // resolveStream finds the stream a stream-scoped request acts on: the
 // {streamid} path segment, else the token's stream (or, for Basic, the
-// user's newest stream). Someone else's stream is reported exactly like a
-// missing one, so stream ids cannot be probed.
+// user's newest stream). Admins may act on any stream but must name it.
+// Someone else's stream is reported exactly like a missing one, so stream
+// ids cannot be probed.
 func (s *Server) resolveStream(p *principal, id string) (*gateway.Stream, error) {
+	if p.admin {
+		if id == "" {
+			return nil, errBadRequest.wrap("admins must name the stream: /chat/{streamid}/...")
+		}
+		return s.streams.Stream(id)
+	}
 	if id == "" {
 		if p.claims != nil {
 			id = p.claims.SID
@@ -156,11 +255,9 @@ func (s *Server) resolveStream(p *principal, id string) (*gateway.Stream, error)
 	}
 	st, err := s.streams.Stream(id)
 	if err != nil || !st.User().Equal(p.user) {
-		if p.claims == nil {
+		if p.claims == nil && !s.basicValid(p) {
 			// Basic credentials cannot be checked without one of the user's streams.
-			if !s.basicValid(p) {
-				return nil, errBadCredentials
-			}
+			return nil, errBadCredentials
 		}
 		return nil, errStreamNotFound
 	}

@@ -334,7 +334,7 @@ func TestLogin_ServerDown_Or_Stalled(t *testing.T) {
 }
 
 func TestLogin_FailedLoginsDoNotLeakSockets(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	e := newEnv(t, envOptions{api: Config{LoginFailuresPerUser: 1000, LoginFailuresPerIP: 1000}})
 	user, _ := e.newUser("leak")
 	openFDs := func() int {
 		entries, err := os.ReadDir("/proc/self/fd")

@@ -71,6 +71,8 @@ type envOptions struct {
 	tls        gateway.TLSMode
 	loginLimit time.Duration
 	addr       string
+	api        Config // fields to override; JWTSecret and CORS are set by newEnv
+	gateway    gateway.Config
 }
 
 var testSecret = []byte("test-secret-0123456789-abcdefghijklmnop")
@@ -101,11 +103,14 @@ func newEnv(t *testing.T, o envOptions) *testEnv {
 		require.True(t, pool.AppendCertsFromPEM(pem))
 		tlsConfig = &tls.Config{RootCAs: pool, ServerName: o.xmpp.Domain, MinVersion: tls.VersionTLS12}
 	}
-	mgr, err := gateway.NewManager(gateway.Config{Addr: o.addr, Domain: o.xmpp.Domain, TLS: o.tls, TLSConfig: tlsConfig,
-		IdleTimeout: o.idle, LoginTimeout: o.loginLimit, ReconnectMin: 100 * time.Millisecond, ReconnectMax: time.Second},
-		broker, log)
+	gc := o.gateway
+	gc.Addr, gc.Domain, gc.TLS, gc.TLSConfig = o.addr, o.xmpp.Domain, o.tls, tlsConfig
+	gc.IdleTimeout, gc.LoginTimeout, gc.ReconnectMin, gc.ReconnectMax = o.idle, o.loginLimit, 100*time.Millisecond, time.Second
+	mgr, err := gateway.NewManager(gc, broker, log)
 	require.NoError(t, err)
-	srv := NewServer(Config{JWTSecret: testSecret, TokenTTL: o.tokenTTL, CORSOrigins: []string{"http://app.example"}}, mgr, broker, log)
+	ac := o.api
+	ac.JWTSecret, ac.TokenTTL, ac.CORSOrigins = testSecret, o.tokenTTL, []string{"http://app.example"}
+	srv := NewServer(ac, mgr, broker, log)
 	hs := httptest.NewServer(srv.Routes())
 	e := &testEnv{t: t, xmpp: o.xmpp, mgr: mgr, broker: broker, srv: srv, http: hs, logs: logs}
 	t.Cleanup(func() {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 
 	"github.com/go-chi/chi/v5/middleware"
 
@@ -31,6 +32,8 @@ type apiError struct {
 	message string
 	// challenge is the RFC 6750 error code for WWW-Authenticate on 401s.
 	challenge string
+	// retryAfter (seconds) is sent as Retry-After on 429s.
+	retryAfter int
 }
 
 func (e *apiError) Error() string { return e.message }
@@ -41,29 +44,44 @@ func (e *apiError) wrap(format string, args ...any) *apiError {
 	return &c
 }
 
+func tableErr(code, status int, message string) *apiError {
+	return &apiError{code: code, status: status, message: message}
+}
+
+// tokenErr is a 401 whose WWW-Authenticate names invalid_token (RFC 6750 §3.1).
+func tokenErr(code, status int, message string) *apiError {
+	return &apiError{code: code, status: status, message: message, challenge: "invalid_token"}
+}
+
 // The error table (ntfy-style): one value per distinct client-visible error.
 var (
-	errBadRequest         = &apiError{40000, http.StatusBadRequest, "bad request", ""}
-	errInvalidJSON        = &apiError{40001, http.StatusBadRequest, "invalid JSON body", ""}
-	errInvalidAddress     = &apiError{40002, http.StatusBadRequest, "invalid address", ""}
-	errInvalidParameter   = &apiError{40003, http.StatusBadRequest, "invalid parameter", ""}
-	errUnauthorized       = &apiError{40100, http.StatusUnauthorized, "authentication required", ""}
-	errInvalidToken       = &apiError{40101, http.StatusUnauthorized, "invalid token", "invalid_token"}
-	errTokenExpired       = &apiError{40102, http.StatusUnauthorized, "token expired", "invalid_token"}
-	errTokenRevoked       = &apiError{40103, http.StatusUnauthorized, "token revoked", "invalid_token"}
-	errBadCredentials     = &apiError{40104, http.StatusUnauthorized, "wrong username or password", ""}
-	errNotFound           = &apiError{40400, http.StatusNotFound, "not found", ""}
-	errStreamNotFound     = &apiError{40401, http.StatusNotFound, "stream not found", ""}
-	errMethodNotAllowed   = &apiError{40500, http.StatusMethodNotAllowed, "method not allowed", ""}
-	errTooLarge           = &apiError{41300, http.StatusRequestEntityTooLarge, "request too large", ""}
-	errUnsupportedMedia   = &apiError{41500, http.StatusUnsupportedMediaType, "unsupported content type", ""}
-	errInternal           = &apiError{50000, http.StatusInternalServerError, "internal error", ""}
-	errXMPPUnreachable    = &apiError{50200, http.StatusBadGateway, "XMPP server unreachable", ""}
-	errStreamReconnecting = &apiError{50300, http.StatusServiceUnavailable, "XMPP stream is reconnecting, retry shortly", ""}
-	errShuttingDown       = &apiError{50301, http.StatusServiceUnavailable, "gateway is shutting down", ""}
-	errNotReady           = &apiError{50302, http.StatusServiceUnavailable, "XMPP server not reachable", ""}
-	errTooManySubscribers = &apiError{50303, http.StatusServiceUnavailable, "too many event subscribers on this stream", ""}
-	errXMPPTimeout        = &apiError{50400, http.StatusGatewayTimeout, "XMPP server did not answer in time", ""}
+	errBadRequest         = tableErr(40000, http.StatusBadRequest, "bad request")
+	errInvalidJSON        = tableErr(40001, http.StatusBadRequest, "invalid JSON body")
+	errInvalidAddress     = tableErr(40002, http.StatusBadRequest, "invalid address")
+	errInvalidParameter   = tableErr(40003, http.StatusBadRequest, "invalid parameter")
+	errUnauthorized       = tableErr(40100, http.StatusUnauthorized, "authentication required")
+	errInvalidToken       = tokenErr(40101, http.StatusUnauthorized, "invalid token")
+	errTokenExpired       = tokenErr(40102, http.StatusUnauthorized, "token expired")
+	errTokenRevoked       = tokenErr(40103, http.StatusUnauthorized, "token revoked")
+	errBadCredentials     = tableErr(40104, http.StatusUnauthorized, "wrong username or password")
+	errForbidden          = tableErr(40300, http.StatusForbidden, "admin credentials required")
+	errNotFound           = tableErr(40400, http.StatusNotFound, "not found")
+	errStreamNotFound     = tableErr(40401, http.StatusNotFound, "stream not found")
+	errMethodNotAllowed   = tableErr(40500, http.StatusMethodNotAllowed, "method not allowed")
+	errTooLarge           = tableErr(41300, http.StatusRequestEntityTooLarge, "request too large")
+	errUnsupportedMedia   = tableErr(41500, http.StatusUnsupportedMediaType, "unsupported content type")
+	errLoginRateLimited   = tableErr(42900, http.StatusTooManyRequests, "too many failed logins, retry later")
+	errSendRateLimited    = tableErr(42901, http.StatusTooManyRequests, "sending too fast on this stream, retry later")
+	errTooManyStreams     = tableErr(42902, http.StatusTooManyRequests, "too many streams for this user: log off one first")
+	errTooManySubscribers = tableErr(42903, http.StatusTooManyRequests, "too many event subscribers on this stream")
+	errInternal           = tableErr(50000, http.StatusInternalServerError, "internal error")
+	errXMPPUnreachable    = tableErr(50200, http.StatusBadGateway, "XMPP server unreachable")
+	errStreamReconnecting = tableErr(50300, http.StatusServiceUnavailable, "XMPP stream is reconnecting, retry shortly")
+	errShuttingDown       = tableErr(50301, http.StatusServiceUnavailable, "gateway is shutting down")
+	errNotReady           = tableErr(50302, http.StatusServiceUnavailable, "XMPP server not reachable")
+	errCapacity           = tableErr(50303, http.StatusServiceUnavailable, "gateway at stream capacity, retry later")
+	errNotConfigured      = tableErr(50304, http.StatusServiceUnavailable, "feature not configured")
+	errXMPPTimeout        = tableErr(50400, http.StatusGatewayTimeout, "XMPP server did not answer in time")
 )
 
 // toAPIError maps any error to a table entry: the single place where domain
@@ -81,11 +99,11 @@ func toAPIError(err error) *apiError {
 	case errors.Is(err, gateway.ErrAuthFailed):
 		return errBadCredentials
 	case errors.Is(err, gateway.ErrInvalidAddress):
-		return &apiError{errInvalidAddress.code, errInvalidAddress.status, err.Error(), ""}
+		return &apiError{code: errInvalidAddress.code, status: errInvalidAddress.status, message: err.Error()}
 	case errors.Is(err, gateway.ErrInvalidInput):
-		return &apiError{errInvalidParameter.code, errInvalidParameter.status, err.Error(), ""}
+		return &apiError{code: errInvalidParameter.code, status: errInvalidParameter.status, message: err.Error()}
 	case errors.Is(err, gateway.ErrTooLarge):
-		return &apiError{errTooLarge.code, errTooLarge.status, err.Error(), ""}
+		return &apiError{code: errTooLarge.code, status: errTooLarge.status, message: err.Error()}
 	case errors.Is(err, gateway.ErrServerTimeout), errors.Is(err, context.DeadlineExceeded):
 		return errXMPPTimeout
 	case errors.Is(err, gateway.ErrServerUnreachable):
@@ -94,6 +112,12 @@ func toAPIError(err error) *apiError {
 		return errStreamReconnecting
 	case errors.Is(err, gateway.ErrClosed):
 		return errShuttingDown
+	case errors.Is(err, gateway.ErrTooManyStreams):
+		return errTooManyStreams
+	case errors.Is(err, gateway.ErrCapacity):
+		return errCapacity
+	case errors.Is(err, gateway.ErrOnBehalfDisabled), errors.Is(err, gateway.ErrNotificationsDisabled):
+		return &apiError{code: errNotConfigured.code, status: errNotConfigured.status, message: err.Error()}
 	case errors.Is(err, sse.ErrTopicNotFound):
 		return errStreamNotFound
 	case errors.Is(err, sse.ErrTooManySubscribers):
@@ -119,6 +143,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			challenge += fmt.Sprintf(`, error=%q, error_description=%q`, ae.challenge, ae.message)
 		}
 		w.Header().Set("WWW-Authenticate", challenge)
+	}
+	if ae.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(ae.retryAfter))
 	}
 	writeJSON(w, ae.status, ErrorResponse{Code: ae.code, HTTP: ae.status, Error: ae.message,
 		RequestID: middleware.GetReqID(r.Context())})

@@ -40,7 +40,10 @@ func TestToAPIError(t *testing.T) {
 		{"reconnecting", gateway.ErrStreamReconnecting, 50300, 503},
 		{"shutting down", gateway.ErrClosed, 50301, 503},
 		{"no topic", sse.ErrTopicNotFound, 40401, 404},
-		{"too many subscribers", sse.ErrTooManySubscribers, 50303, 503},
+		{"too many subscribers", sse.ErrTooManySubscribers, 42903, 429},
+		{"too many streams", gateway.ErrTooManyStreams, 42902, 429},
+		{"capacity", gateway.ErrCapacity, 50303, 503},
+		{"on behalf disabled", gateway.ErrOnBehalfDisabled, 50304, 503},
 		{"anything else", errors.New("boom: secret detail"), 50000, 500},
 	}
 	for _, tt := range tests {

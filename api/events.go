@@ -20,21 +20,27 @@ import (
 //	@Tags			events
 //	@Produce		text/event-stream
 //	@Param			streamid		path		string	true	"stream id"
-//	@Param			token			query		string	false	"bearer token (for EventSource)"
+//	@Param			token			query		string	false	"bearer token (for EventSource; or the HttpOnly cookie set by login with ?cookie=true)"
 //	@Param			last_event_id	query		string	false	"resume after this event id"
 //	@Param			Last-Event-ID	header		string	false	"resume after this event id"
 //	@Success		200				{string}	string	"event stream"
 //	@Failure		401				{object}	ErrorResponse
 //	@Failure		404				{object}	ErrorResponse
-//	@Failure		503				{object}	ErrorResponse	"too many subscribers"
+//	@Failure		429				{object}	ErrorResponse	"too many subscribers"
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/events [get]
 func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request, p *principal, st *gateway.Stream) error {
 	opts := sse.ServeOptions{}
-	if p.claims != nil && p.claims.ExpiresAt != nil {
-		// The connection may not outlive the token that opened it.
-		opts.Deadline = p.claims.ExpiresAt.Time
+	if p.claims != nil {
+		// The connection may not outlive the token that opened it, nor its
+		// revocation (Cloudonix model: revoking drops every connection).
+		if p.claims.ExpiresAt != nil {
+			opts.Deadline = p.claims.ExpiresAt.Time
+		}
+		done, release := s.tokens.watch(p.claims)
+		defer release()
+		opts.Done = done
 	}
 	defer st.Touch() // the idle clock restarts when the last subscriber leaves
 	return s.events.Serve(w, r, st.ID(), opts)

@@ -44,6 +44,7 @@ type MessageResponse struct {
 //	@Failure		404			{object}	ErrorResponse
 //	@Failure		413			{object}	ErrorResponse
 //	@Failure		415			{object}	ErrorResponse
+//	@Failure		429			{object}	ErrorResponse	"sending too fast"
 //	@Failure		503			{object}	ErrorResponse	"stream reconnecting"
 //	@Security		BearerAuth
 //	@Security		BasicAuth
@@ -52,6 +53,9 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request, _ *principa
 	to, err := gateway.ParseAddress(chi.URLParam(r, "jid"))
 	if err != nil {
 		return err
+	}
+	if ok, wait := s.sends.take(st.ID()); !ok {
+		return tooMany(errSendRateLimited, wait)
 	}
 	body, err := s.readBody(w, r)
 	if err != nil {
@@ -68,6 +72,9 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request, _ *principa
 		}
 	} else if req.Body, err = readText(body); err != nil {
 		return err
+	}
+	if len(req.Body) > s.cfg.MaxMessageBytes {
+		return errTooLarge.wrap("message body exceeds %d bytes", s.cfg.MaxMessageBytes)
 	}
 	id, err := st.SendMessage(r.Context(), gateway.OutgoingMessage{To: to, Type: req.Type, ID: req.ID,
 		Body: req.Body, Subject: req.Subject, Thread: req.Thread, Data: req.Data})

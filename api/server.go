@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -28,16 +29,35 @@ const (
 type Streams interface {
 	Domain() string
 	Login(ctx context.Context, username, password, resource string) (*gateway.Stream, error)
+	LoginAs(ctx context.Context, username, resource string) (*gateway.Stream, error)
 	Stream(id string) (*gateway.Stream, error)
+	Streams() []*gateway.Stream
 	StreamsOf(user jid.JID) []*gateway.Stream
 	Logoff(ctx context.Context, id string) error
+	Notify(ctx context.Context, to jid.JID, body string, params map[string]string) (string, error)
 	Ready(ctx context.Context) error
 }
 
 // Events serves a stream's event topic over SSE (sse.Broker).
 type Events interface {
 	Serve(w http.ResponseWriter, r *http.Request, topic string, opts sse.ServeOptions) error
+	Subscribers(topic string) int
 }
+
+// Defaults of the abuse limits.
+const (
+	// DefaultLoginFailuresPerUser allows a few typos a minute per username
+	// while making online guessing hopeless.
+	DefaultLoginFailuresPerUser = 5
+	// DefaultLoginFailuresPerIP is higher: many users can share an address.
+	DefaultLoginFailuresPerIP = 30
+	// DefaultSendsPerSecond per stream is far above human typing and keeps
+	// one stream from flooding the XMPP server.
+	DefaultSendsPerSecond = 20
+	// DefaultMaxMessageBytes bounds a message body (the stanza limit still
+	// applies to body + data together).
+	DefaultMaxMessageBytes = 128 * 1024
+)
 
 // Config configures the HTTP API.
 type Config struct {
@@ -45,6 +65,18 @@ type Config struct {
 	TokenTTL        time.Duration // 0 = DefaultTokenTTL
 	CORSOrigins     []string      // allowed browser origins; empty = no CORS
 	MaxRequestBytes int64         // 0 = DefaultMaxRequestBytes
+	MaxMessageBytes int           // 0 = DefaultMaxMessageBytes
+	// AdminUser and AdminPassword are the gateway's admin credentials
+	// (HTTP Basic); empty disables Basic admin access.
+	AdminUser, AdminPassword string
+	// TrustedProxies are the peers whose X-Forwarded-For is believed;
+	// empty (the default) believes none.
+	TrustedProxies []netip.Prefix
+	// LoginFailuresPerUser / PerIP are failed logins allowed per minute
+	// (also the burst); 0 = defaults.
+	LoginFailuresPerUser, LoginFailuresPerIP int
+	// SendsPerSecond is the per-stream send rate (burst twice that); 0 = default.
+	SendsPerSecond int
 }
 
 // Server holds the handlers' dependencies.
@@ -54,6 +86,9 @@ type Server struct {
 	events  Events
 	tokens  *tokens
 	log     *slog.Logger
+	audit   *slog.Logger
+
+	failedByUser, failedByIP, sends *limiterSet
 }
 
 // NewServer builds the API server.
@@ -64,11 +99,34 @@ func NewServer(cfg Config, streams Streams, events Events, log *slog.Logger) *Se
 	if cfg.MaxRequestBytes <= 0 {
 		cfg.MaxRequestBytes = DefaultMaxRequestBytes
 	}
+	if cfg.MaxMessageBytes <= 0 {
+		cfg.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if cfg.LoginFailuresPerUser <= 0 {
+		cfg.LoginFailuresPerUser = DefaultLoginFailuresPerUser
+	}
+	if cfg.LoginFailuresPerIP <= 0 {
+		cfg.LoginFailuresPerIP = DefaultLoginFailuresPerIP
+	}
+	if cfg.SendsPerSecond <= 0 {
+		cfg.SendsPerSecond = DefaultSendsPerSecond
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Server{cfg: cfg, streams: streams, events: events,
-		tokens: newTokens(cfg.JWTSecret, tokenIssuer, cfg.TokenTTL), log: log.With(slog.String("tag", "http"))}
+		tokens: newTokens(cfg.JWTSecret, tokenIssuer, cfg.TokenTTL), log: log.With(slog.String("tag", "http")),
+		audit:        log.With(slog.String("tag", "audit")),
+		failedByUser: newLimiterSet(float64(cfg.LoginFailuresPerUser), cfg.LoginFailuresPerUser),
+		failedByIP:   newLimiterSet(float64(cfg.LoginFailuresPerIP), cfg.LoginFailuresPerIP),
+		sends:        newLimiterSet(float64(cfg.SendsPerSecond*60), cfg.SendsPerSecond*2)}
+}
+
+// MintAdminToken mints an admin bearer token signed with secret, as
+// `xmppgw token --admin` does; the server accepts it while it shares the
+// secret.
+func MintAdminToken(secret []byte, name string, ttl time.Duration) (string, time.Time, error) {
+	return newTokens(secret, tokenIssuer, ttl).issueAdmin(name, ttl)
 }
 
 // Routes returns the router. It reads like a table: public routes, then the
@@ -97,12 +155,19 @@ func (s *Server) Routes() http.Handler {
 	r.Route("/restapi/v1/chat", func(r chi.Router) {
 		r.Post("/login", s.handle(s.login))
 		r.Post("/{username}/login", s.handle(s.login))
+		r.Delete("/token", s.handle(s.revokeToken))
 		for _, prefix := range []string{"", "/{streamid}"} {
 			r.Post(prefix+"/logoff", s.streamRoute(s.logoff))
+			r.Post(prefix+"/token", s.streamRoute(s.refreshToken))
 			r.Post(prefix+"/presence", s.streamRoute(s.setPresence))
 			r.Post(prefix+"/messages/{jid}", s.streamRoute(s.sendMessage))
 			r.Get(prefix+"/events", s.eventsRoute(s.streamEvents))
 		}
+	})
+	r.Route("/restapi/v1/admin", func(r chi.Router) {
+		r.Get("/streams", s.adminRoute(s.listStreams))
+		r.Delete("/streams/{streamid}", s.adminRoute(s.killStream))
+		r.Post("/notifications/{username}", s.adminRoute(s.sendNotification))
 	})
 	return r
 }
@@ -113,6 +178,9 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 // streamHandlerFunc is a handler acting on an authenticated caller's stream.
 type streamHandlerFunc func(w http.ResponseWriter, r *http.Request, p *principal, st *gateway.Stream) error
 
+// principalHandlerFunc is a handler for an authenticated caller.
+type principalHandlerFunc func(w http.ResponseWriter, r *http.Request, p *principal) error
+
 func (s *Server) handle(h handlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if err := h(w, r); err != nil {
@@ -122,16 +190,16 @@ func (s *Server) handle(h handlerFunc) http.HandlerFunc {
 }
 
 func (s *Server) streamRoute(h streamHandlerFunc) http.HandlerFunc {
-	return s.scoped(h, false)
+	return s.scoped(h, fromHeader)
 }
 
 func (s *Server) eventsRoute(h streamHandlerFunc) http.HandlerFunc {
-	return s.scoped(h, true)
+	return s.scoped(h, fromHeaderQueryOrCookie)
 }
 
-func (s *Server) scoped(h streamHandlerFunc, allowQueryToken bool) http.HandlerFunc {
+func (s *Server) scoped(h streamHandlerFunc, src credentialSource) http.HandlerFunc {
 	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
-		p, err := s.authenticate(r, allowQueryToken)
+		p, err := s.authenticate(r, src)
 		if err != nil {
 			return err
 		}
@@ -139,9 +207,36 @@ func (s *Server) scoped(h streamHandlerFunc, allowQueryToken bool) http.HandlerF
 		if err != nil {
 			return err
 		}
+		if p.admin {
+			s.auditLog(r, p, "stream."+r.Method+" "+chi.RouteContext(r.Context()).RoutePattern(), st.User().String())
+		}
 		st.Touch()
 		return h(w, r, p, st)
 	})
+}
+
+// adminRoute admits admin credentials only: 401 without credentials, 403
+// for a valid non-admin.
+func (s *Server) adminRoute(h principalHandlerFunc) http.HandlerFunc {
+	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		p, err := s.authenticate(r, fromHeader)
+		if err != nil {
+			return err
+		}
+		if !p.admin {
+			return errForbidden
+		}
+		return h(w, r, p)
+	})
+}
+
+// auditLog records an admin action: who, what, on whose behalf. Never a
+// secret: the actor is a name, streams appear as 8-character prefixes.
+func (s *Server) auditLog(r *http.Request, p *principal, action, onBehalfOf string, attrs ...slog.Attr) {
+	attrs = append(attrs, slog.String("actor", p.name), slog.String("action", action),
+		slog.String("on_behalf_of", onBehalfOf), slog.String("client_ip", s.clientIP(r)),
+		slog.String("request_id", middleware.GetReqID(r.Context())))
+	s.audit.LogAttrs(r.Context(), slog.LevelInfo, "admin action", attrs...)
 }
 
 func contains(list []string, v string) bool {

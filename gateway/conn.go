@@ -36,15 +36,23 @@ type conn interface {
 }
 
 // dialFunc opens and authenticates one XMPP connection.
-type dialFunc func(ctx context.Context, user jid.JID, password, resource string) (conn, error)
+type dialFunc func(ctx context.Context, user jid.JID, creds credentials, resource string) (conn, error)
 
 // dial logs in with go-xmpp under an overall deadline. go-xmpp has none of
 // its own (only a TCP dial timeout), so NewClient runs in a goroutine owned
 // by the manager; if the deadline passes first, that goroutine closes the
 // client itself whenever the server finally answers.
-func (m *Manager) dial(ctx context.Context, user jid.JID, password, resource string) (conn, error) {
+func (m *Manager) dial(ctx context.Context, user jid.JID, creds credentials, resource string) (conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.LoginTimeout)
 	defer cancel()
+	password, err := creds.secret()
+	if err != nil {
+		return nil, err
+	}
+	mechanism := creds.mechanism()
+	if mechanism == "" {
+		mechanism = m.cfg.Mechanism
+	}
 	opts := xmpp.Options{
 		Host:            m.cfg.Addr,
 		User:            user.String(),
@@ -53,7 +61,7 @@ func (m *Manager) dial(ctx context.Context, user jid.JID, password, resource str
 		DialTimeout:     m.cfg.LoginTimeout,
 		SoftwareName:    "xmppgw",
 		SoftwareVersion: "dev",
-		Mechanism:       m.cfg.Mechanism,
+		Mechanism:       mechanism,
 	}
 	switch m.cfg.TLS {
 	case TLSNone:

@@ -26,6 +26,15 @@ var (
 	ErrInvalidInput = errors.New("invalid input")
 	// ErrTooLarge means the stanza would exceed the configured size limit.
 	ErrTooLarge = errors.New("stanza too large")
+	// ErrOnBehalfDisabled means no XMPP token secret is configured, so the
+	// gateway cannot log in for a user without their password.
+	ErrOnBehalfDisabled = errors.New("login on a user's behalf is not configured (XMPPGW_XMPP_TOKEN_SECRET)")
+	// ErrNotificationsDisabled means no service account is configured.
+	ErrNotificationsDisabled = errors.New("system notifications are not configured (XMPPGW_NOTIFY_FROM)")
+	// ErrTooManyStreams means the user already has the most streams allowed.
+	ErrTooManyStreams = errors.New("too many streams for this user")
+	// ErrCapacity means the gateway holds the most streams it allows.
+	ErrCapacity = errors.New("gateway at stream capacity")
 	// ErrClosed means the manager is shutting down.
 	ErrClosed = errors.New("gateway is shutting down")
 )

@@ -29,6 +29,9 @@ type MessageEvent struct {
 	Thread  string `json:"thread,omitempty"`
 	// Data is the JSON payload a gateway (or Openfire-Chat) client attached.
 	Data json.RawMessage `json:"data,omitempty"`
+	// ExtraParams are ConnectyCube-style <extraParams/> children; system
+	// notifications carry moduleIdentifier=SystemNotifications here.
+	ExtraParams map[string]string `json:"extra_params,omitempty"`
 	// Stamp is the XEP-0203 delay stamp (RFC 3339) of an offline or
 	// archived message.
 	Stamp string `json:"stamp,omitempty"`

@@ -31,6 +31,12 @@ const (
 	// DefaultMaxStanzaBytes stays below Prosody's 256 KiB c2s stanza limit:
 	// a larger stanza makes the server tear down the whole stream.
 	DefaultMaxStanzaBytes = 200 * 1024
+	// DefaultMaxStreams keeps one gateway well inside a 2-core box (each
+	// stream is ~50 KB and a goroutine here, ~43 KB in Prosody).
+	DefaultMaxStreams = 10000
+	// DefaultMaxStreamsPerUser allows many tabs and devices but stops one
+	// account from exhausting the gateway.
+	DefaultMaxStreamsPerUser = 32
 )
 
 // Config configures a Manager.
@@ -46,6 +52,17 @@ type Config struct {
 	ReconnectMin   time.Duration // first backoff step; 0 = DefaultReconnectMin
 	ReconnectMax   time.Duration // backoff cap; 0 = DefaultReconnectMax
 	MaxStanzaBytes int           // 0 = DefaultMaxStanzaBytes
+	// TokenSecret (≥ 32 bytes) enables LoginAs; it is shared with the XMPP
+	// server's token auth module. Empty disables logins on a user's behalf.
+	TokenSecret  []byte
+	XMPPTokenTTL time.Duration // 0 = DefaultXMPPTokenTTL
+	// MaxStreams bounds all open streams; 0 = DefaultMaxStreams.
+	MaxStreams int
+	// MaxStreamsPerUser bounds one user's streams; 0 = DefaultMaxStreamsPerUser.
+	MaxStreamsPerUser int
+	// ServiceAccount is the username system notifications come from (logged
+	// in on its behalf, so TokenSecret is needed); "" disables Notify.
+	ServiceAccount string
 }
 
 // Publisher receives a stream's events; package sse implements it. Topics
@@ -72,6 +89,9 @@ type Manager struct {
 	streams map[string]*Stream
 	closed  bool
 
+	serviceMu sync.Mutex // serialises service-account logins
+	service   *Stream
+
 	wg   sync.WaitGroup // stream goroutines, login goroutines, the reaper
 	stop chan struct{}
 }
@@ -95,8 +115,26 @@ func NewManager(cfg Config, pub Publisher, log *slog.Logger) (*Manager, error) {
 	setDefault(&cfg.IdleTimeout, DefaultIdleTimeout)
 	setDefault(&cfg.ReconnectMin, DefaultReconnectMin)
 	setDefault(&cfg.ReconnectMax, DefaultReconnectMax)
-	if cfg.MaxStanzaBytes == 0 {
-		cfg.MaxStanzaBytes = DefaultMaxStanzaBytes
+	setDefault(&cfg.XMPPTokenTTL, DefaultXMPPTokenTTL)
+	for _, v := range []struct {
+		field *int
+		def   int
+	}{{&cfg.MaxStanzaBytes, DefaultMaxStanzaBytes}, {&cfg.MaxStreams, DefaultMaxStreams},
+		{&cfg.MaxStreamsPerUser, DefaultMaxStreamsPerUser}} {
+		if *v.field <= 0 {
+			*v.field = v.def
+		}
+	}
+	if n := len(cfg.TokenSecret); n > 0 && n < 32 {
+		return nil, errors.New("gateway: TokenSecret must be at least 32 bytes")
+	}
+	if cfg.ServiceAccount != "" {
+		if len(cfg.TokenSecret) == 0 {
+			return nil, errors.New("gateway: ServiceAccount needs TokenSecret (it logs in on the account's behalf)")
+		}
+		if _, err := UserJID(cfg.ServiceAccount, cfg.Domain); err != nil {
+			return nil, fmt.Errorf("gateway: ServiceAccount: %w", err)
+		}
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -124,31 +162,53 @@ func (m *Manager) Domain() string { return m.cfg.Domain }
 // new stream. resource is an optional prefix for the XMPP resource; a random
 // suffix keeps every stream's resource unique.
 func (m *Manager) Login(ctx context.Context, username, password, resource string) (*Stream, error) {
+	if password == "" {
+		return nil, fmt.Errorf("%w: empty password", ErrAuthFailed)
+	}
 	user, err := UserJID(username, m.cfg.Domain)
 	if err != nil {
 		return nil, err
 	}
-	if password == "" {
-		return nil, fmt.Errorf("%w: empty password", ErrAuthFailed)
+	return m.open(ctx, &Stream{user: user, creds: passwordCredentials(password),
+		pwMAC: m.passwordMAC(user, password)}, resource)
+}
+
+// LoginAs opens a stream for username without their password, logging in
+// with a short-lived token the XMPP server's auth module accepts. Only
+// available when Config.TokenSecret is set; callers must have checked that
+// the requester is an admin.
+func (m *Manager) LoginAs(ctx context.Context, username, resource string) (*Stream, error) {
+	if len(m.cfg.TokenSecret) == 0 {
+		return nil, ErrOnBehalfDisabled
 	}
+	user, err := UserJID(username, m.cfg.Domain)
+	if err != nil {
+		return nil, err
+	}
+	creds := tokenCredentials{user: user, key: m.cfg.TokenSecret, ttl: m.cfg.XMPPTokenTTL}
+	return m.open(ctx, &Stream{user: user, creds: creds, onBehalf: true}, resource)
+}
+
+// open logs in the stream s describes (user, creds and their kind set),
+// registers it and starts its goroutine.
+func (m *Manager) open(ctx context.Context, s *Stream, resource string) (*Stream, error) {
 	if err := ValidateResource(resource); err != nil {
 		return nil, err
 	}
 	if resource == "" {
 		resource = "xmppgw"
 	}
-	resource += "." + randomHex(6)
-	if m.isClosed() {
-		return nil, ErrClosed
-	}
-	c, err := m.dialer(ctx, user, password, resource)
-	if err != nil {
-		m.log.Info("login failed", slog.String("error", err.Error()))
+	s.resource = resource + "." + randomHex(6)
+	if err := m.checkCapacity(s.user); err != nil {
 		return nil, err
 	}
-	s := &Stream{id: newStreamID(), user: user, resource: resource, created: time.Now(), mgr: m,
-		password: password, pwMAC: m.passwordMAC(user, password), conn: c, full: c.JID(),
-		state: StateOnline, stop: make(chan struct{}), done: make(chan struct{})}
+	c, err := m.dialer(ctx, s.user, s.creds, s.resource)
+	if err != nil {
+		m.log.Info("login failed", slog.String("error", err.Error()), slog.Bool("on_behalf", s.onBehalf))
+		return nil, err
+	}
+	s.id, s.created, s.mgr, s.conn, s.full, s.state = newStreamID(), time.Now(), m, c, c.JID(), StateOnline
+	s.stop, s.done = make(chan struct{}), make(chan struct{})
 	s.log = m.log.With(slog.String("stream", s.id[:8]))
 	s.Touch()
 	m.mu.Lock()
@@ -166,8 +226,43 @@ func (m *Manager) Login(ctx context.Context, username, password, resource string
 		defer m.wg.Done()
 		s.run(c)
 	}()
-	s.log.Info("stream opened")
+	s.log.Info("stream opened", slog.Bool("on_behalf", s.onBehalf))
 	return s, nil
+}
+
+// checkCapacity enforces the per-user and total stream limits before a
+// login costs the XMPP server anything.
+func (m *Manager) checkCapacity(user jid.JID) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	if len(m.streams) >= m.cfg.MaxStreams {
+		return fmt.Errorf("%w: %d streams open", ErrCapacity, len(m.streams))
+	}
+	n := 0
+	for _, s := range m.streams {
+		if s.user.Equal(user) {
+			n++
+		}
+	}
+	if n >= m.cfg.MaxStreamsPerUser {
+		return fmt.Errorf("%w: %d streams open for this user", ErrTooManyStreams, n)
+	}
+	return nil
+}
+
+// Streams returns every live stream, oldest first.
+func (m *Manager) Streams() []*Stream {
+	m.mu.Lock()
+	out := make([]*Stream, 0, len(m.streams))
+	for _, s := range m.streams {
+		out = append(out, s)
+	}
+	m.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].created.Before(out[j].created) })
+	return out
 }
 
 // Stream returns the live stream with that id.

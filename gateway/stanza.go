@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
+	"maps"
+	"regexp"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -33,7 +36,17 @@ type OutgoingMessage struct {
 	Thread  string
 	// Data is any JSON value, carried in an XEP-0335 JSON container.
 	Data json.RawMessage
+	// ExtraParams are ConnectyCube-style <extraParams/> children (name →
+	// text), e.g. moduleIdentifier=SystemNotifications.
+	ExtraParams map[string]string
 }
+
+// extraParamName limits extraParams keys to names that are valid XML
+// element names, since each key becomes an element.
+var extraParamName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,63}$`)
+
+// maxExtraParams bounds the number of extraParams children.
+const maxExtraParams = 64
 
 // OutgoingPresence is a presence a client asks to send. A zero To broadcasts
 // to subscribed contacts; Type is empty for available.
@@ -115,8 +128,19 @@ func (m *OutgoingMessage) prepare() error {
 	} else if !stanzaIDPattern.MatchString(m.ID) {
 		return fmt.Errorf("%w: id must be 1-128 characters of A-Z a-z 0-9 . _ : -", ErrInvalidInput)
 	}
-	if m.Body == "" && len(m.Data) == 0 && m.Subject == "" {
-		return fmt.Errorf("%w: a message needs a body, a subject or data", ErrInvalidInput)
+	if m.Body == "" && len(m.Data) == 0 && m.Subject == "" && len(m.ExtraParams) == 0 {
+		return fmt.Errorf("%w: a message needs a body, a subject, data or extra params", ErrInvalidInput)
+	}
+	if len(m.ExtraParams) > maxExtraParams {
+		return fmt.Errorf("%w: at most %d extra params", ErrInvalidInput, maxExtraParams)
+	}
+	for k, v := range m.ExtraParams {
+		if !extraParamName.MatchString(k) {
+			return fmt.Errorf("%w: extra param name %q must match %s", ErrInvalidInput, k, extraParamName)
+		}
+		if err := checkText("extra param "+k, v); err != nil {
+			return err
+		}
 	}
 	if len(m.Data) > 0 && !json.Valid(m.Data) {
 		return fmt.Errorf("%w: data is not valid JSON", ErrInvalidInput)
@@ -150,6 +174,17 @@ type xmlMessage struct {
 	Thread   string      `xml:"thread,omitempty"`
 	OriginID xmlOriginID `xml:"urn:xmpp:sid:0 origin-id"`
 	JSON     *xmlJSON    `xml:"urn:xmpp:json:0 json,omitempty"`
+	Extra    *xmlExtra   `xml:"jabber:client extraParams,omitempty"`
+}
+
+// xmlExtra is ConnectyCube's <extraParams xmlns="jabber:client">.
+type xmlExtra struct {
+	Params []xmlParam
+}
+
+type xmlParam struct {
+	XMLName xml.Name
+	Value   string `xml:",chardata"`
 }
 
 // encodeMessage renders a prepared message with encoding/xml; no client text
@@ -159,6 +194,12 @@ func encodeMessage(m OutgoingMessage) ([]byte, error) {
 		Thread: m.Thread, OriginID: xmlOriginID{ID: m.ID}}
 	if len(m.Data) > 0 {
 		x.JSON = &xmlJSON{Value: string(m.Data)}
+	}
+	if len(m.ExtraParams) > 0 {
+		x.Extra = &xmlExtra{}
+		for _, k := range slices.Sorted(maps.Keys(m.ExtraParams)) {
+			x.Extra.Params = append(x.Extra.Params, xmlParam{XMLName: xml.Name{Local: k}, Value: normalizeNewlines(m.ExtraParams[k])})
+		}
 	}
 	return xml.Marshal(x)
 }
@@ -256,6 +297,34 @@ func payloadData(elems []element) json.RawMessage {
 		}
 		quoted, _ := json.Marshal(text)
 		return quoted
+	}
+	return nil
+}
+
+// extraParams reads a ConnectyCube <extraParams/> element: each child's
+// name and text.
+func extraParams(elems []element) map[string]string {
+	for _, e := range elems {
+		if e.Name.Local != "extraParams" {
+			continue
+		}
+		out := map[string]string{}
+		d := xml.NewDecoder(strings.NewReader(e.InnerXML))
+		for len(out) < maxExtraParams {
+			tok, err := d.Token()
+			if err != nil {
+				break
+			}
+			if start, ok := tok.(xml.StartElement); ok {
+				var v struct {
+					Inner string `xml:",innerxml"`
+				}
+				if d.DecodeElement(&v, &start) == nil {
+					out[start.Name.Local] = innerText(v.Inner)
+				}
+			}
+		}
+		return out
 	}
 	return nil
 }

@@ -28,9 +28,13 @@ type Stream struct {
 	mgr      *Manager
 	log      *slog.Logger
 
-	// password is kept in memory only, to log in again after a drop.
-	password string
-	pwMAC    []byte
+	// creds log in again after a drop (a password is kept in memory only).
+	creds credentials
+	// pwMAC lets HTTP Basic be checked against a password login; nil for
+	// streams opened on the user's behalf, which no password unlocks.
+	pwMAC []byte
+	// onBehalf is true for streams an admin opened without the password.
+	onBehalf bool
 
 	lastActivity atomic.Int64
 
@@ -85,8 +89,11 @@ func (s *Stream) LastActivity() time.Time { return time.Unix(0, s.lastActivity.L
 // stream logged in with; it lets HTTP Basic authenticate later calls without
 // another XMPP login.
 func (s *Stream) CheckPassword(password string) bool {
-	return hmac.Equal(s.pwMAC, s.mgr.passwordMAC(s.user, password))
+	return s.pwMAC != nil && hmac.Equal(s.pwMAC, s.mgr.passwordMAC(s.user, password))
 }
+
+// OnBehalf reports whether an admin opened the stream without the password.
+func (s *Stream) OnBehalf() bool { return s.onBehalf }
 
 // SendMessage sends a 1:1 message and returns its stanza id.
 func (s *Stream) SendMessage(ctx context.Context, m OutgoingMessage) (string, error) {
@@ -245,7 +252,7 @@ func (s *Stream) reconnect() conn {
 		case <-time.After(wait):
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), s.mgr.cfg.LoginTimeout)
-		c, err := s.mgr.dialer(ctx, s.user, s.password, s.resource)
+		c, err := s.mgr.dialer(ctx, s.user, s.creds, s.resource)
 		cancel()
 		switch {
 		case err == nil:
@@ -327,12 +334,12 @@ func (s *Stream) messageEvent(st xmpp.Chat, to string) any {
 	if typ == "" {
 		typ = "normal" // RFC 6121 §5.2.2: a message without a type is normal
 	}
-	data := payloadData(elems)
-	if st.Text == "" && st.Subject == "" && data == nil {
+	data, extra := payloadData(elems), extraParams(elems)
+	if st.Text == "" && st.Subject == "" && data == nil && extra == nil {
 		return nil // chat states, receipts and the like arrive with issue 4
 	}
 	ev := MessageEvent{Type: typ, ID: st.OriginID, From: st.Remote, To: to, Body: st.Text,
-		Subject: st.Subject, Thread: st.Thread, Data: data, StanzaID: st.StanzaID.ID}
+		Subject: st.Subject, Thread: st.Thread, Data: data, ExtraParams: extra, StanzaID: st.StanzaID.ID}
 	if !st.Stamp.IsZero() {
 		ev.Stamp = st.Stamp.UTC().Format(time.RFC3339)
 	}

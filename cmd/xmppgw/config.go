@@ -10,7 +10,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,27 +37,38 @@ type config struct {
 	SSEQueue      int
 	SSEHeartbeat  time.Duration
 	LogLevel      slog.Level
+
+	AdminUser, AdminPassword string
+	XMPPTokenSecret          []byte
+	NotifyFrom               string
+	TrustedProxies           []netip.Prefix
+	LoginFailuresPerUser     int
+	LoginFailuresPerIP       int
+	SendsPerSecond           int
+	MaxStreams               int
+	MaxStreamsPerUser        int
+	SSEMaxSubscribers        int
+	MaxMessageBytes          int
 }
 
-// option is one setting: a flag and its environment mirror.
+// option is one setting: a flag and its environment mirror. Secrets have
+// no flag (command lines are visible to every local user) but a _FILE
+// variant.
 type option struct {
 	flag, env, def, usage string
+	secret                bool
 	value                 *string
 }
 
-// parseConfig reads flags, falling back to XMPPGW_* variables, then to
-// defaults, and validates everything; errors name the variable.
-func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) (config, error) {
-	fs := flag.NewFlagSet("xmppgw", flag.ContinueOnError)
-	fs.SetOutput(usageOut)
-	opts := []*option{
+func options() []*option {
+	return []*option{
 		{flag: "listen", env: "XMPPGW_LISTEN", def: "127.0.0.1:8080", usage: "HTTP listen address"},
 		{flag: "xmpp-addr", env: "XMPPGW_XMPP_ADDR", def: "127.0.0.1:5222", usage: "host:port of the XMPP server's client (c2s) listener"},
 		{flag: "xmpp-domain", env: "XMPPGW_XMPP_DOMAIN", def: "localhost", usage: "XMPP domain users log in to"},
 		{flag: "xmpp-tls", env: "XMPPGW_XMPP_TLS", def: "starttls", usage: "starttls, direct, or none (none only for loopback servers)"},
 		{flag: "xmpp-ca-file", env: "XMPPGW_XMPP_CA_FILE", usage: "PEM file of CAs to trust for the XMPP server (default: system roots)"},
 		{flag: "xmpp-tls-server-name", env: "XMPPGW_XMPP_TLS_SERVER_NAME", usage: "name to verify in the XMPP server's certificate (default: the domain)"},
-		{flag: "jwt-secret", env: "XMPPGW_JWT_SECRET", usage: "HS256 signing secret for tokens, at least 32 bytes (or XMPPGW_JWT_SECRET_FILE); default: random per process"},
+		{env: "XMPPGW_JWT_SECRET", secret: true, usage: "HS256 secret for API tokens, at least 32 bytes; default: random per process"},
 		{flag: "token-ttl", env: "XMPPGW_TOKEN_TTL", def: "12h", usage: "lifetime of issued tokens"},
 		{flag: "cors-origins", env: "XMPPGW_CORS_ORIGINS", usage: "comma-separated browser origins allowed by CORS (empty: none)"},
 		{flag: "stream-idle", env: "XMPPGW_STREAM_IDLE", def: "10m", usage: "close streams with no SSE subscriber and no REST call for this long"},
@@ -63,32 +76,74 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 		{flag: "sse-replay", env: "XMPPGW_SSE_REPLAY", def: "1024", usage: "events kept per stream for Last-Event-ID replay"},
 		{flag: "sse-queue", env: "XMPPGW_SSE_QUEUE", def: "256", usage: "per-subscriber queue; a subscriber this far behind is disconnected"},
 		{flag: "sse-heartbeat", env: "XMPPGW_SSE_HEARTBEAT", def: "15s", usage: "interval of SSE heartbeat comments"},
+		{flag: "sse-max-subscribers", env: "XMPPGW_SSE_MAX_SUBSCRIBERS", def: "16", usage: "event subscribers allowed per stream"},
 		{flag: "log-level", env: "XMPPGW_LOG_LEVEL", def: "info", usage: "debug, info, warn or error"},
+		{flag: "admin-user", env: "XMPPGW_ADMIN_USER", usage: "admin username for HTTP Basic (needs XMPPGW_ADMIN_PASSWORD)"},
+		{env: "XMPPGW_ADMIN_PASSWORD", secret: true, usage: "admin password, at least 12 characters"},
+		{env: "XMPPGW_XMPP_TOKEN_SECRET", secret: true, usage: "secret shared with the XMPP server's token auth module (≥ 32 bytes); enables admin logins on a user's behalf"},
+		{flag: "notify-from", env: "XMPPGW_NOTIFY_FROM", usage: "username system notifications are sent from (needs XMPPGW_XMPP_TOKEN_SECRET)"},
+		{flag: "trusted-proxies", env: "XMPPGW_TRUSTED_PROXIES", usage: "comma-separated CIDRs whose X-Forwarded-For is believed (default: none)"},
+		{flag: "login-failures-per-user", env: "XMPPGW_LOGIN_FAILURES_PER_USER", def: "5", usage: "failed logins per username per minute before 429"},
+		{flag: "login-failures-per-ip", env: "XMPPGW_LOGIN_FAILURES_PER_IP", def: "30", usage: "failed logins per client address per minute before 429"},
+		{flag: "sends-per-second", env: "XMPPGW_SENDS_PER_SECOND", def: "20", usage: "messages per second per stream before 429"},
+		{flag: "max-streams", env: "XMPPGW_MAX_STREAMS", def: "10000", usage: "streams open in total before logins get 503"},
+		{flag: "max-streams-per-user", env: "XMPPGW_MAX_STREAMS_PER_USER", def: "32", usage: "streams one user may hold before logins get 429"},
+		{flag: "max-message-bytes", env: "XMPPGW_MAX_MESSAGE_BYTES", def: "131072", usage: "largest message body in bytes"},
 	}
-	for _, o := range opts {
-		def := o.def
-		if v := getenv(o.env); v != "" {
-			def = v
-		}
-		o.value = fs.String(o.flag, def, fmt.Sprintf("%s (env %s)", o.usage, o.env))
-	}
-	if err := fs.Parse(args); err != nil {
-		return config{}, err
-	}
-	get := func(name string) string {
-		for _, o := range opts {
-			if o.flag == name {
-				return strings.TrimSpace(*o.value)
-			}
-		}
-		panic("unknown option " + name)
-	}
+}
+
+// parseConfig reads flags, falling back to XMPPGW_* variables, then to
+// defaults, and validates everything; errors name the variable.
+func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) (config, error) {
+	fs := flag.NewFlagSet("xmppgw", flag.ContinueOnError)
+	fs.SetOutput(usageOut)
+	opts := options()
 	var errs []error
 	bad := func(env string, format string, a ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", env, fmt.Sprintf(format, a...)))
 	}
-	c := config{Listen: get("listen"), XMPPAddr: get("xmpp-addr"), XMPPDomain: get("xmpp-domain"),
-		XMPPTLS: get("xmpp-tls"), XMPPCAFile: get("xmpp-ca-file"), XMPPTLSServer: get("xmpp-tls-server-name")}
+	for _, o := range opts {
+		v := o.def
+		if e := getenv(o.env); e != "" {
+			v = e
+		}
+		if o.secret {
+			if file := getenv(o.env + "_FILE"); v == "" && file != "" {
+				b, err := os.ReadFile(file)
+				if err != nil {
+					bad(o.env+"_FILE", "%v", err)
+				}
+				v = strings.TrimSpace(string(b))
+			}
+			o.value = &v
+			continue
+		}
+		o.value = fs.String(o.flag, v, fmt.Sprintf("%s (env %s)", o.usage, o.env))
+	}
+	fs.Usage = func() {
+		fmt.Fprintln(usageOut, "Usage: xmppgw [flags]        serve the gateway\n       xmppgw token --admin   mint an admin token\n       xmppgw version\n\nFlags (each also read from its environment variable):")
+		fs.PrintDefaults()
+		fmt.Fprintln(usageOut, "\nSecrets (environment only, or NAME_FILE naming a file that holds it):")
+		for _, o := range opts {
+			if o.secret {
+				fmt.Fprintf(usageOut, "  %s\n    \t%s\n", o.env, o.usage)
+			}
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	get := func(env string) string {
+		for _, o := range opts {
+			if o.env == env {
+				return strings.TrimSpace(*o.value)
+			}
+		}
+		panic("unknown option " + env)
+	}
+	c := config{Listen: get("XMPPGW_LISTEN"), XMPPAddr: get("XMPPGW_XMPP_ADDR"), XMPPDomain: get("XMPPGW_XMPP_DOMAIN"),
+		XMPPTLS: get("XMPPGW_XMPP_TLS"), XMPPCAFile: get("XMPPGW_XMPP_CA_FILE"), XMPPTLSServer: get("XMPPGW_XMPP_TLS_SERVER_NAME"),
+		AdminUser: get("XMPPGW_ADMIN_USER"), AdminPassword: get("XMPPGW_ADMIN_PASSWORD"), NotifyFrom: get("XMPPGW_NOTIFY_FROM")}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad("XMPPGW_LISTEN", "%v", err)
 	}
@@ -102,8 +157,8 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	switch gateway.TLSMode(c.XMPPTLS) {
 	case gateway.TLSStartTLS, gateway.TLSDirect:
 	case gateway.TLSNone:
-		// Passwords travel in clear without TLS: only tolerable when the
-		// server is on this machine.
+		// Passwords (and on-behalf tokens) travel in clear without TLS:
+		// only tolerable when the server is on this machine.
 		if err == nil && !isLoopback(host) {
 			bad("XMPPGW_XMPP_TLS", "none is only allowed for a loopback XMPP server, not %q", host)
 		}
@@ -115,15 +170,7 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 			bad("XMPPGW_XMPP_CA_FILE", "%v", err)
 		}
 	}
-	secret := get("jwt-secret")
-	if file := getenv("XMPPGW_JWT_SECRET_FILE"); secret == "" && file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			bad("XMPPGW_JWT_SECRET_FILE", "%v", err)
-		}
-		secret = strings.TrimSpace(string(b))
-	}
-	switch {
+	switch secret := get("XMPPGW_JWT_SECRET"); {
 	case secret == "":
 		c.JWTSecret, c.JWTEphemeral = make([]byte, 32), true
 		_, _ = rand.Read(c.JWTSecret)
@@ -132,33 +179,71 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	default:
 		c.JWTSecret = []byte(secret)
 	}
-	durations := []struct {
-		name, env string
-		dst       *time.Duration
-	}{{"token-ttl", "XMPPGW_TOKEN_TTL", &c.TokenTTL}, {"stream-idle", "XMPPGW_STREAM_IDLE", &c.StreamIdle},
-		{"login-timeout", "XMPPGW_LOGIN_TIMEOUT", &c.LoginTimeout}, {"sse-heartbeat", "XMPPGW_SSE_HEARTBEAT", &c.SSEHeartbeat}}
-	for _, d := range durations {
-		v, err := time.ParseDuration(get(d.name))
+	switch {
+	case (c.AdminUser == "") != (c.AdminPassword == ""):
+		bad("XMPPGW_ADMIN_USER", "XMPPGW_ADMIN_USER and XMPPGW_ADMIN_PASSWORD go together")
+	case c.AdminPassword != "" && len(c.AdminPassword) < 12:
+		bad("XMPPGW_ADMIN_PASSWORD", "must be at least 12 characters")
+	}
+	if s := get("XMPPGW_XMPP_TOKEN_SECRET"); s != "" {
+		if len(s) < 32 {
+			bad("XMPPGW_XMPP_TOKEN_SECRET", "must be at least 32 bytes")
+		}
+		c.XMPPTokenSecret = []byte(s)
+	}
+	if c.NotifyFrom != "" {
+		if _, err := gateway.UserJID(c.NotifyFrom, c.XMPPDomain); err != nil {
+			bad("XMPPGW_NOTIFY_FROM", "not a valid username")
+		}
+		if c.XMPPTokenSecret == nil {
+			bad("XMPPGW_NOTIFY_FROM", "needs XMPPGW_XMPP_TOKEN_SECRET (the gateway logs in as that account)")
+		}
+	}
+	for _, d := range []struct {
+		env string
+		dst *time.Duration
+	}{{"XMPPGW_TOKEN_TTL", &c.TokenTTL}, {"XMPPGW_STREAM_IDLE", &c.StreamIdle},
+		{"XMPPGW_LOGIN_TIMEOUT", &c.LoginTimeout}, {"XMPPGW_SSE_HEARTBEAT", &c.SSEHeartbeat}} {
+		v, err := time.ParseDuration(get(d.env))
 		if err != nil || v <= 0 {
 			bad(d.env, "must be a positive duration like 30s or 10m")
 		}
 		*d.dst = v
 	}
-	ints := []struct {
-		name, env string
-		dst       *int
-	}{{"sse-replay", "XMPPGW_SSE_REPLAY", &c.SSEReplay}, {"sse-queue", "XMPPGW_SSE_QUEUE", &c.SSEQueue}}
-	for _, n := range ints {
-		if _, err := fmt.Sscanf(get(n.name), "%d", n.dst); err != nil || *n.dst < 1 || *n.dst > 1_000_000 {
-			bad(n.env, "must be a whole number from 1 to 1000000")
+	for _, n := range []struct {
+		env string
+		dst *int
+	}{{"XMPPGW_SSE_REPLAY", &c.SSEReplay}, {"XMPPGW_SSE_QUEUE", &c.SSEQueue}, {"XMPPGW_SSE_MAX_SUBSCRIBERS", &c.SSEMaxSubscribers},
+		{"XMPPGW_LOGIN_FAILURES_PER_USER", &c.LoginFailuresPerUser}, {"XMPPGW_LOGIN_FAILURES_PER_IP", &c.LoginFailuresPerIP},
+		{"XMPPGW_SENDS_PER_SECOND", &c.SendsPerSecond}, {"XMPPGW_MAX_STREAMS", &c.MaxStreams},
+		{"XMPPGW_MAX_STREAMS_PER_USER", &c.MaxStreamsPerUser}, {"XMPPGW_MAX_MESSAGE_BYTES", &c.MaxMessageBytes}} {
+		v, err := strconv.Atoi(get(n.env))
+		if err != nil || v < 1 || v > 10_000_000 {
+			bad(n.env, "must be a whole number from 1 to 10000000")
 		}
+		*n.dst = v
 	}
-	for _, o := range strings.Split(get("cors-origins"), ",") {
+	for _, o := range strings.Split(get("XMPPGW_CORS_ORIGINS"), ",") {
 		if o = strings.TrimSpace(o); o != "" {
 			c.CORSOrigins = append(c.CORSOrigins, o)
 		}
 	}
-	if err := c.LogLevel.UnmarshalText([]byte(get("log-level"))); err != nil {
+	for _, p := range strings.Split(get("XMPPGW_TRUSTED_PROXIES"), ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		prefix, err := netip.ParsePrefix(p)
+		if err != nil {
+			addr, aerr := netip.ParseAddr(p)
+			if aerr != nil {
+				bad("XMPPGW_TRUSTED_PROXIES", "%q is not an address or CIDR", p)
+				continue
+			}
+			prefix = netip.PrefixFrom(addr, addr.BitLen())
+		}
+		c.TrustedProxies = append(c.TrustedProxies, prefix.Masked())
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(get("XMPPGW_LOG_LEVEL"))); err != nil {
 		bad("XMPPGW_LOG_LEVEL", "must be debug, info, warn or error")
 	}
 	return c, errors.Join(errs...)

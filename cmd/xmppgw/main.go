@@ -32,6 +32,15 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "token":
+			return runToken(args[1:], getenv, os.Stdout, stderr)
+		case "version":
+			fmt.Fprintln(os.Stdout, "xmppgw", version)
+			return 0
+		}
+	}
 	cfg, err := parseConfig(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -50,16 +59,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return 2
 	}
 	broker := sse.NewBroker(sse.WithReplaySize(cfg.SSEReplay), sse.WithQueueSize(cfg.SSEQueue),
-		sse.WithHeartbeat(cfg.SSEHeartbeat), sse.WithLogger(log.With(slog.String("tag", "sse"))))
+		sse.WithHeartbeat(cfg.SSEHeartbeat), sse.WithMaxSubscribers(cfg.SSEMaxSubscribers),
+		sse.WithLogger(log.With(slog.String("tag", "sse"))))
 	mgr, err := gateway.NewManager(gateway.Config{Addr: cfg.XMPPAddr, Domain: cfg.XMPPDomain,
 		TLS: gateway.TLSMode(cfg.XMPPTLS), TLSConfig: tlsConfig, LoginTimeout: cfg.LoginTimeout,
-		IdleTimeout: cfg.StreamIdle}, broker, log)
+		IdleTimeout: cfg.StreamIdle, TokenSecret: cfg.XMPPTokenSecret, ServiceAccount: cfg.NotifyFrom,
+		MaxStreams: cfg.MaxStreams, MaxStreamsPerUser: cfg.MaxStreamsPerUser}, broker, log)
 	if err != nil {
 		log.Error("gateway", slog.String("error", err.Error()))
 		return 2
 	}
-	srv := api.NewServer(api.Config{JWTSecret: cfg.JWTSecret, TokenTTL: cfg.TokenTTL, CORSOrigins: cfg.CORSOrigins},
-		mgr, broker, log)
+	srv := api.NewServer(api.Config{JWTSecret: cfg.JWTSecret, TokenTTL: cfg.TokenTTL, CORSOrigins: cfg.CORSOrigins,
+		AdminUser: cfg.AdminUser, AdminPassword: cfg.AdminPassword, TrustedProxies: cfg.TrustedProxies,
+		LoginFailuresPerUser: cfg.LoginFailuresPerUser, LoginFailuresPerIP: cfg.LoginFailuresPerIP,
+		SendsPerSecond: cfg.SendsPerSecond, MaxMessageBytes: cfg.MaxMessageBytes}, mgr, broker, log)
 	httpSrv := &http.Server{
 		Handler:           srv.Routes(),
 		ReadHeaderTimeout: 10 * time.Second,

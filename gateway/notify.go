@@ -1,0 +1,53 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"maps"
+
+	"mellium.im/xmpp/jid"
+)
+
+// ModuleSystemNotifications marks a headline as a system notification
+// (ConnectyCube convention: extraParams.moduleIdentifier).
+const ModuleSystemNotifications = "SystemNotifications"
+
+// Notify sends a system notification to a user from the configured service
+// account: a headline whose extraParams carry
+// moduleIdentifier=SystemNotifications plus params. It returns the stanza id.
+func (m *Manager) Notify(ctx context.Context, to jid.JID, body string, params map[string]string) (string, error) {
+	s, err := m.serviceStream(ctx)
+	if err != nil {
+		return "", err
+	}
+	extra := maps.Clone(params)
+	if extra == nil {
+		extra = map[string]string{}
+	}
+	extra["moduleIdentifier"] = ModuleSystemNotifications
+	return s.SendMessage(ctx, OutgoingMessage{To: to, Type: "headline", Body: body, ExtraParams: extra})
+}
+
+// serviceStream returns the service account's stream, logging it in on
+// first use and again after it ended (idle expiry, credentials change).
+// It is an ordinary stream, so admins see it in the stream list.
+func (m *Manager) serviceStream(ctx context.Context) (*Stream, error) {
+	if m.cfg.ServiceAccount == "" {
+		return nil, ErrNotificationsDisabled
+	}
+	m.serviceMu.Lock()
+	defer m.serviceMu.Unlock()
+	if s := m.service; s != nil {
+		select {
+		case <-s.Done():
+		default:
+			return s, nil
+		}
+	}
+	s, err := m.LoginAs(ctx, m.cfg.ServiceAccount, "notifications")
+	if err != nil {
+		return nil, fmt.Errorf("service account: %w", err)
+	}
+	m.service = s
+	return s, nil
+}
