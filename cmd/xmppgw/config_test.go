@@ -2,10 +2,12 @@ package main
 
 import (
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/stretchr/testify/require"
 )
 
@@ -51,4 +53,53 @@ func TestParseConfig_Errors(t *testing.T) {
 		_, err := parseConfig(nil, env(tt.env), io.Discard)
 		require.ErrorContains(t, err, tt.want)
 	}
+}
+
+func TestParseConfig_AdminAndSecrets(t *testing.T) {
+	dir := t.TempDir()
+	secretFile := dir + "/tok"
+	require.NoError(t, os.WriteFile(secretFile, []byte(strings.Repeat("t", 40)+"\n"), 0o600))
+	c, err := parseConfig(nil, env(map[string]string{
+		"XMPPGW_ADMIN_USER": "ops", "XMPPGW_ADMIN_PASSWORD": "correct horse battery",
+		"XMPPGW_XMPP_TOKEN_SECRET_FILE": secretFile, "XMPPGW_NOTIFY_FROM": "system",
+		"XMPPGW_TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1",
+	}), io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, "ops", c.AdminUser)
+	require.Equal(t, strings.Repeat("t", 40), string(c.XMPPTokenSecret), "file contents, trimmed")
+	require.Len(t, c.TrustedProxies, 2)
+	require.Equal(t, "127.0.0.1/32", c.TrustedProxies[1].String())
+
+	for _, tt := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"XMPPGW_ADMIN_USER": "ops"}, "go together"},
+		{map[string]string{"XMPPGW_ADMIN_USER": "ops", "XMPPGW_ADMIN_PASSWORD": "short"}, "XMPPGW_ADMIN_PASSWORD: must be at least 12"},
+		{map[string]string{"XMPPGW_XMPP_TOKEN_SECRET": "short"}, "XMPPGW_XMPP_TOKEN_SECRET: must be at least 32"},
+		{map[string]string{"XMPPGW_NOTIFY_FROM": "system"}, "XMPPGW_NOTIFY_FROM: needs XMPPGW_XMPP_TOKEN_SECRET"},
+		{map[string]string{"XMPPGW_TRUSTED_PROXIES": "everyone"}, "XMPPGW_TRUSTED_PROXIES"},
+		{map[string]string{"XMPPGW_MAX_STREAMS": "0"}, "XMPPGW_MAX_STREAMS"},
+	} {
+		_, err := parseConfig(nil, env(tt.env), io.Discard)
+		require.ErrorContains(t, err, tt.want)
+	}
+}
+
+func TestTokenCommand(t *testing.T) {
+	var out, errOut strings.Builder
+	secret := strings.Repeat("k", 32)
+	code := runToken([]string{"--admin", "--ttl", "5m", "--name", "ops"}, env(map[string]string{"XMPPGW_JWT_SECRET": secret}), &out, &errOut)
+	require.Equal(t, 0, code, errOut.String())
+	tok := strings.TrimSpace(out.String())
+	claims := jwt.MapClaims{}
+	_, err := jwt.ParseWithClaims(tok, claims, func(*jwt.Token) (any, error) { return []byte(secret), nil },
+		jwt.WithValidMethods([]string{"HS256"}))
+	require.NoError(t, err)
+	require.Equal(t, "admin", claims["role"])
+	require.Equal(t, "ops", claims["sub"])
+	require.NotContains(t, errOut.String(), tok, "the token goes to stdout only")
+
+	require.Equal(t, 2, runToken([]string{"--ttl", "5m"}, env(map[string]string{"XMPPGW_JWT_SECRET": secret}), &out, io.Discard))
+	require.Equal(t, 2, runToken([]string{"--admin"}, env(nil), &out, io.Discard), "an ephemeral secret makes useless tokens")
 }
