@@ -357,9 +357,12 @@ func TestStream_ReconnectsAfterServerRestart(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	xs := prosody.ForTest(t, prosody.Options{})
+	xs := prosody.ForTest(t, prosody.Options{JWTSecret: string(xmppTokenSecret)})
 	e := newEnv(t, envOptions{xmpp: xs})
-	alice := e.login(e.newUser("alice"))
+	// alice's stream is opened on her behalf: its reconnect must mint a new
+	// XMPP token, since the gateway never had her password.
+	aliceUser, _ := e.newUser("alice")
+	alice := e.adminLogin(aliceUser)
 	bob := e.login(e.newUser("bob"))
 	bobBare := strings.SplitN(bob.JID, "/", 2)[0]
 	events := e.subscribe("/restapi/v1/chat/"+bob.StreamID+"/events", bearerHeader(bob.Token))

@@ -31,7 +31,10 @@ var sharedXMPP *prosody.Server
 
 func TestMain(m *testing.M) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	srv, err := prosody.Start(ctx, prosody.Options{})
+	srv, err := prosody.Start(ctx, prosody.Options{JWTSecret: string(xmppTokenSecret)})
+	if err == nil {
+		err = srv.Register(ctx, notifyAccount, "unused-password-for-notify")
+	}
 	cancel()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "integration tests need a real Prosody: %v\n", err)
@@ -64,18 +67,29 @@ type testEnv struct {
 }
 
 type envOptions struct {
-	xmpp       *prosody.Server
-	replay     int
-	idle       time.Duration
-	tokenTTL   time.Duration
-	tls        gateway.TLSMode
-	loginLimit time.Duration
-	addr       string
-	api        Config // fields to override; JWTSecret and CORS are set by newEnv
-	gateway    gateway.Config
+	xmpp           *prosody.Server
+	replay         int
+	idle           time.Duration
+	tokenTTL       time.Duration
+	tls            gateway.TLSMode
+	loginLimit     time.Duration
+	addr           string
+	maxSubscribers int
+	api            Config // fields to override; JWTSecret and CORS are set by newEnv
+	gateway        gateway.Config
 }
 
-var testSecret = []byte("test-secret-0123456789-abcdefghijklmnop")
+var (
+	testSecret      = []byte("test-secret-0123456789-abcdefghijklmnop")
+	xmppTokenSecret = []byte("xmpp-token-secret-0123456789-abcdefghij")
+)
+
+// Admin credentials and the notification account every test env has.
+const (
+	testAdminUser     = "ops"
+	testAdminPassword = "admin-password-0123"
+	notifyAccount     = "notifier"
+)
 
 func newEnv(t *testing.T, o envOptions) *testEnv {
 	t.Helper()
@@ -94,6 +108,9 @@ func newEnv(t *testing.T, o envOptions) *testEnv {
 	if o.replay > 0 {
 		opts = append(opts, sse.WithReplaySize(o.replay))
 	}
+	if o.maxSubscribers > 0 {
+		opts = append(opts, sse.WithMaxSubscribers(o.maxSubscribers))
+	}
 	broker := sse.NewBroker(opts...)
 	var tlsConfig *tls.Config
 	if o.tls != gateway.TLSNone {
@@ -105,11 +122,15 @@ func newEnv(t *testing.T, o envOptions) *testEnv {
 	}
 	gc := o.gateway
 	gc.Addr, gc.Domain, gc.TLS, gc.TLSConfig = o.addr, o.xmpp.Domain, o.tls, tlsConfig
+	if o.xmpp.JWTSecret != "" {
+		gc.TokenSecret, gc.ServiceAccount = []byte(o.xmpp.JWTSecret), notifyAccount
+	}
 	gc.IdleTimeout, gc.LoginTimeout, gc.ReconnectMin, gc.ReconnectMax = o.idle, o.loginLimit, 100*time.Millisecond, time.Second
 	mgr, err := gateway.NewManager(gc, broker, log)
 	require.NoError(t, err)
 	ac := o.api
 	ac.JWTSecret, ac.TokenTTL, ac.CORSOrigins = testSecret, o.tokenTTL, []string{"http://app.example"}
+	ac.AdminUser, ac.AdminPassword = testAdminUser, testAdminPassword
 	srv := NewServer(ac, mgr, broker, log)
 	hs := httptest.NewServer(srv.Routes())
 	e := &testEnv{t: t, xmpp: o.xmpp, mgr: mgr, broker: broker, srv: srv, http: hs, logs: logs}
@@ -341,4 +362,8 @@ func withoutKeys(m map[string]any, keys ...string) map[string]any {
 		delete(out, k)
 	}
 	return out
+}
+
+func gatewayLimits(perUser int) gateway.Config {
+	return gateway.Config{MaxStreamsPerUser: perUser}
 }

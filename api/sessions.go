@@ -142,7 +142,7 @@ func (s *Server) loginRequest(w http.ResponseWriter, r *http.Request) (LoginRequ
 		case p.admin:
 			admin = p
 		case p.claims != nil:
-			return req, nil, errBadRequest.wrap("a user token cannot log in: use the password or admin credentials")
+			return req, nil, errUnauthorized.wrap("a user token cannot open streams: use the password or admin credentials")
 		default: // the user's own Basic credentials
 			if req.Username == "" {
 				req.Username = p.user.Localpart()
