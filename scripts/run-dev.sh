@@ -10,10 +10,17 @@ mkdir -p "$DEV_DIR"
 go build -o "$DEV_DIR/devprosody" ./cmd/devprosody
 go build -o "$DEV_DIR/xmppgw" ./cmd/xmppgw
 
+# A per-checkout secret shared by the dev Prosody's token auth module and the
+# gateway, so admin logins on a user's behalf work out of the box.
+secret_file="$DEV_DIR/xmpp-token.secret"
+[ -s "$secret_file" ] || head -c 48 /dev/urandom | base64 | tr -d '\n' > "$secret_file"
+chmod 600 "$secret_file"
+export XMPPGW_XMPP_TOKEN_SECRET_FILE="$secret_file"
+
 ready="$DEV_DIR/prosody.ready"
 rm -f "$ready"
 "$DEV_DIR/devprosody" -dir "$DEV_DIR/prosody" -port "$XMPP_PORT" -domain localhost \
-  -users alice:demo,bob:demo,carol:demo > "$ready" &
+  -jwt-secret "$(cat "$secret_file")" -users alice:demo,bob:demo,carol:demo,system:demo > "$ready" &
 prosody_pid=$!
 gw_pid=""
 cleanup() {
@@ -36,7 +43,10 @@ export XMPPGW_XMPP_DOMAIN=localhost
 export XMPPGW_XMPP_TLS=starttls
 export XMPPGW_XMPP_CA_FILE="$DEV_DIR/prosody/cert.pem"
 export XMPPGW_LISTEN=${XMPPGW_LISTEN:-127.0.0.1:8080}
-echo "gateway on http://$XMPPGW_LISTEN  (users alice, bob, carol; password demo)"
+export XMPPGW_ADMIN_USER=${XMPPGW_ADMIN_USER:-admin}
+export XMPPGW_ADMIN_PASSWORD=${XMPPGW_ADMIN_PASSWORD:-admin-demo-password}
+export XMPPGW_NOTIFY_FROM=${XMPPGW_NOTIFY_FROM:-system}
+echo "gateway on http://$XMPPGW_LISTEN  (users alice, bob, carol; password demo; admin $XMPPGW_ADMIN_USER / $XMPPGW_ADMIN_PASSWORD)"
 "$DEV_DIR/xmppgw" &
 gw_pid=$!
 wait "$gw_pid"

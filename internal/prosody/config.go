@@ -98,7 +98,15 @@ func (s *Server) configText() string {
 	p("")
 	p("c2s_require_encryption = false")
 	p("allow_unencrypted_plain_auth = true")
-	p("authentication = \"internal_hashed\"")
+	if s.JWTSecret != "" {
+		// deploy/prosody/mod_auth_xmppgw_jwt.lua: internal_hashed plus
+		// HS256 token logins over PLAIN (docs/admin-login.md).
+		p("plugin_paths = { %s }", luaString(s.pluginDir()))
+		p("authentication = \"xmppgw_jwt\"")
+		p("xmppgw_jwt_secret = %s", luaString(s.JWTSecret))
+	} else {
+		p("authentication = \"internal_hashed\"")
+	}
 	p("storage = \"internal\"")
 	p("")
 	p("certificates = %s", luaString(s.path("certs")))

@@ -16,18 +16,28 @@ const (
 	// else answers on that port".
 	portFailureMarker = "Failed to open server port"
 	c2sActiveMarker   = "Activated service 'c2s' on ["
+	// modulemanager logs these when an auth provider module (e.g.
+	// mod_auth_xmppgw_jwt without a secret) fails to load or initialise.
+	authLoadMarker = "Unable to load module 'auth_"
+	authInitMarker = "Error initializing module 'auth_"
 )
 
 // logRing keeps the last lines of Prosody's output and counts the port
 // events startup waits for. It is shared by all runs of one Server.
 type logRing struct {
-	mu           sync.Mutex
-	lines        []string // circular once full
-	next         int
-	full         bool
-	partial      []byte
-	portFailures int
-	c2sActive    int
+	mu      sync.Mutex
+	lines   []string // circular once full
+	next    int
+	full    bool
+	partial []byte
+	counts  logCounts
+}
+
+// logCounts are how often the lines startup watches for have been seen.
+type logCounts struct {
+	portFailures int // portFailureMarker
+	c2sActive    int // c2sActiveMarker
+	authErrors   int // authLoadMarker or authInitMarker
 }
 
 func newLogRing() *logRing {
@@ -68,10 +78,13 @@ func (r *logRing) flush() {
 
 func (r *logRing) addLocked(line string) {
 	if strings.Contains(line, portFailureMarker) {
-		r.portFailures++
+		r.counts.portFailures++
 	}
 	if strings.Contains(line, c2sActiveMarker) {
-		r.c2sActive++
+		r.counts.c2sActive++
+	}
+	if strings.Contains(line, authLoadMarker) || strings.Contains(line, authInitMarker) {
+		r.counts.authErrors++
 	}
 	r.lines[r.next] = line
 	r.next++
@@ -80,12 +93,11 @@ func (r *logRing) addLocked(line string) {
 	}
 }
 
-// counters returns how often the port failure and c2s activation lines
-// have been seen so far.
-func (r *logRing) counters() (portFailures, c2sActive int) {
+// counters returns how often the watched lines have been seen so far.
+func (r *logRing) counters() logCounts {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.portFailures, r.c2sActive
+	return r.counts
 }
 
 func (r *logRing) tail(n int) string {

@@ -19,6 +19,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	prosodyauth "github.com/xmppgw/xmppgw/deploy/prosody"
 )
 
 // DefaultDomain is the XMPP domain used when Options.Domain is empty.
@@ -54,7 +56,15 @@ type Options struct {
 	Port   int               // c2s port on 127.0.0.1; 0 = pick a free one
 	Users  map[string]string // username → password, registered before start
 	Log    io.Writer         // where Prosody's log goes (default: Dir/prosody.log)
+	// JWTSecret, when non-empty, installs mod_auth_xmppgw_jwt
+	// (deploy/prosody) as the auth provider: passwords work as with
+	// internal_hashed, and an HS256 JWT {jid, exp} signed with this secret
+	// is accepted as a SASL PLAIN password. At least MinJWTSecretBytes.
+	JWTSecret string
 }
+
+// MinJWTSecretBytes is the shortest JWTSecret mod_auth_xmppgw_jwt accepts.
+const MinJWTSecretBytes = 32
 
 // Server is a Prosody process owned by this package. Its exported fields are
 // set by Start and never change afterwards (Restart keeps the port).
@@ -69,6 +79,7 @@ type Server struct {
 	CertFile     string // Dir/cert.pem: self-signed, trust it via tls.Config.RootCAs
 	KeyFile      string // Dir/key.pem
 	LogFile      string // Dir/prosody.log; "" when Options.Log is set
+	JWTSecret    string // Options.JWTSecret: token logins are on when non-empty
 
 	prosodyBin string
 	ctlBin     string
@@ -121,11 +132,16 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if opts.Port < 0 || opts.Port > 65535 {
 		return nil, fmt.Errorf("prosody: invalid port %d", opts.Port)
 	}
+	if n := len(opts.JWTSecret); n > 0 && n < MinJWTSecretBytes {
+		// mod_auth_xmppgw_jwt would refuse to load; say so before starting.
+		return nil, fmt.Errorf("prosody: JWTSecret is %d bytes, mod_auth_xmppgw_jwt needs at least %d", n, MinJWTSecretBytes)
+	}
 
 	s := &Server{
 		Domain:       domain,
 		MUCDomain:    "conference." + domain,
 		PubSubDomain: "pubsub." + domain,
+		JWTSecret:    opts.JWTSecret,
 		prosodyBin:   prosodyBin,
 		ctlBin:       ctlBin,
 		logDest:      opts.Log,
@@ -168,6 +184,14 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err := ensureCert(s.CertFile, s.KeyFile, names); err != nil {
 		return fail(fmt.Errorf("prosody: certificate: %w", err))
 	}
+	if s.JWTSecret != "" {
+		if err := os.MkdirAll(s.pluginDir(), 0o755); err != nil {
+			return fail(fmt.Errorf("prosody: %w", err))
+		}
+		if err := writeFileAtomic(filepath.Join(s.pluginDir(), prosodyauth.FileName), prosodyauth.Module, 0o644); err != nil {
+			return fail(fmt.Errorf("prosody: installing %s: %w", prosodyauth.FileName, err))
+		}
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -180,7 +204,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		}
 		s.Port = port
 		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		if err := writeFileAtomic(s.ConfigFile, []byte(s.configText()), 0o644); err != nil {
+		if err := writeFileAtomic(s.ConfigFile, []byte(s.configText()), s.configMode()); err != nil {
 			return fail(fmt.Errorf("prosody: writing config: %w", err))
 		}
 		if attempt == 1 {
@@ -374,7 +398,7 @@ func (s *Server) startLocked(ctx context.Context) error {
 	cmd.Stderr = out
 	cmd.SysProcAttr = sysProcAttr()
 	cmd.WaitDelay = 2 * time.Second
-	failsBefore, activeBefore := s.ring.counters()
+	before := s.ring.counters()
 	if err := cmd.Start(); err != nil {
 		if logFile != nil {
 			_ = logFile.Close()
@@ -392,14 +416,14 @@ func (s *Server) startLocked(ctx context.Context) error {
 	}()
 	s.proc = p
 
-	if err := s.waitReady(ctx, p, failsBefore, activeBefore); err != nil {
+	if err := s.waitReady(ctx, p, before); err != nil {
 		_ = s.stopLocked(false)
 		return err
 	}
 	return nil
 }
 
-func (s *Server) waitReady(ctx context.Context, p *process, failsBefore, activeBefore int) error {
+func (s *Server) waitReady(ctx context.Context, p *process, before logCounts) error {
 	deadline := p.start.Add(startTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
@@ -410,12 +434,18 @@ func (s *Server) waitReady(ctx context.Context, p *process, failsBefore, activeB
 		if p.exited() {
 			return fmt.Errorf("prosody exited during startup (%v); log tail:\n%s", p.err, s.LogTail(30))
 		}
-		fails, active := s.ring.counters()
-		if fails > failsBefore {
+		now := s.ring.counters()
+		if now.portFailures > before.portFailures {
 			return fmt.Errorf("prosody: %w: could not bind %s; log tail:\n%s", errPortInUse, s.Addr, s.LogTail(30))
 		}
+		// Prosody keeps running without an auth provider (every login
+		// fails): treat that as a failed start. The error line precedes the
+		// c2s activation line, so it is counted before readiness is seen.
+		if now.authErrors > before.authErrors {
+			return fmt.Errorf("prosody: the authentication module failed to load; log tail:\n%s", s.LogTail(30))
+		}
 		err := probe(ctx, s.Addr, s.Domain, deadline)
-		if err == nil && (active > activeBefore || time.Since(p.start) > activationGrace) {
+		if err == nil && (now.c2sActive > before.c2sActive || time.Since(p.start) > activationGrace) {
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -509,3 +539,14 @@ func checkDomain(d string) error {
 }
 
 func (s *Server) path(name string) string { return filepath.Join(s.Dir, name) }
+
+// pluginDir holds mod_auth_xmppgw_jwt.lua when JWTSecret is set.
+func (s *Server) pluginDir() string { return s.path("plugins") }
+
+// configMode keeps a config that holds the JWT secret private.
+func (s *Server) configMode() os.FileMode {
+	if s.JWTSecret != "" {
+		return 0o600
+	}
+	return 0o644
+}

@@ -1,0 +1,170 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/xmppgw/xmppgw/gateway"
+)
+
+// identity is who a matrix request claims to be.
+type identity int
+
+const (
+	idNone    identity = iota // no credentials
+	idOther                   // another user's valid token
+	idUser                    // the owner's valid token
+	idRevoked                 // the owner's revoked token
+	idExpired                 // the owner's expired token
+	idAdmin                   // admin Basic credentials
+)
+
+var identities = []identity{idNone, idOther, idUser, idRevoked, idExpired, idAdmin}
+
+func (i identity) String() string {
+	return [...]string{"none", "other-user", "user", "revoked", "expired", "admin"}[i]
+}
+
+// routeCase is one route's request and the status each identity gets.
+type routeCase struct {
+	// fresh: the request ends a stream, so every identity gets new ones.
+	fresh bool
+	path  string // placeholders {streamid}, {username}, {jid} are filled in
+	body  string
+	ct    string
+	want  [6]int // indexed by identity
+}
+
+// matrix lists every route the router has. A route added without an entry
+// here fails TestAuthorizationMatrix: authorization must be decided, not
+// inherited by accident.
+var matrix = map[string]routeCase{
+	"GET /healthz":              {want: [6]int{200, 200, 200, 200, 200, 200}},
+	"GET /readyz":               {want: [6]int{200, 200, 200, 200, 200, 200}},
+	"GET /openapi/swagger.json": {want: [6]int{200, 200, 200, 200, 200, 200}},
+	// Logins without a password: only admins may open a stream for someone.
+	"POST /restapi/v1/chat/login": {body: `{"username":"{username}"}`, ct: "application/json",
+		want: [6]int{401, 401, 401, 401, 401, 200}},
+	"POST /restapi/v1/chat/{username}/login": {want: [6]int{401, 401, 401, 401, 401, 200}},
+	"DELETE /restapi/v1/chat/token":          {want: [6]int{401, 204, 204, 401, 401, 400}},
+	// Summary forms act on the token's own stream (the other user's token
+	// reaches the other user's stream); admins must name a stream.
+	"POST /restapi/v1/chat/logoff":         {fresh: true, want: [6]int{401, 204, 204, 401, 401, 400}},
+	"POST /restapi/v1/chat/token":          {want: [6]int{401, 200, 200, 401, 401, 400}},
+	"POST /restapi/v1/chat/presence":       {want: [6]int{401, 204, 204, 401, 401, 400}},
+	"POST /restapi/v1/chat/messages/{jid}": {body: "hi", ct: "text/plain", want: [6]int{401, 202, 202, 401, 401, 400}},
+	"GET /restapi/v1/chat/events":          {want: [6]int{401, 200, 200, 401, 401, 400}},
+	// Named streams: someone else's is indistinguishable from a missing one.
+	"POST /restapi/v1/chat/{streamid}/logoff":         {fresh: true, want: [6]int{401, 404, 204, 401, 401, 204}},
+	"POST /restapi/v1/chat/{streamid}/token":          {want: [6]int{401, 404, 200, 401, 401, 200}},
+	"POST /restapi/v1/chat/{streamid}/presence":       {want: [6]int{401, 404, 204, 401, 401, 204}},
+	"POST /restapi/v1/chat/{streamid}/messages/{jid}": {body: "hi", ct: "text/plain", want: [6]int{401, 404, 202, 401, 401, 202}},
+	"GET /restapi/v1/chat/{streamid}/events":          {want: [6]int{401, 404, 200, 401, 401, 200}},
+	// Admin routes: 401 without valid credentials, 403 for users.
+	"GET /restapi/v1/admin/streams":               {want: [6]int{401, 403, 403, 401, 401, 200}},
+	"DELETE /restapi/v1/admin/streams/{streamid}": {fresh: true, want: [6]int{401, 403, 403, 401, 401, 204}},
+	"POST /restapi/v1/admin/notifications/{username}": {body: `{"body":"hi"}`, ct: "application/json",
+		want: [6]int{401, 403, 403, 401, 401, 202}},
+}
+
+func TestAuthorizationMatrix(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{gateway: gatewayLimits(200)})
+	aliceUser, alicePass := e.newUser("owner")
+	bobUser, bobPass := e.newUser("other")
+	alice := e.login(aliceUser, alicePass)
+	bob := e.login(bobUser, bobPass)
+
+	var routes []string
+	require.NoError(t, chi.Walk(e.srv.Routes().(chi.Routes), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		routes = append(routes, method+" "+strings.TrimSuffix(strings.ReplaceAll(route, "/*/", "/"), "/"))
+		return nil
+	}))
+	require.NotEmpty(t, routes)
+	seen := map[string]bool{}
+	for _, route := range routes {
+		seen[route] = true
+		rc, ok := matrix[route]
+		if !ok {
+			t.Errorf("route %q has no entry in the authorization matrix", route)
+			continue
+		}
+		method, pattern, _ := strings.Cut(route, " ")
+		for _, id := range identities {
+			owner, other := alice, bob
+			if rc.fresh {
+				owner, other = e.login(aliceUser, alicePass), e.login(bobUser, bobPass)
+			}
+			path := strings.NewReplacer("{streamid}", owner.StreamID, "{username}", aliceUser,
+				"{jid}", bare(owner.JID)).Replace(pattern)
+			body := strings.ReplaceAll(rc.body, "{username}", aliceUser)
+			got := e.status(method, path, e.credentials(id, owner, other), body, rc.ct)
+			if got != rc.want[id] {
+				t.Errorf("%s as %s: got %d, want %d", route, id, got, rc.want[id])
+			}
+		}
+	}
+	for route := range matrix {
+		if !seen[route] {
+			t.Errorf("matrix entry %q names no route", route)
+		}
+	}
+}
+
+// credentials builds the headers of an identity, minting fresh tokens so
+// one request's revocation cannot leak into the next.
+func (e *testEnv) credentials(id identity, owner, other session) http.Header {
+	e.t.Helper()
+	issue := func(s session) (string, *tokenClaims) {
+		user, err := gateway.UserJID(s.user, e.xmpp.Domain)
+		require.NoError(e.t, err)
+		raw, _, err := e.srv.tokens.issue(user, s.StreamID)
+		require.NoError(e.t, err)
+		c, err := e.srv.tokens.verify(raw)
+		require.NoError(e.t, err)
+		return raw, c
+	}
+	switch id {
+	case idOther:
+		raw, _ := issue(other)
+		return bearerHeader(raw)
+	case idUser:
+		raw, _ := issue(owner)
+		return bearerHeader(raw)
+	case idRevoked:
+		raw, c := issue(owner)
+		e.srv.tokens.revoke(c)
+		return bearerHeader(raw)
+	case idExpired:
+		return bearerHeader(mintToken(e.t, testSecret, owner, -time.Minute))
+	case idAdmin:
+		return adminHeader()
+	}
+	return nil
+}
+
+// status sends one request and returns its status without reading the
+// body, so event streams are closed right after their headers.
+func (e *testEnv) status(method, path string, h http.Header, body, contentType string) int {
+	e.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, e.http.URL+path, strings.NewReader(body))
+	require.NoError(e.t, err)
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	res, err := e.http.Client().Do(req)
+	require.NoError(e.t, err)
+	res.Body.Close()
+	return res.StatusCode
+}
