@@ -19,8 +19,8 @@ export XMPPGW_XMPP_TOKEN_SECRET_FILE="$secret_file"
 
 ready="$DEV_DIR/prosody.ready"
 rm -f "$ready"
-"$DEV_DIR/devprosody" -dir "$DEV_DIR/prosody" -port "$XMPP_PORT" -domain localhost \
-  -jwt-secret "$(cat "$secret_file")" -users alice:demo,bob:demo,carol:demo,system:demo > "$ready" &
+XMPPGW_XMPP_TOKEN_SECRET="$(cat "$secret_file")" "$DEV_DIR/devprosody" -dir "$DEV_DIR/prosody" \
+  -port "$XMPP_PORT" -domain localhost -users alice:demo,bob:demo,carol:demo,system:demo > "$ready" &
 prosody_pid=$!
 gw_pid=""
 cleanup() {
