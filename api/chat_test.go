@@ -413,11 +413,24 @@ func TestLogs_HoldNoSecrets(t *testing.T) {
 	s := e.login(user, pass)
 	e.subscribe("/restapi/v1/chat/"+s.StreamID+"/events?token="+s.Token, nil).next(t, ofType("stream"))
 	e.do(http.MethodPost, "/restapi/v1/chat/"+user+"/login", "", strings.NewReader("wrong-"+pass), "text/plain")
+	behalf := e.adminLogin(user)
+	e.doH(http.MethodGet, "/restapi/v1/admin/streams", adminHeader(), nil, "")
+	e.doH(http.MethodPost, "/restapi/v1/admin/notifications/"+user, adminHeader(), jsonBody(NotificationRequest{Body: "n"}), "application/json")
+	adminTok, _, err := MintAdminToken(testSecret, "ci", time.Minute)
+	require.NoError(t, err)
+	e.do(http.MethodGet, "/restapi/v1/admin/streams", adminTok, nil, "")
+	e.do(http.MethodDelete, "/restapi/v1/chat/token", behalf.Token, nil, "")
 	e.do(http.MethodPost, "/restapi/v1/chat/"+s.StreamID+"/logoff", s.Token, nil, "")
-	logs := e.logs.String()
+	logs := e.logs.String() + e.xmpp.LogTail(100000)
 	require.Contains(t, logs, `"route":"/restapi/v1/chat/{streamid}/events"`, "requests were logged")
-	for _, secret := range []string{pass, s.Token, s.StreamID, base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))} {
-		require.NotContains(t, logs, secret)
+	require.Contains(t, logs, `"tag":"audit"`, "admin actions were logged")
+	for name, secret := range map[string]string{
+		"password": pass, "token": s.Token, "on-behalf token": behalf.Token, "admin token": adminTok,
+		"stream id": s.StreamID, "admin password": testAdminPassword, "API secret": string(testSecret),
+		"XMPP token secret": string(xmppTokenSecret),
+		"Basic header":      base64.StdEncoding.EncodeToString([]byte(testAdminUser + ":" + testAdminPassword)),
+	} {
+		require.NotContains(t, logs, secret, name)
 	}
 }
 
