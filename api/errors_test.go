@@ -141,4 +141,7 @@ func TestCORS_PreflightAndHeaders(t *testing.T) {
 	require.Equal(t, http.StatusOK, rec.Code)
 	require.Equal(t, "http://app.example", rec.Header().Get("Access-Control-Allow-Origin"))
 	require.Equal(t, "nosniff", rec.Header().Get("X-Content-Type-Options"))
+	require.Equal(t, "default-src 'none'; frame-ancestors 'none'", rec.Header().Get("Content-Security-Policy"))
+	require.Equal(t, "no-store", rec.Header().Get("Cache-Control"))
+	require.Equal(t, "DENY", rec.Header().Get("X-Frame-Options"))
 }

@@ -41,7 +41,13 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	return writeOK(w, http.StatusOK, HealthResponse{Status: "ok"})
 }
 
-// openAPISpec serves the generated OpenAPI (Swagger 2.0) document.
+// openAPISpec godoc
+//
+//	@Summary	This API's OpenAPI (Swagger 2.0) document
+//	@Tags		health
+//	@Produce	json
+//	@Success	200	{object}	object
+//	@Router		/openapi/swagger.json [get]
 func (s *Server) openAPISpec(w http.ResponseWriter, _ *http.Request) error {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	_, err := w.Write([]byte(openapi.SwaggerInfo.ReadDoc()))

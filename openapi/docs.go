@@ -34,6 +34,25 @@ const docTemplate = `{
                 }
             }
         },
+        "/openapi/swagger.json": {
+            "get": {
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "health"
+                ],
+                "summary": "This API's OpenAPI (Swagger 2.0) document",
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "type": "object"
+                        }
+                    }
+                }
+            }
+        },
         "/readyz": {
             "get": {
                 "produces": [
@@ -52,6 +71,198 @@ const docTemplate = `{
                     },
                     "503": {
                         "description": "Service Unavailable",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
+        "/restapi/v1/admin/notifications/{username}": {
+            "post": {
+                "security": [
+                    {
+                        "BasicAuth": []
+                    },
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Sends a headline from the service account (XMPPGW_NOTIFY_FROM) with extraParams.moduleIdentifier=SystemNotifications plus the given params (ConnectyCube convention). Receivers see a \"headline\" event with extra_params.",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "admin"
+                ],
+                "summary": "Send a system notification",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "recipient username",
+                        "name": "username",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "description": "notification",
+                        "name": "body",
+                        "in": "body",
+                        "required": true,
+                        "schema": {
+                            "$ref": "#/definitions/api.NotificationRequest"
+                        }
+                    }
+                ],
+                "responses": {
+                    "202": {
+                        "description": "Accepted",
+                        "schema": {
+                            "$ref": "#/definitions/api.MessageResponse"
+                        }
+                    },
+                    "400": {
+                        "description": "Bad Request",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "403": {
+                        "description": "Forbidden",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "503": {
+                        "description": "not configured",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
+        "/restapi/v1/admin/streams": {
+            "get": {
+                "security": [
+                    {
+                        "BasicAuth": []
+                    },
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "admin"
+                ],
+                "summary": "List open streams",
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/api.StreamList"
+                        }
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "403": {
+                        "description": "Forbidden",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
+        "/restapi/v1/admin/streams/{streamid}": {
+            "delete": {
+                "security": [
+                    {
+                        "BasicAuth": []
+                    },
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Logs the stream off (unavailable presence, XMPP stream closed), ends its event streams and revokes its tokens.",
+                "tags": [
+                    "admin"
+                ],
+                "summary": "Close a stream",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "stream id",
+                        "name": "streamid",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "204": {
+                        "description": "No Content"
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "403": {
+                        "description": "Forbidden",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "404": {
+                        "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
+        "/restapi/v1/chat/token": {
+            "delete": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Invalidates the bearer token of this request at once: every event stream it opened is closed, and later use gets 401 (RFC 6750 invalid_token). The stream itself stays open for other tokens.",
+                "tags": [
+                    "session"
+                ],
+                "summary": "Revoke the presented token",
+                "responses": {
+                    "204": {
+                        "description": "No Content"
+                    },
+                    "400": {
+                        "description": "not a bearer token",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "401": {
+                        "description": "Unauthorized",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -87,7 +298,7 @@ const docTemplate = `{
                     },
                     {
                         "type": "string",
-                        "description": "bearer token (for EventSource)",
+                        "description": "bearer token (for EventSource; or the HttpOnly cookie set by login with ?cookie=true)",
                         "name": "token",
                         "in": "query"
                     },
@@ -123,7 +334,7 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
                     },
-                    "503": {
+                    "429": {
                         "description": "too many subscribers",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
@@ -142,7 +353,7 @@ const docTemplate = `{
                         "BasicAuth": []
                     }
                 ],
-                "description": "Sends unavailable presence, closes the XMPP stream, ends its SSE connections and revokes the token used.",
+                "description": "Sends unavailable presence, closes the XMPP stream, ends its SSE connections and revokes every token issued for the stream.",
                 "produces": [
                     "application/json"
                 ],
@@ -262,6 +473,12 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
                     },
+                    "429": {
+                        "description": "sending too fast",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
                     "503": {
                         "description": "stream reconnecting",
                         "schema": {
@@ -370,14 +587,66 @@ const docTemplate = `{
                 }
             }
         },
+        "/restapi/v1/chat/{streamid}/token": {
+            "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    },
+                    {
+                        "BasicAuth": []
+                    }
+                ],
+                "description": "Issues a new token for the stream (same user, new expiry). The old token stays valid until it expires or is revoked; an EventSource opened with it ends at its expiry, so reopen it with the new token (and Last-Event-ID as ?last_event_id=).",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "session"
+                ],
+                "summary": "Refresh a stream token",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "stream id",
+                        "name": "streamid",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/api.LoginResponse"
+                        }
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "404": {
+                        "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
         "/restapi/v1/chat/{username}/login": {
             "post": {
                 "security": [
                     {
                         "BasicAuth": []
+                    },
+                    {
+                        "BearerAuth": []
                     }
                 ],
-                "description": "Logs into the XMPP server with the user's credentials (that login is the check) and opens a new stream with its own XMPP resource. The password comes as a text/plain body (the Openfire-Chat form), as JSON {\"password\",\"resource\"}, or as HTTP Basic. POST /restapi/v1/chat/login takes the username from Basic or JSON instead of the path.",
+                "description": "Logs into the XMPP server with the user's credentials (that login is the check) and opens a new stream with its own XMPP resource. The password comes as a text/plain body (the Openfire-Chat form), as JSON {\"password\",\"resource\"}, or as HTTP Basic. POST /restapi/v1/chat/login takes the username from Basic or JSON instead of the path.\nWith admin credentials (Basic of XMPPGW_ADMIN_USER, or an admin token) and no password, the gateway logs in on the user's behalf with a short-lived XMPP token; the response's token is then the user's. ?cookie=true (or \"cookie\":true) also sets the token as an HttpOnly cookie for EventSource.",
                 "consumes": [
                     "application/json",
                     "text/plain"
@@ -396,6 +665,12 @@ const docTemplate = `{
                         "name": "username",
                         "in": "path",
                         "required": true
+                    },
+                    {
+                        "type": "boolean",
+                        "description": "also set the token as an HttpOnly cookie",
+                        "name": "cookie",
+                        "in": "query"
                     },
                     {
                         "description": "JSON credentials, or the password as text/plain",
@@ -437,8 +712,20 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
                     },
+                    "429": {
+                        "description": "too many failed logins or streams",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
                     "502": {
                         "description": "XMPP server unreachable",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "503": {
+                        "description": "capacity, or on-behalf login not configured",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -488,7 +775,12 @@ const docTemplate = `{
         "api.LoginRequest": {
             "type": "object",
             "properties": {
+                "cookie": {
+                    "description": "Cookie asks for the token also as an HttpOnly cookie the events route accepts.",
+                    "type": "boolean"
+                },
                 "password": {
+                    "description": "Password may be left out by admins, who then log in on the user's behalf.",
                     "type": "string",
                     "example": "demo"
                 },
@@ -561,6 +853,22 @@ const docTemplate = `{
                 }
             }
         },
+        "api.NotificationRequest": {
+            "type": "object",
+            "properties": {
+                "body": {
+                    "type": "string",
+                    "example": "Maintenance at 22:00"
+                },
+                "params": {
+                    "description": "Params become extraParams children next to moduleIdentifier=SystemNotifications.",
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "string"
+                    }
+                }
+            }
+        },
         "api.PresenceRequest": {
             "type": "object",
             "properties": {
@@ -587,6 +895,45 @@ const docTemplate = `{
                     "description": "Type is available (default), unavailable, subscribe, subscribed, unsubscribe or unsubscribed.",
                     "type": "string",
                     "example": "subscribe"
+                }
+            }
+        },
+        "api.StreamInfo": {
+            "type": "object",
+            "properties": {
+                "created": {
+                    "type": "string"
+                },
+                "jid": {
+                    "type": "string",
+                    "example": "alice@localhost/web.1a2b3c4d5e6f"
+                },
+                "last_activity": {
+                    "type": "string"
+                },
+                "on_behalf": {
+                    "type": "boolean"
+                },
+                "state": {
+                    "type": "string",
+                    "example": "online"
+                },
+                "streamid": {
+                    "type": "string"
+                },
+                "subscribers": {
+                    "type": "integer"
+                }
+            }
+        },
+        "api.StreamList": {
+            "type": "object",
+            "properties": {
+                "streams": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/api.StreamInfo"
+                    }
                 }
             }
         }
