@@ -1,0 +1,250 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	// The bench talks XMPP directly for the baseline with the same library
+	// the gateway uses; production code imports go-xmpp only in gateway/.
+	xmpp "github.com/xmppo/go-xmpp"
+)
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  *strings.Builder
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.String()
+}
+
+// benchBody carries a sequence number and the send time (Unix ns), so the
+// receiver can compute one-way latency on the same clock.
+func benchBody(seq int64, sent time.Time) string {
+	return "bench " + strconv.FormatInt(seq, 10) + " " + strconv.FormatInt(sent.UnixNano(), 10)
+}
+
+func parseBenchBody(body string) (seq int64, sent time.Time, ok bool) {
+	f := strings.Fields(body)
+	if len(f) != 3 || f[0] != "bench" {
+		return 0, time.Time{}, false
+	}
+	seq, err1 := strconv.ParseInt(f[1], 10, 64)
+	ns, err2 := strconv.ParseInt(f[2], 10, 64)
+	return seq, time.Unix(0, ns), err1 == nil && err2 == nil
+}
+
+// --- gateway (REST + SSE) ---
+
+type gwClient struct {
+	base string
+	hc   *http.Client // REST calls (keep-alive pool)
+	sse  *http.Client // event streams (no timeout)
+}
+
+func newGWClient(base string) *gwClient {
+	tr := func() *http.Transport {
+		return &http.Transport{Proxy: nil, DialContext: (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+			MaxIdleConns: 0, MaxIdleConnsPerHost: 4096, IdleConnTimeout: 90 * time.Second, DisableCompression: true}
+	}
+	return &gwClient{base: base, hc: &http.Client{Transport: tr(), Timeout: 90 * time.Second}, sse: &http.Client{Transport: tr()}}
+}
+
+type gwStream struct {
+	ID, Token, JID string
+}
+
+func (g *gwClient) login(ctx context.Context, user, password string) (gwStream, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, g.base+"/restapi/v1/chat/"+url.PathEscape(user)+"/login", strings.NewReader(password))
+	req.Header.Set("Content-Type", "text/plain")
+	resp, err := g.hc.Do(req)
+	if err != nil {
+		return gwStream{}, err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return gwStream{}, fmt.Errorf("login %s: %d %s", user, resp.StatusCode, bytes.TrimSpace(body))
+	}
+	var r struct {
+		StreamID string `json:"streamid"`
+		Token    string `json:"token"`
+		JID      string `json:"jid"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return gwStream{}, err
+	}
+	return gwStream{ID: r.StreamID, Token: r.Token, JID: r.JID}, nil
+}
+
+func (g *gwClient) send(ctx context.Context, s gwStream, to, body string) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, g.base+"/restapi/v1/chat/"+s.ID+"/messages/"+url.PathEscape(to), strings.NewReader(body))
+	req.Header.Set("Content-Type", "text/plain")
+	req.Header.Set("Authorization", "Bearer "+s.Token)
+	resp, err := g.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("send: %d %s", resp.StatusCode, bytes.TrimSpace(b))
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return nil
+}
+
+func (g *gwClient) logoff(ctx context.Context, s gwStream) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, g.base+"/restapi/v1/chat/"+s.ID+"/logoff", nil)
+	req.Header.Set("Authorization", "Bearer "+s.Token)
+	if resp, err := g.hc.Do(req); err == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}
+
+// subscribe opens the stream's SSE connection and returns once the
+// preamble arrived. onChat gets the body of every chat event and the time
+// its data line was read; it runs on the reader goroutine.
+func (g *gwClient) subscribe(ctx context.Context, s gwStream, onChat func(body string, at time.Time)) (done <-chan error, err error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, g.base+"/restapi/v1/chat/"+s.ID+"/events?token="+url.QueryEscape(s.Token), nil)
+	resp, err := g.sse.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return nil, fmt.Errorf("events: %d %s", resp.StatusCode, bytes.TrimSpace(b))
+	}
+	br := bufio.NewReaderSize(resp.Body, 4096)
+	line, err := br.ReadSlice('\n')
+	if err != nil || !bytes.HasPrefix(line, []byte("retry:")) {
+		resp.Body.Close()
+		return nil, fmt.Errorf("events: bad preamble %q: %v", line, err)
+	}
+	ch := make(chan error, 1)
+	go func() {
+		defer resp.Body.Close()
+		for {
+			line, err := br.ReadSlice('\n')
+			if err != nil {
+				if ctx.Err() != nil {
+					err = nil
+				}
+				ch <- err
+				return
+			}
+			if body, ok := chatBody(line); ok {
+				onChat(body, time.Now())
+			}
+		}
+	}()
+	return ch, nil
+}
+
+// chatBody parses a "data:" line of a chat event carrying a bench body. The
+// gateway's JSON encoder writes "type" first and bench bodies need no
+// escaping, so a scan suffices; anything else is left to the full decoder.
+func chatBody(line []byte) (string, bool) {
+	data, ok := bytes.CutPrefix(line, []byte("data: "))
+	if !ok || !bytes.HasPrefix(data, []byte(`{"type":"chat"`)) {
+		return "", false
+	}
+	if _, rest, ok := bytes.Cut(data, []byte(`"body":"bench `)); ok {
+		if end := bytes.IndexByte(rest, '"'); end >= 0 && bytes.IndexByte(rest[:end], '\\') < 0 {
+			return "bench " + string(rest[:end]), true
+		}
+	}
+	var ev struct {
+		Type string `json:"type"`
+		Body string `json:"body"`
+	}
+	if json.Unmarshal(bytes.TrimSpace(data), &ev) != nil || ev.Type != "chat" || !strings.HasPrefix(ev.Body, "bench ") {
+		return "", false
+	}
+	return ev.Body, true
+}
+
+// --- direct XMPP (the baseline) ---
+
+type directClient struct {
+	c    *xmpp.Client
+	jid  string
+	done chan struct{}
+}
+
+func dialDirect(addr, domain, user, password, resource string) (*xmpp.Client, error) {
+	return xmpp.Options{Host: addr, User: user + "@" + domain, Password: password, Resource: resource,
+		NoTLS: true, InsecureAllowUnencryptedAuth: true, DialTimeout: 30 * time.Second}.NewClient()
+}
+
+// startDirect logs in and runs a reader calling onChat for bench messages.
+func startDirect(addr, domain, user, password, resource string, onChat func(body string, at time.Time)) (*directClient, error) {
+	c, err := dialDirect(addr, domain, user, password, resource)
+	if err != nil {
+		return nil, err
+	}
+	d := &directClient{c: c, jid: c.JID(), done: make(chan struct{})}
+	go func() {
+		defer close(d.done)
+		soft := 0
+		for {
+			v, err := c.Recv()
+			if err != nil {
+				if isFatal(err) || soft > 100 {
+					return
+				}
+				soft++
+				continue
+			}
+			if ch, ok := v.(xmpp.Chat); ok && onChat != nil && strings.HasPrefix(ch.Text, "bench ") {
+				onChat(ch.Text, time.Now())
+			}
+		}
+	}()
+	return d, nil
+}
+
+func isFatal(err error) bool {
+	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	m := err.Error()
+	return strings.Contains(m, "closed") || strings.Contains(m, "stream error") || strings.Contains(m, "EOF") || strings.Contains(m, "syntax error")
+}
+
+// close ends the stream race-free (go-xmpp sharp edge 6): say goodbye, let
+// the reader see the server close, then Close.
+func (d *directClient) close() {
+	_, _ = d.c.SendOrg("</stream:stream>")
+	select {
+	case <-d.done:
+	case <-time.After(5 * time.Second):
+	}
+	_ = d.c.Close()
+}

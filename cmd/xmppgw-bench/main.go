@@ -1,0 +1,428 @@
+// Command xmppgw-bench measures the gateway against talking XMPP directly,
+// in the same run and through the same Prosody: throughput, latency, scale
+// (memory, goroutines, logins, idle CPU per stream) and SSE fan-out. Every
+// scenario is bounded (duration and message count) and stops by itself;
+// everything listens on 127.0.0.1 only.
+//
+//	xmppgw-bench [flags]            run the scenarios, print a table, write JSON/Markdown
+//	xmppgw-bench gateway            (internal) the gateway under test, see gateway.go
+//
+// See docs/BENCHMARKS.md for the commands and the results.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/xmppgw/xmppgw/internal/prosody"
+)
+
+type config struct {
+	runs           int
+	pairs          []int
+	window         int
+	duration       time.Duration
+	warmup         time.Duration
+	maxMsgs        int64
+	latencyRate    float64
+	latencyPairs   int
+	latencyDur     time.Duration
+	scale          []int
+	idle           time.Duration
+	settle         time.Duration
+	loginConc      int
+	fanout         []int
+	fanoutMsgs     int
+	fanoutGap      time.Duration
+	growthPairs    int
+	growthDuration time.Duration
+	scenarios      map[string]bool
+	jsonOut        string
+	mdOut          string
+	profileDir     string
+	gatewayBin     string
+	xmppAddr       string
+	smoke          bool
+	directOriginID bool
+	maxTotal       time.Duration
+}
+
+func ints(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a positive number", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func parseFlags(args []string) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet("xmppgw-bench", flag.ContinueOnError)
+	pairs := fs.String("pairs", "8", "throughput: comma-separated numbers of sender→receiver pairs")
+	scale := fs.String("scale", "1000", "scale: comma-separated stream counts K")
+	fan := fs.String("fanout", "1,100,1000,10000", "fan-out: comma-separated subscriber counts S on one stream")
+	scen := fs.String("scenarios", "throughput,latency,fanout,scale", "which scenarios to run")
+	fs.IntVar(&c.runs, "runs", 3, "runs of every scenario (median and spread are reported)")
+	fs.IntVar(&c.window, "window", 16, "throughput: messages in flight per pair (sent, not yet received)")
+	fs.DurationVar(&c.duration, "duration", 5*time.Second, "throughput: measured time per run and path")
+	fs.DurationVar(&c.warmup, "warmup", 500*time.Millisecond, "excluded start of every throughput/latency run")
+	fs.Int64Var(&c.maxMsgs, "max-msgs", 200000, "upper bound of messages per run and path")
+	fs.Float64Var(&c.latencyRate, "latency-rate", 0, "latency: offered msg/s (0 = half the direct throughput measured in this run)")
+	fs.IntVar(&c.latencyPairs, "latency-pairs", 8, "latency: sender→receiver pairs the offered rate is spread over")
+	fs.DurationVar(&c.latencyDur, "latency-duration", 5*time.Second, "latency: measured time per run and path")
+	fs.DurationVar(&c.idle, "idle", 15*time.Second, "scale: window over which idle CPU is measured (heartbeats are every 15 s)")
+	fs.DurationVar(&c.settle, "settle", 2*time.Second, "scale: pause after logins before memory is read")
+	fs.IntVar(&c.loginConc, "login-concurrency", 50, "parallel logins and subscriptions")
+	fs.IntVar(&c.fanoutMsgs, "fanout-msgs", 20, "fan-out: events per run")
+	fs.DurationVar(&c.fanoutGap, "fanout-gap", 50*time.Millisecond, "fan-out: pause after each event was delivered everywhere")
+	fs.IntVar(&c.growthPairs, "growth-pairs", 8, "scale: pairs of the throughput run done with K streams open (0 = skip)")
+	fs.DurationVar(&c.growthDuration, "growth-duration", 3*time.Second, "scale: duration of that run")
+	fs.StringVar(&c.jsonOut, "json", "", "write the results as JSON to this file")
+	fs.StringVar(&c.mdOut, "md", "", "replace the generated section of this Markdown file (docs/BENCHMARKS.md)")
+	fs.StringVar(&c.profileDir, "profile", "", "save gateway pprof profiles (CPU under throughput, heap/goroutines under scale) here")
+	fs.StringVar(&c.gatewayBin, "gateway-bin", "", "run this xmppgw binary instead of the built-in wrapper (no heap/goroutine figures, no profiles)")
+	fs.StringVar(&c.xmppAddr, "xmpp-addr", "", "use a running loopback Prosody at this address instead of starting one (users t0.., s0.., f0, f1 with password "+benchPassword+" must exist)")
+	fs.BoolVar(&c.directOriginID, "direct-origin-id", false, "baseline stanzas carry an XEP-0359 origin-id like the gateway's")
+	fs.BoolVar(&c.smoke, "smoke", false, "a few-seconds end-to-end check with tiny sizes; fails unless messages were delivered")
+	fs.DurationVar(&c.maxTotal, "timeout", 60*time.Minute, "abort everything after this long")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if c.smoke {
+		*pairs, *scale, *fan = "2", "20", "1,10"
+		c.runs, c.window, c.duration, c.warmup = 1, 4, time.Second, 200*time.Millisecond
+		c.latencyRate, c.latencyPairs, c.latencyDur = 100, 2, time.Second
+		c.idle, c.settle, c.fanoutMsgs, c.growthPairs, c.growthDuration = time.Second, 300*time.Millisecond, 3, 2, time.Second
+		c.maxMsgs, c.maxTotal = 20000, 2*time.Minute
+	}
+	var err error
+	if c.pairs, err = ints(*pairs); err != nil {
+		return nil, fmt.Errorf("-pairs: %w", err)
+	}
+	if c.scale, err = ints(*scale); err != nil {
+		return nil, fmt.Errorf("-scale: %w", err)
+	}
+	if c.fanout, err = ints(*fan); err != nil {
+		return nil, fmt.Errorf("-fanout: %w", err)
+	}
+	c.scenarios = map[string]bool{}
+	for _, s := range strings.Split(*scen, ",") {
+		switch s = strings.TrimSpace(s); s {
+		case "throughput", "latency", "fanout", "scale":
+			c.scenarios[s] = true
+		case "":
+		default:
+			return nil, fmt.Errorf("-scenarios: unknown %q", s)
+		}
+	}
+	if c.runs < 1 || c.window < 1 || c.latencyPairs < 1 || c.loginConc < 1 || c.fanoutMsgs < 1 {
+		return nil, errors.New("counts must be positive")
+	}
+	return c, nil
+}
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "gateway" {
+		os.Exit(runGatewayWrapper())
+	}
+	cfg, err := parseFlags(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "xmppgw-bench:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, cancel := context.WithTimeout(ctx, cfg.maxTotal)
+	rep, err := run(ctx, cfg)
+	cancel()
+	stop()
+	if rep != nil {
+		fmt.Print(rep.table())
+		if err2 := rep.write(cfg); err2 != nil {
+			err = errors.Join(err, err2)
+		}
+		if cfg.smoke && err == nil {
+			err = smokeCheck(cfg, rep)
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "xmppgw-bench:", err)
+		os.Exit(1)
+	}
+}
+
+// raiseNoFile lifts RLIMIT_NOFILE (and, as root, the hard limit) so that
+// tens of thousands of sockets fit; children (Prosody, the gateway)
+// inherit it because it was set explicitly.
+func raiseNoFile() uint64 {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return 0
+	}
+	want := uint64(200000)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: want, Max: want}); err == nil {
+		return want
+	}
+	l.Cur = l.Max
+	_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
+	return l.Cur
+}
+
+func run(ctx context.Context, cfg *config) (*Report, error) {
+	rep := &Report{Started: time.Now().UTC(), Command: "xmppgw-bench " + strings.Join(os.Args[1:], " "),
+		Machine: machine(), NoFile: raiseNoFile(),
+		Prosody: "Prosody " + prosodyVersion() + ", gc = generational, MAM on (mod_mam, default_archive_policy = true, storage_archive_item_limit = 1000000), storage internal, no TLS on loopback, no mod_limits",
+		Gateway: "gateway: XMPPGW_XMPP_TLS=none, log level info (JSON to a file), SSE queue 256, replay 1024, heartbeat 15s; limits raised (sends/s, streams, subscribers)"}
+	if cfg.gatewayBin != "" {
+		rep.Gateway = "binary " + cfg.gatewayBin + "; " + rep.Gateway
+	} else {
+		rep.Gateway = "built-in wrapper (cmd/xmppgw's wiring + pprof); " + rep.Gateway
+	}
+	work, err := os.MkdirTemp("", "xmppgw-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(work)
+	e := &env{cfg: cfg, workDir: work, domain: prosody.DefaultDomain, xmppAddr: cfg.xmppAddr}
+	defer func() {
+		if e.gw != nil {
+			e.gw.Kill()
+		}
+	}()
+	if e.xmppAddr == "" {
+		dir := filepath.Join(work, "prosody")
+		srv, err := prosody.Start(ctx, prosody.Options{Dir: dir})
+		if err != nil {
+			return nil, err
+		}
+		defer srv.Stop()
+		e.xmppAddr, e.prosody = srv.Addr, dir
+		users := map[string]string{"f0": benchPassword, "f1": benchPassword}
+		for i := range 2 * max(slices.Max(cfg.pairs), cfg.latencyPairs, cfg.growthPairs) {
+			users[userName("t", i)] = benchPassword
+		}
+		if cfg.scenarios["scale"] {
+			for i := range slices.Max(cfg.scale) {
+				users[userName("s", i)] = benchPassword
+			}
+		}
+		t0 := time.Now()
+		if err := srv.RegisterMany(ctx, users); err != nil {
+			return nil, err
+		}
+		logf("registered %d users in %v", len(users), time.Since(t0).Round(time.Millisecond))
+	}
+	if err := e.restartGateway(ctx); err != nil {
+		return nil, err
+	}
+
+	if cfg.scenarios["throughput"] {
+		for _, n := range cfg.pairs {
+			var runs []ThroughputRun
+			var ratios []float64
+			for i := range cfg.runs {
+				order := []string{"gateway", "direct"}
+				if i%2 == 1 {
+					order = []string{"direct", "gateway"} // alternate: neither always runs on a warmer server
+				}
+				got := map[string]ThroughputRun{}
+				for j, p := range order {
+					if cfg.profileDir != "" && p == "gateway" && i == 0 {
+						go func() {
+							_ = e.gw.Profile(fmt.Sprintf("profile?seconds=%d", max(1, int(cfg.duration.Seconds())-1)),
+								filepath.Join(cfg.profileDir, fmt.Sprintf("throughput-%d-cpu.pprof", n)))
+						}()
+					}
+					r, err := e.throughput(ctx, p, n, cfg.window, cfg.duration)
+					if err != nil {
+						return rep, fmt.Errorf("throughput %s: %w", p, err)
+					}
+					logf("throughput N=%d run %d %s: %.0f msg/s (%d delivered, %d errors) load %s", n, i+1, p, r.MsgPerSec, r.Delivered, r.Errors, r.Load)
+					got[p] = r
+					runs = append(runs, r)
+					_ = j
+				}
+				ratios = append(ratios, ratio(got["gateway"].MsgPerSec, got["direct"].MsgPerSec))
+			}
+			rep.Throughput = append(rep.Throughput, summarizeThroughput(n, cfg.window, runs, ratios))
+		}
+	}
+	if cfg.scenarios["latency"] {
+		rate := cfg.latencyRate
+		if rate == 0 {
+			for _, t := range rep.Throughput {
+				rate = t.Direct.Median / 2
+			}
+		}
+		if rate <= 0 {
+			rate = 1000
+		}
+		var runs []LatencyRun
+		for i := range cfg.runs {
+			for _, p := range []string{"gateway", "direct"} {
+				r, err := e.latency(ctx, p, cfg.latencyPairs, rate, cfg.latencyDur)
+				if err != nil {
+					return rep, fmt.Errorf("latency %s: %w", p, err)
+				}
+				logf("latency run %d %s @%.0f/s: p50 %.2f p99 %.2f max %.2f ms (%d/%d) load %s", i+1, p, rate, r.Latency.P50, r.Latency.P99, r.Latency.Max, r.Received, r.Sent, r.Load)
+				runs = append(runs, r)
+			}
+		}
+		rep.Latency = summarizeLatency(rate, cfg.latencyPairs, runs)
+	}
+	if cfg.scenarios["fanout"] {
+		for _, s := range cfg.fanout {
+			var runs []FanoutRun
+			for i := range cfg.runs {
+				if cfg.profileDir != "" && i == 0 && s == slices.Max(cfg.fanout) {
+					go func() {
+						time.Sleep(time.Duration(s/5000+1) * time.Second) // after the subscriptions
+						_ = e.gw.Profile("profile?seconds=2", filepath.Join(cfg.profileDir, fmt.Sprintf("fanout-%d-cpu.pprof", s)))
+					}()
+				}
+				r, err := e.fanout(ctx, s, cfg.fanoutMsgs)
+				if err != nil {
+					return rep, fmt.Errorf("fanout S=%d: %w", s, err)
+				}
+				logf("fanout S=%d run %d: to last p50 %.1f p99 %.1f ms, %.0f events/s, %d/%d complete, load %s", s, i+1, r.ToLast.P50, r.ToLast.P99, r.EventsPerSec, r.Complete, r.Msgs, r.Load)
+				runs = append(runs, r)
+			}
+			rep.Fanout = append(rep.Fanout, summarizeFanout(s, runs))
+		}
+	}
+	if cfg.scenarios["scale"] {
+		for _, k := range cfg.scale {
+			var runs []ScaleRun
+			stopped := false
+			for i := range cfg.runs {
+				r, err := e.scale(ctx, k, cfg.profileDir)
+				if err != nil {
+					return rep, fmt.Errorf("scale K=%d: %w", k, err)
+				}
+				logf("scale K=%d run %d: logins direct %.0f/s gateway %.0f/s; gw %.1f KiB RSS, %.1f KiB heap, %.1f KiB stack, %.2f goroutines per stream; idle %.2f µs/s per stream; prosody %.1f KiB/session; msg/s gw %.0f direct %.0f; load %s %s",
+					k, i+1, r.DirectLoginsPerSec, r.GatewayLoginsPerSec, r.GWRSSPerStream/1024, r.GWHeapPerStream/1024, r.GWStackPerStream/1024,
+					r.GWGoroutinesPerStream, r.GWIdleCPUPerStream, r.ProsodyRSSPerSession/1024, r.GWMsgPerSec, r.DirectMsgPerSec, r.Load, r.StopReason)
+				runs = append(runs, r)
+				if r.StopReason != "" {
+					stopped = true
+					break
+				}
+			}
+			rep.Scale = append(rep.Scale, summarizeScale(k, runs))
+			if stopped {
+				break
+			}
+		}
+	}
+	rep.Finished = time.Now().UTC()
+	return rep, ctx.Err()
+}
+
+func logf(format string, a ...any) {
+	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, a...)...)
+}
+
+// Machine describes where the numbers come from.
+type Machine struct {
+	CPUs      int    `json:"cpus"`
+	CPUModel  string `json:"cpu_model"`
+	MemTotal  string `json:"mem_total"`
+	Kernel    string `json:"kernel"`
+	GoVersion string `json:"go_version"`
+	LoadStart string `json:"loadavg_at_start"`
+}
+
+func machine() Machine {
+	m := Machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), LoadStart: loadavg()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				m.CPUModel = strings.TrimSpace(l[strings.IndexByte(l, ':')+1:])
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		f := strings.Fields(strings.SplitN(string(b), "\n", 2)[0])
+		if len(f) >= 2 {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			m.MemTotal = fmt.Sprintf("%.1f GiB", kb/1024/1024)
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	return m
+}
+
+func prosodyVersion() string {
+	out, err := exec.Command("prosodyctl", "about").CombinedOutput()
+	if err == nil {
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.HasPrefix(l, "Prosody ") {
+				return strings.TrimPrefix(l, "Prosody ")
+			}
+		}
+	}
+	return "?"
+}
+
+// smokeCheck re-reads the JSON and insists that both paths delivered.
+func smokeCheck(cfg *config, rep *Report) error {
+	var back Report
+	if cfg.jsonOut != "" {
+		b, err := os.ReadFile(cfg.jsonOut)
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(b, &back); err != nil {
+			return fmt.Errorf("smoke: JSON does not parse: %w", err)
+		}
+		rep = &back
+	}
+	var errs []error
+	check := func(ok bool, what string) {
+		if !ok {
+			errs = append(errs, errors.New("smoke: "+what))
+		}
+	}
+	if cfg.scenarios["throughput"] {
+		check(len(rep.Throughput) > 0 && rep.Throughput[0].Gateway.Median > 0 && rep.Throughput[0].Direct.Median > 0, "throughput delivered nothing on a path")
+	}
+	if cfg.scenarios["latency"] {
+		check(rep.Latency != nil && rep.Latency.Gateway.P50.Median > 0 && rep.Latency.Direct.P50.Median > 0, "latency measured nothing")
+	}
+	if cfg.scenarios["fanout"] {
+		check(len(rep.Fanout) > 0 && rep.Fanout[len(rep.Fanout)-1].Complete > 0, "fan-out delivered to nobody")
+	}
+	if cfg.scenarios["scale"] {
+		check(len(rep.Scale) > 0 && rep.Scale[0].Reached == rep.Scale[0].K && rep.Scale[0].GatewayLogins.Median > 0, "scale did not open every stream")
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	fmt.Println("smoke: OK")
+	return nil
+}

@@ -1,0 +1,286 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// Report is the JSON document (and the source of the tables).
+type Report struct {
+	Started    time.Time           `json:"started"`
+	Finished   time.Time           `json:"finished"`
+	Command    string              `json:"command"`
+	Machine    Machine             `json:"machine"`
+	NoFile     uint64              `json:"rlimit_nofile"`
+	Prosody    string              `json:"prosody"`
+	Gateway    string              `json:"gateway"`
+	Throughput []ThroughputSummary `json:"throughput,omitempty"`
+	Latency    *LatencySummary     `json:"latency,omitempty"`
+	Fanout     []FanoutSummary     `json:"fanout,omitempty"`
+	Scale      []ScaleSummary      `json:"scale,omitempty"`
+}
+
+type ThroughputSummary struct {
+	Pairs   int             `json:"pairs"`
+	Window  int             `json:"window"`
+	Gateway Spread          `json:"gateway_msg_per_sec"`
+	Direct  Spread          `json:"direct_msg_per_sec"`
+	Ratio   Spread          `json:"ratio"` // gateway / direct, per run
+	Runs    []ThroughputRun `json:"runs"`
+}
+
+func summarizeThroughput(n, w int, runs []ThroughputRun, ratios []float64) ThroughputSummary {
+	var gw, d []ThroughputRun
+	for _, r := range runs {
+		if r.Path == "gateway" {
+			gw = append(gw, r)
+		} else {
+			d = append(d, r)
+		}
+	}
+	f := func(r ThroughputRun) float64 { return r.MsgPerSec }
+	return ThroughputSummary{Pairs: n, Window: w, Gateway: collect(gw, f), Direct: collect(d, f), Ratio: spreadOf(ratios), Runs: runs}
+}
+
+type LatencyPath struct {
+	P50, P90, P99, Max Spread
+}
+
+type LatencySummary struct {
+	Rate     float64      `json:"offered_per_sec"`
+	Pairs    int          `json:"pairs"`
+	Gateway  LatencyPath  `json:"gateway_ms"`
+	Direct   LatencyPath  `json:"direct_ms"`
+	AddedP50 Spread       `json:"added_p50_ms"` // gateway p50 - direct p50, per run
+	AddedP99 Spread       `json:"added_p99_ms"`
+	Runs     []LatencyRun `json:"runs"`
+}
+
+func latencyPath(runs []LatencyRun) LatencyPath {
+	return LatencyPath{P50: collect(runs, func(r LatencyRun) float64 { return r.Latency.P50 }),
+		P90: collect(runs, func(r LatencyRun) float64 { return r.Latency.P90 }),
+		P99: collect(runs, func(r LatencyRun) float64 { return r.Latency.P99 }),
+		Max: collect(runs, func(r LatencyRun) float64 { return r.Latency.Max })}
+}
+
+func summarizeLatency(rate float64, pairs int, runs []LatencyRun) *LatencySummary {
+	var gw, d []LatencyRun
+	for _, r := range runs {
+		if r.Path == "gateway" {
+			gw = append(gw, r)
+		} else {
+			d = append(d, r)
+		}
+	}
+	var a50, a99 []float64
+	for i := range min(len(gw), len(d)) {
+		a50 = append(a50, gw[i].Latency.P50-d[i].Latency.P50)
+		a99 = append(a99, gw[i].Latency.P99-d[i].Latency.P99)
+	}
+	return &LatencySummary{Rate: rate, Pairs: pairs, Gateway: latencyPath(gw), Direct: latencyPath(d),
+		AddedP50: spreadOf(a50), AddedP99: spreadOf(a99), Runs: runs}
+}
+
+type FanoutSummary struct {
+	S            int         `json:"s"`
+	Complete     int         `json:"complete"`
+	Msgs         int         `json:"msgs"`
+	ToLastP50    Spread      `json:"to_last_p50_ms"`
+	ToLastP99    Spread      `json:"to_last_p99_ms"`
+	ToFirstP50   Spread      `json:"to_first_p50_ms"`
+	EventsPerSec Spread      `json:"events_per_sec"`
+	GatewayCPUus Spread      `json:"gateway_cpu_us_per_event"`
+	Runs         []FanoutRun `json:"runs"`
+}
+
+func summarizeFanout(s int, runs []FanoutRun) FanoutSummary {
+	out := FanoutSummary{S: s, Runs: runs,
+		ToLastP50:    collect(runs, func(r FanoutRun) float64 { return r.ToLast.P50 }),
+		ToLastP99:    collect(runs, func(r FanoutRun) float64 { return r.ToLast.P99 }),
+		ToFirstP50:   collect(runs, func(r FanoutRun) float64 { return r.ToFirst.P50 }),
+		EventsPerSec: collect(runs, func(r FanoutRun) float64 { return r.EventsPerSec }),
+		GatewayCPUus: collect(runs, func(r FanoutRun) float64 { return r.GatewayCPUus })}
+	for _, r := range runs {
+		out.Complete += r.Complete
+		out.Msgs += r.Msgs
+	}
+	return out
+}
+
+type ScaleSummary struct {
+	K                 int        `json:"k"`
+	Reached           int        `json:"reached"`
+	StopReason        string     `json:"stop_reason,omitempty"`
+	DirectLogins      Spread     `json:"direct_logins_per_sec"`
+	GatewayLogins     Spread     `json:"gateway_logins_per_sec"`
+	LoginRatio        Spread     `json:"login_ratio"`
+	GWRSS             Spread     `json:"gw_rss_bytes_per_stream"`
+	GWHeap            Spread     `json:"gw_heap_bytes_per_stream"`
+	GWStack           Spread     `json:"gw_stack_bytes_per_stream"`
+	GWGoroutines      Spread     `json:"gw_goroutines_per_stream"`
+	GWIdleCPU         Spread     `json:"gw_idle_cpu_us_per_sec_per_stream"`
+	DirectClientBytes Spread     `json:"direct_client_bytes"`
+	ProsodyPerSession Spread     `json:"prosody_rss_bytes_per_session"`
+	GWMsgPerSec       Spread     `json:"gw_msg_per_sec_with_k_open"`
+	DirectMsgPerSec   Spread     `json:"direct_msg_per_sec_with_k_open"`
+	Runs              []ScaleRun `json:"runs"`
+}
+
+func summarizeScale(k int, runs []ScaleRun) ScaleSummary {
+	s := ScaleSummary{K: k, Runs: runs, Reached: k}
+	var ok []ScaleRun
+	for _, r := range runs {
+		if r.StopReason != "" {
+			s.StopReason, s.Reached = r.StopReason, r.Reached
+			continue
+		}
+		ok = append(ok, r)
+	}
+	s.DirectLogins = collect(ok, func(r ScaleRun) float64 { return r.DirectLoginsPerSec })
+	s.GatewayLogins = collect(ok, func(r ScaleRun) float64 { return r.GatewayLoginsPerSec })
+	s.LoginRatio = collect(ok, func(r ScaleRun) float64 { return ratio(r.GatewayLoginsPerSec, r.DirectLoginsPerSec) })
+	s.GWRSS = collect(ok, func(r ScaleRun) float64 { return r.GWRSSPerStream })
+	s.GWHeap = collect(ok, func(r ScaleRun) float64 { return r.GWHeapPerStream })
+	s.GWStack = collect(ok, func(r ScaleRun) float64 { return r.GWStackPerStream })
+	s.GWGoroutines = collect(ok, func(r ScaleRun) float64 { return r.GWGoroutinesPerStream })
+	s.GWIdleCPU = collect(ok, func(r ScaleRun) float64 { return r.GWIdleCPUPerStream })
+	s.DirectClientBytes = collect(ok, func(r ScaleRun) float64 { return r.DirectHeapPerClient })
+	s.ProsodyPerSession = collect(ok, func(r ScaleRun) float64 { return r.ProsodyRSSPerSession })
+	s.GWMsgPerSec = collect(ok, func(r ScaleRun) float64 { return r.GWMsgPerSec })
+	s.DirectMsgPerSec = collect(ok, func(r ScaleRun) float64 { return r.DirectMsgPerSec })
+	return s
+}
+
+// f formats a spread as "median (min–max)".
+func f(s Spread, scale float64, prec int) string {
+	if len(s.Runs) == 0 {
+		return "–"
+	}
+	if len(s.Runs) == 1 {
+		return fmt.Sprintf("%.*f", prec, s.Median/scale)
+	}
+	return fmt.Sprintf("%.*f (%.*f–%.*f)", prec, s.Median/scale, prec, s.Min/scale, prec, s.Max/scale)
+}
+
+// markdown renders the generated section: tables with median (min–max).
+func (r *Report) markdown() string {
+	var b strings.Builder
+	p := func(format string, a ...any) { fmt.Fprintf(&b, format+"\n", a...) }
+	p("Run %s → %s UTC. Figures are the median of the runs, with (min–max) over the runs.", r.Started.Format("2006-01-02 15:04"), r.Finished.Format("15:04"))
+	p("")
+	p("- Command: `%s`", r.Command)
+	p("- Machine: %d CPUs (%s), %s RAM, Linux %s, %s; load average at start %s; RLIMIT_NOFILE %d",
+		r.Machine.CPUs, r.Machine.CPUModel, r.Machine.MemTotal, r.Machine.Kernel, r.Machine.GoVersion, r.Machine.LoadStart, r.NoFile)
+	p("- XMPP server: %s", r.Prosody)
+	p("- Gateway: %s", r.Gateway)
+	p("")
+	if len(r.Throughput) > 0 {
+		p("### 1. Throughput (N senders → N receivers, ≤ window messages in flight per pair)")
+		p("")
+		p("| pairs | window | gateway msg/s | direct msg/s | ratio gateway/direct | CPU µs/msg gateway path: gateway + Prosody + clients | direct path: Prosody + clients | runs | load avg per run |")
+		p("|---|---|---|---|---|---|---|---|---|")
+		for _, t := range r.Throughput {
+			var loads []string
+			for _, x := range t.Runs {
+				loads = append(loads, x.Load)
+			}
+			var g, gp, gb, dp, db []float64
+			for _, x := range t.Runs {
+				if x.Path == "gateway" {
+					g, gp, gb = append(g, x.GatewayCPUus), append(gp, x.ProsodyCPUus), append(gb, x.BenchCPUus)
+				} else {
+					dp, db = append(dp, x.ProsodyCPUus), append(db, x.BenchCPUus)
+				}
+			}
+			p("| %d | %d | %s | %s | %s | %.0f + %.0f + %.0f | %.0f + %.0f | %d | %s |", t.Pairs, t.Window, f(t.Gateway, 1, 0), f(t.Direct, 1, 0), f(t.Ratio, 1, 2),
+				spreadOf(g).Median, spreadOf(gp).Median, spreadOf(gb).Median, spreadOf(dp).Median, spreadOf(db).Median, len(t.Ratio.Runs), strings.Join(dedupe(loads), "; "))
+		}
+		p("")
+	}
+	if l := r.Latency; l != nil {
+		p("### 2. Latency at %.0f msg/s offered (open loop, %d pairs), ms", l.Rate, l.Pairs)
+		p("")
+		p("| path | p50 | p90 | p99 | max |")
+		p("|---|---|---|---|---|")
+		p("| gateway (REST request start → SSE event parsed) | %s | %s | %s | %s |", f(l.Gateway.P50, 1, 2), f(l.Gateway.P90, 1, 2), f(l.Gateway.P99, 1, 2), f(l.Gateway.Max, 1, 1))
+		p("| direct XMPP (send → receiver parsed) | %s | %s | %s | %s |", f(l.Direct.P50, 1, 2), f(l.Direct.P90, 1, 2), f(l.Direct.P99, 1, 2), f(l.Direct.Max, 1, 1))
+		p("| **added by the gateway** | %s | | %s | |", f(l.AddedP50, 1, 2), f(l.AddedP99, 1, 2))
+		p("")
+	}
+	if len(r.Fanout) > 0 {
+		p("### 4. Fan-out: one event to S SSE subscribers of one stream")
+		p("")
+		p("| S | to last subscriber p50 ms | p99 ms | to first p50 ms | events/s delivered | gateway CPU µs/event | complete |")
+		p("|---|---|---|---|---|---|---|")
+		for _, x := range r.Fanout {
+			p("| %d | %s | %s | %s | %s | %s | %d/%d |", x.S, f(x.ToLastP50, 1, 1), f(x.ToLastP99, 1, 1), f(x.ToFirstP50, 1, 1), f(x.EventsPerSec, 1, 0), f(x.GatewayCPUus, 1, 1), x.Complete, x.Msgs)
+		}
+		p("")
+	}
+	if len(r.Scale) > 0 {
+		p("### 3. Scale: K streams, each with one open SSE subscriber (and 5. growth)")
+		p("")
+		p("| K | reached | logins/s gateway | logins/s direct | ratio | gateway RSS KiB/stream | heap KiB/stream | stacks KiB/stream | goroutines/stream | idle CPU µs/s per stream | go-xmpp client KiB (direct) | Prosody KiB/session | msg/s gateway with K open | msg/s direct with K open |")
+		p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+		for _, x := range r.Scale {
+			p("| %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", x.K, x.Reached, f(x.GatewayLogins, 1, 0), f(x.DirectLogins, 1, 0), f(x.LoginRatio, 1, 2),
+				f(x.GWRSS, 1024, 1), f(x.GWHeap, 1024, 1), f(x.GWStack, 1024, 1), f(x.GWGoroutines, 1, 2), f(x.GWIdleCPU, 1, 2),
+				f(x.DirectClientBytes, 1024, 1), f(x.ProsodyPerSession, 1024, 1), f(x.GWMsgPerSec, 1, 0), f(x.DirectMsgPerSec, 1, 0))
+			if x.StopReason != "" {
+				p("")
+				p("K=%d stopped: %s", x.K, x.StopReason)
+			}
+		}
+		p("")
+	}
+	return b.String()
+}
+
+func dedupe(s []string) []string {
+	var out []string
+	for i, x := range s {
+		if i == 0 || x != s[i-1] {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func (r *Report) table() string { return r.markdown() }
+
+const (
+	beginMark = "<!-- BEGIN GENERATED by xmppgw-bench: do not edit by hand -->"
+	endMark   = "<!-- END GENERATED -->"
+)
+
+func (r *Report) write(cfg *config) error {
+	if cfg.jsonOut != "" {
+		b, err := json.MarshalIndent(r, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(cfg.jsonOut, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	if cfg.mdOut != "" {
+		old, err := os.ReadFile(cfg.mdOut)
+		if err != nil && !os.IsNotExist(err) {
+			return err
+		}
+		gen := beginMark + "\n\n" + r.markdown() + endMark
+		var out []byte
+		i, j := bytes.Index(old, []byte(beginMark)), bytes.Index(old, []byte(endMark))
+		if i >= 0 && j > i {
+			out = append(append(append([]byte{}, old[:i]...), gen...), old[j+len(endMark):]...)
+		} else {
+			out = append(append(old, "\n"...), gen+"\n"...)
+		}
+		return os.WriteFile(cfg.mdOut, out, 0o644)
+	}
+	return nil
+}

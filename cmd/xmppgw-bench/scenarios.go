@@ -1,0 +1,657 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	xmpp "github.com/xmppo/go-xmpp"
+)
+
+const benchPassword = "bench-pw"
+
+// env is what every scenario needs: the XMPP server, the gateway under test.
+type env struct {
+	cfg      *config
+	xmppAddr string
+	domain   string
+	prosody  string // Prosody's data dir (pidfile), "" when pointed at one
+	workDir  string
+	gw       *gatewayProc
+	gwc      *gwClient
+	gwLog    int // gateway restarts, for log file names
+}
+
+func (e *env) restartGateway(ctx context.Context) error {
+	if e.gw != nil {
+		e.gw.Kill()
+		e.gw = nil
+		time.Sleep(e.cfg.settle) // let Prosody drop the killed sessions
+	}
+	e.gwLog++
+	g, err := startGateway(ctx, e.cfg.gatewayBin, e.xmppAddr, e.domain,
+		filepath.Join(e.workDir, fmt.Sprintf("gateway-%d.log", e.gwLog)), nil)
+	if err != nil {
+		return err
+	}
+	e.gw, e.gwc = g, newGWClient(g.URL)
+	return nil
+}
+
+// parallel runs f(0..n-1) with at most conc at once; the first error wins.
+func parallel(n, conc int, f func(i int) error) error {
+	var wg sync.WaitGroup
+	var first atomic.Pointer[error]
+	sem := make(chan struct{}, max(conc, 1))
+	for i := range n {
+		if first.Load() != nil {
+			break
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := f(i); err != nil {
+				first.CompareAndSwap(nil, &err)
+			}
+		}()
+	}
+	wg.Wait()
+	if p := first.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	return strings.Join(f[:3], " ")
+}
+
+// ---------- 1. throughput ----------
+
+// ThroughputRun is one path's run: N senders → N receivers, at most
+// Window messages in flight per pair (sent, not yet received).
+type ThroughputRun struct {
+	Path      string  `json:"path"` // gateway or direct
+	Pairs     int     `json:"pairs"`
+	Window    int     `json:"window"`
+	Seconds   float64 `json:"seconds"`
+	Sent      int64   `json:"sent"`
+	Delivered int64   `json:"delivered"`
+	MsgPerSec float64 `json:"msg_per_sec"`
+	Errors    int64   `json:"errors"`
+	Capped    bool    `json:"capped"` // stopped by max-msgs before the deadline
+	// CPU time per delivered message during the measured window (µs).
+	GatewayCPUus float64 `json:"gateway_cpu_us_per_msg"`
+	ProsodyCPUus float64 `json:"prosody_cpu_us_per_msg"`
+	BenchCPUus   float64 `json:"bench_cpu_us_per_msg"` // this process: the clients
+	Load         string  `json:"loadavg"`
+}
+
+// cpuOf returns the CPU time used so far by pid (0 when unknown).
+func cpuOf(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
+	_, c, _ := procStats(pid)
+	return c
+}
+
+func (e *env) prosodyPid() int {
+	if e.prosody == "" {
+		return 0
+	}
+	b, err := os.ReadFile(filepath.Join(e.prosody, "prosody.pid"))
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+func userName(prefix string, i int) string { return prefix + strconv.Itoa(i) }
+
+func (e *env) throughput(ctx context.Context, path string, n, w int, d time.Duration) (ThroughputRun, error) {
+	r := ThroughputRun{Path: path, Pairs: n, Window: w, Load: loadavg()}
+	sems := make([]chan struct{}, n)
+	for i := range sems {
+		sems[i] = make(chan struct{}, w)
+	}
+	var delivered, sent, errs atomic.Int64
+	onChat := func(i int) func(string, time.Time) {
+		return func(string, time.Time) {
+			delivered.Add(1)
+			select {
+			case <-sems[i]:
+			default:
+			}
+		}
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	maxMsgs := e.cfg.maxMsgs
+	acquire := func(i int) bool {
+		select {
+		case sems[i] <- struct{}{}:
+			return sent.Add(1) <= maxMsgs
+		case <-stop:
+			return false
+		}
+	}
+	switch path {
+	case "gateway":
+		snd, rcv := make([]gwStream, n), make([]gwStream, n)
+		err := parallel(2*n, 16, func(j int) error {
+			s, err := e.gwc.login(ctx, userName("t", j), benchPassword)
+			if j < n {
+				snd[j] = s
+			} else {
+				rcv[j-n] = s
+			}
+			return err
+		})
+		if err != nil {
+			return r, err
+		}
+		defer func() {
+			for _, s := range append(snd, rcv...) {
+				e.gwc.logoff(context.Background(), s)
+			}
+		}()
+		for i := range n {
+			if _, err := e.gwc.subscribe(rctx, rcv[i], onChat(i)); err != nil {
+				return r, err
+			}
+		}
+		to := make([]string, n)
+		for i := range n {
+			to[i] = userName("t", n+i) + "@" + e.domain
+		}
+		for i := range n {
+			for range w {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for acquire(i) {
+						if err := e.gwc.send(ctx, snd[i], to[i], benchBody(sent.Load(), time.Now())); err != nil {
+							errs.Add(1)
+							<-sems[i]
+						}
+					}
+				}()
+			}
+		}
+	case "direct":
+		snd, rcv := make([]*directClient, n), make([]*directClient, n)
+		err := parallel(2*n, 16, func(j int) error {
+			var err error
+			if j < n {
+				snd[j], err = startDirect(e.xmppAddr, e.domain, userName("t", j), benchPassword, "direct"+strconv.Itoa(j), nil)
+			} else {
+				rcv[j-n], err = startDirect(e.xmppAddr, e.domain, userName("t", j), benchPassword, "direct"+strconv.Itoa(j), onChat(j-n))
+			}
+			return err
+		})
+		defer func() {
+			for _, c := range append(snd, rcv...) {
+				if c != nil {
+					c.close()
+				}
+			}
+		}()
+		if err != nil {
+			return r, err
+		}
+		for i := range n {
+			to := rcv[i].jid
+			if k := strings.IndexByte(to, '/'); k > 0 {
+				to = to[:k]
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for acquire(i) {
+					if _, err := e.directSend(snd[i].c, to, benchBody(sent.Load(), time.Now())); err != nil {
+						errs.Add(1)
+						<-sems[i]
+					}
+				}
+			}()
+		}
+	}
+	start := time.Now()
+	warm := start.Add(e.cfg.warmup)
+	time.Sleep(time.Until(warm))
+	c0 := delivered.Load()
+	gw0, pr0, me0 := cpuOf(e.gw.Pid()), cpuOf(e.prosodyPid()), cpuOf(os.Getpid())
+	time.Sleep(d)
+	c1 := delivered.Load()
+	gw1, pr1, me1 := cpuOf(e.gw.Pid()), cpuOf(e.prosodyPid()), cpuOf(os.Getpid())
+	t1 := time.Now()
+	close(stop)
+	wg.Wait()
+	r.Seconds = t1.Sub(warm).Seconds()
+	r.Delivered, r.Sent, r.Errors = c1-c0, min(sent.Load(), maxMsgs), errs.Load()
+	r.Capped = sent.Load() >= maxMsgs
+	r.MsgPerSec = float64(r.Delivered) / r.Seconds
+	if r.Delivered > 0 {
+		per := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(r.Delivered) }
+		r.GatewayCPUus, r.ProsodyCPUus, r.BenchCPUus = per(gw1-gw0), per(pr1-pr0), per(me1-me0)
+		if path == "direct" {
+			r.GatewayCPUus = per(gw1 - gw0) // idle gateway, for reference
+		}
+	}
+	return r, nil
+}
+
+// directSend sends a chat as go-xmpp does; with -direct-origin-id the
+// stanza also carries the XEP-0359 origin-id the gateway adds, so Prosody
+// parses and archives the same shape on both paths.
+func (e *env) directSend(c *xmpp.Client, to, body string) (int, error) {
+	if !e.cfg.directOriginID {
+		return c.Send(xmpp.Chat{Remote: to, Type: "chat", Text: body})
+	}
+	id := strconv.FormatInt(directSeq.Add(1), 36) + "d"
+	return c.SendOrg("<message to='" + to + "' type='chat' id='" + id + "'><body>" + body +
+		"</body><origin-id xmlns='urn:xmpp:sid:0' id='" + id + "'/></message>")
+}
+
+var directSeq atomic.Int64
+
+// ---------- 2. latency ----------
+
+// LatencyRun is one path's run at a fixed offered rate (open loop).
+type LatencyRun struct {
+	Path     string  `json:"path"`
+	Rate     float64 `json:"offered_per_sec"`
+	Sent     int64   `json:"sent"`
+	Received int64   `json:"received"`
+	Latency  Latency `json:"latency"`
+	Load     string  `json:"loadavg"`
+}
+
+func (e *env) latency(ctx context.Context, path string, n int, rate float64, d time.Duration) (LatencyRun, error) {
+	r := LatencyRun{Path: path, Rate: rate, Load: loadavg()}
+	var mu sync.Mutex
+	lats := make([]time.Duration, 0, int(rate*d.Seconds())+16)
+	var received atomic.Int64
+	var warm time.Time
+	onChat := func(body string, at time.Time) {
+		_, sentAt, ok := parseBenchBody(body)
+		if !ok {
+			return
+		}
+		received.Add(1)
+		if sentAt.Before(warm) {
+			return
+		}
+		mu.Lock()
+		lats = append(lats, at.Sub(sentAt))
+		mu.Unlock()
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var dispatch func(i int)
+	var wg sync.WaitGroup
+	switch path {
+	case "gateway":
+		snd, rcv := make([]gwStream, n), make([]gwStream, n)
+		err := parallel(2*n, 16, func(j int) error {
+			s, err := e.gwc.login(ctx, userName("t", j), benchPassword)
+			if j < n {
+				snd[j] = s
+			} else {
+				rcv[j-n] = s
+			}
+			return err
+		})
+		if err != nil {
+			return r, err
+		}
+		defer func() {
+			for _, s := range append(snd, rcv...) {
+				e.gwc.logoff(context.Background(), s)
+			}
+		}()
+		for i := range n {
+			if _, err := e.gwc.subscribe(rctx, rcv[i], onChat); err != nil {
+				return r, err
+			}
+		}
+		inflight := make(chan struct{}, 4096)
+		dispatch = func(i int) {
+			select {
+			case inflight <- struct{}{}:
+			default:
+				return // more than 4096 requests outstanding: the gateway is saturated
+			}
+			wg.Add(1)
+			go func() {
+				defer func() { <-inflight; wg.Done() }()
+				_ = e.gwc.send(ctx, snd[i%n], userName("t", n+i%n)+"@"+e.domain, benchBody(int64(i), time.Now()))
+			}()
+		}
+	case "direct":
+		snd, rcv := make([]*directClient, n), make([]*directClient, n)
+		err := parallel(2*n, 16, func(j int) error {
+			var err error
+			if j < n {
+				snd[j], err = startDirect(e.xmppAddr, e.domain, userName("t", j), benchPassword, "lat"+strconv.Itoa(j), nil)
+			} else {
+				rcv[j-n], err = startDirect(e.xmppAddr, e.domain, userName("t", j), benchPassword, "lat"+strconv.Itoa(j), onChat)
+			}
+			return err
+		})
+		defer func() {
+			for _, c := range append(snd, rcv...) {
+				if c != nil {
+					c.close()
+				}
+			}
+		}()
+		if err != nil {
+			return r, err
+		}
+		queues := make([]chan int, n)
+		for i := range n {
+			queues[i] = make(chan int, 4096)
+			to := userName("t", n+i) + "@" + e.domain
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for seq := range queues[i] {
+					_, _ = e.directSend(snd[i].c, to, benchBody(int64(seq), time.Now()))
+				}
+			}()
+		}
+		dispatch = func(i int) {
+			select {
+			case queues[i%n] <- i:
+			default:
+			}
+		}
+		defer func() {
+			for _, q := range queues {
+				close(q)
+			}
+		}()
+	}
+	interval := time.Duration(float64(time.Second) / rate)
+	start := time.Now()
+	warm = start.Add(e.cfg.warmup)
+	end := warm.Add(d)
+	var i int
+	for {
+		at := start.Add(time.Duration(i) * interval)
+		if !at.Before(end) || int64(i) >= e.cfg.maxMsgs {
+			break
+		}
+		if w := time.Until(at); w > 0 {
+			time.Sleep(w)
+		}
+		dispatch(i)
+		i++
+	}
+	r.Sent = int64(i)
+	// Let the tail arrive (bounded).
+	for deadline := time.Now().Add(3 * time.Second); received.Load() < r.Sent && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	r.Received = received.Load()
+	mu.Lock()
+	r.Latency = latencyOf(lats)
+	mu.Unlock()
+	if path == "gateway" {
+		wg.Wait()
+	}
+	return r, nil
+}
+
+// ---------- 3. scale ----------
+
+// ScaleRun measures K idle streams, each with one SSE subscriber.
+type ScaleRun struct {
+	K                       int     `json:"k"`
+	Reached                 int     `json:"reached"`
+	StopReason              string  `json:"stop_reason,omitempty"`
+	DirectLoginsPerSec      float64 `json:"direct_logins_per_sec"`
+	GatewayLoginsPerSec     float64 `json:"gateway_logins_per_sec"`
+	SubscribeSeconds        float64 `json:"subscribe_seconds"`
+	DirectHeapPerClient     float64 `json:"direct_client_heap_bytes"` // bench process: go-xmpp client + its reader
+	DirectGoroutinesPerConn float64 `json:"direct_client_goroutines"`
+	GWRSSPerStream          float64 `json:"gw_rss_bytes_per_stream"`
+	GWHeapPerStream         float64 `json:"gw_heap_bytes_per_stream"`  // HeapInuse after GC
+	GWStackPerStream        float64 `json:"gw_stack_bytes_per_stream"` // goroutine stacks
+	GWGoroutinesPerStream   float64 `json:"gw_goroutines_per_stream"`
+	GWIdleCPUPerStream      float64 `json:"gw_idle_cpu_us_per_sec_per_stream"`
+	ProsodyRSSPerSession    float64 `json:"prosody_rss_bytes_per_session"`
+	// Growth: throughput of both paths while the K streams stay open.
+	GWMsgPerSec     float64 `json:"gw_msg_per_sec_with_k_open"`
+	DirectMsgPerSec float64 `json:"direct_msg_per_sec_with_k_open"`
+	Load            string  `json:"loadavg"`
+}
+
+func benchHeap() (heap, stack uint64, goroutines int) {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse, ms.StackInuse, runtime.NumGoroutine()
+}
+
+func (e *env) prosodyRSS() uint64 {
+	pid := e.prosodyPid()
+	if pid == 0 {
+		return 0
+	}
+	rss, _, _ := procStats(pid)
+	return rss
+}
+
+func (e *env) scale(ctx context.Context, k int, profileDir string) (ScaleRun, error) {
+	r := ScaleRun{K: k, Load: loadavg()}
+	conc := e.cfg.loginConc
+	if err := e.restartGateway(ctx); err != nil {
+		return r, err
+	}
+	prosody0 := e.prosodyRSS()
+
+	// Baseline: K direct logins, measured in this process.
+	h0, st0, g0 := benchHeap()
+	clients := make([]*directClient, k)
+	t0 := time.Now()
+	err := parallel(k, conc, func(i int) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		c, err := startDirect(e.xmppAddr, e.domain, userName("s", i), benchPassword, "direct", nil)
+		clients[i] = c
+		return err
+	})
+	dt := time.Since(t0)
+	if err != nil {
+		r.StopReason = "direct login: " + err.Error()
+	}
+	r.DirectLoginsPerSec = float64(k) / dt.Seconds()
+	h1, st1, g1 := benchHeap()
+	r.DirectHeapPerClient = (float64(h1+st1) - float64(h0+st0)) / float64(k)
+	r.DirectGoroutinesPerConn = float64(g1-g0) / float64(k)
+	_ = parallel(k, 200, func(i int) error {
+		if clients[i] != nil {
+			clients[i].close()
+		}
+		return nil
+	})
+	clients = nil
+	if r.StopReason != "" {
+		return r, nil
+	}
+	time.Sleep(e.cfg.settle)
+
+	// Gateway: K logins, then one SSE subscriber each.
+	d0, err := e.gw.Debug()
+	if err != nil {
+		return r, err
+	}
+	rss0, _, _ := procStats(e.gw.Pid())
+	streams := make([]gwStream, k)
+	var reached atomic.Int64
+	t0 = time.Now()
+	err = parallel(k, conc, func(i int) error {
+		s, err := e.gwc.login(ctx, userName("s", i), benchPassword)
+		streams[i] = s
+		if err == nil {
+			reached.Add(1)
+		}
+		return err
+	})
+	dt = time.Since(t0)
+	r.GatewayLoginsPerSec = float64(reached.Load()) / dt.Seconds()
+	r.Reached = int(reached.Load())
+	if err != nil {
+		r.StopReason = "gateway login: " + err.Error()
+		return r, nil
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	t0 = time.Now()
+	err = parallel(k, conc, func(i int) error {
+		_, err := e.gwc.subscribe(sctx, streams[i], func(string, time.Time) {})
+		return err
+	})
+	r.SubscribeSeconds = time.Since(t0).Seconds()
+	if err != nil {
+		r.StopReason = "subscribe: " + err.Error()
+		return r, nil
+	}
+	time.Sleep(e.cfg.settle)
+	d1, err := e.gw.Debug()
+	if err != nil {
+		return r, err
+	}
+	rss1, cpu0, _ := procStats(e.gw.Pid())
+	r.GWRSSPerStream = (float64(rss1) - float64(rss0)) / float64(k)
+	r.GWHeapPerStream = (float64(d1.HeapInuse) - float64(d0.HeapInuse)) / float64(k)
+	r.GWStackPerStream = (float64(d1.StackInuse) - float64(d0.StackInuse)) / float64(k)
+	r.GWGoroutinesPerStream = float64(d1.Goroutines-d0.Goroutines) / float64(k)
+	if p := e.prosodyRSS(); p > 0 && prosody0 > 0 {
+		r.ProsodyRSSPerSession = (float64(p) - float64(prosody0)) / float64(k)
+	}
+	if profileDir != "" {
+		_ = e.gw.Profile("heap", filepath.Join(profileDir, fmt.Sprintf("scale-%d-heap.pprof", k)))
+		_ = e.gw.Profile("goroutine", filepath.Join(profileDir, fmt.Sprintf("scale-%d-goroutine.pprof", k)))
+	}
+	t1 := time.Now()
+	time.Sleep(e.cfg.idle)
+	_, cpu1, _ := procStats(e.gw.Pid())
+	r.GWIdleCPUPerStream = float64((cpu1 - cpu0).Microseconds()) / time.Since(t1).Seconds() / float64(k)
+
+	// Growth: throughput of both paths with the K streams still open.
+	if e.cfg.growthPairs > 0 {
+		if g, err := e.throughput(ctx, "gateway", e.cfg.growthPairs, e.cfg.window, e.cfg.growthDuration); err == nil {
+			r.GWMsgPerSec = g.MsgPerSec
+		}
+		if d, err := e.throughput(ctx, "direct", e.cfg.growthPairs, e.cfg.window, e.cfg.growthDuration); err == nil {
+			r.DirectMsgPerSec = d.MsgPerSec
+		}
+	}
+	cancel()
+	return r, e.restartGateway(ctx)
+}
+
+// ---------- 4. fan-out ----------
+
+// FanoutRun: one event to S subscribers of one stream, repeated Msgs times.
+type FanoutRun struct {
+	S            int     `json:"s"`
+	Msgs         int     `json:"msgs"`
+	Complete     int     `json:"complete"` // messages every subscriber got
+	ToLast       Latency `json:"to_last"`  // REST request start → last subscriber parsed it
+	ToFirst      Latency `json:"to_first"`
+	EventsPerSec float64 `json:"events_per_sec"` // S / median time-to-last
+	// GatewayCPUus is gateway CPU per delivered event (µs); CPU time barely
+	// depends on how busy the box is, unlike the wall-clock figures.
+	GatewayCPUus float64 `json:"gateway_cpu_us_per_event"`
+	Load         string  `json:"loadavg"`
+}
+
+func (e *env) fanout(ctx context.Context, s, msgs int) (FanoutRun, error) {
+	r := FanoutRun{S: s, Msgs: msgs, Load: loadavg()}
+	target, err := e.gwc.login(ctx, "f0", benchPassword)
+	if err != nil {
+		return r, err
+	}
+	defer e.gwc.logoff(context.Background(), target)
+	sender, err := e.gwc.login(ctx, "f1", benchPassword)
+	if err != nil {
+		return r, err
+	}
+	defer e.gwc.logoff(context.Background(), sender)
+	counts := make([]atomic.Int64, msgs)
+	first := make([]atomic.Int64, msgs)
+	last := make([]atomic.Int64, msgs)
+	onChat := func(body string, at time.Time) {
+		seq, _, ok := parseBenchBody(body)
+		if !ok || seq < 0 || seq >= int64(msgs) {
+			return
+		}
+		ns := at.UnixNano()
+		first[seq].CompareAndSwap(0, ns)
+		for {
+			old := last[seq].Load()
+			if ns <= old || last[seq].CompareAndSwap(old, ns) {
+				break
+			}
+		}
+		counts[seq].Add(1)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := parallel(s, e.cfg.loginConc, func(int) error {
+		_, err := e.gwc.subscribe(sctx, target, onChat)
+		return err
+	}); err != nil {
+		return r, err
+	}
+	time.Sleep(200 * time.Millisecond)
+	var toLast, toFirst []time.Duration
+	to := "f0@" + e.domain
+	cpu0 := cpuOf(e.gw.Pid())
+	for m := range msgs {
+		t0 := time.Now()
+		if err := e.gwc.send(ctx, sender, to, benchBody(int64(m), t0)); err != nil {
+			return r, err
+		}
+		for deadline := t0.Add(10 * time.Second); counts[m].Load() < int64(s) && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+		if counts[m].Load() == int64(s) {
+			r.Complete++
+			toLast = append(toLast, time.Duration(last[m].Load()-t0.UnixNano()))
+			toFirst = append(toFirst, time.Duration(first[m].Load()-t0.UnixNano()))
+		}
+		time.Sleep(e.cfg.fanoutGap)
+	}
+	if r.Complete > 0 {
+		r.GatewayCPUus = float64((cpuOf(e.gw.Pid()) - cpu0).Microseconds()) / float64(r.Complete*s)
+	}
+	r.ToLast, r.ToFirst = latencyOf(toLast), latencyOf(toFirst)
+	if r.ToLast.P50 > 0 {
+		r.EventsPerSec = float64(s) / (r.ToLast.P50 / 1000)
+	}
+	return r, nil
+}
