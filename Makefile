@@ -5,10 +5,10 @@ SWAG_ARGS := init -g doc.go -d api,gateway --parseInternal --outputTypes json,ya
 DEV_DIR := .dev
 GO_TEST_FLAGS ?= -race -count=1 -timeout 12m
 
-.PHONY: help deps build run test test-unit vet fmt fmt-check openapi openapi-check clean
+.PHONY: help deps build run test test-unit test-e2e e2e-deps swagger-ui docker vet fmt fmt-check openapi openapi-check clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 deps: ## install what the tests and `make run` need (Prosody from Debian)
 	@bash scripts/install-deps.sh
@@ -19,11 +19,30 @@ build: ## build bin/xmppgw
 run: deps ## start a local Prosody (alice, bob, carol / demo) and the gateway on 127.0.0.1:8080
 	@bash scripts/run-dev.sh
 
-test: deps fmt-check vet openapi-check ## everything CI runs: format, vet, spec drift, unit + integration tests with -race
+test: deps fmt-check vet openapi-check bench-smoke test-e2e ## everything CI runs: format, vet, spec drift, browser tests, unit + integration tests with -race
 	go test $(GO_TEST_FLAGS) ./...
 
 test-unit: ## only the packages whose tests need no Prosody
 	go test $(GO_TEST_FLAGS) ./sse/ ./gateway/ ./cmd/xmppgw/
+
+test-e2e: deps e2e-deps ## browser tests of / and /docs/ in headless chromium (screenshots in e2e/artifacts/)
+	cd e2e && node --test --test-concurrency=1 --test-timeout=120000 .
+
+e2e-deps: e2e/node_modules/.package-lock.json ## install chromium (Debian) and the pinned node modules (npm ci)
+	@bash scripts/install-deps.sh chromium
+
+# npm ci only when the lock file changed; --ignore-scripts: no package runs
+# code at install time (swagger-ui-dist's analytics dependency would).
+e2e/node_modules/.package-lock.json: e2e/package.json e2e/package-lock.json
+	cd e2e && SCARF_ANALYTICS=false npm ci --ignore-scripts --no-audit --no-fund
+
+SWAGGER_UI_FILES := swagger-ui-bundle.js swagger-ui-bundle.js.LICENSE.txt swagger-ui.css LICENSE NOTICE favicon-32x32.png
+swagger-ui: e2e/node_modules/.package-lock.json ## re-vendor web/swagger/ from the swagger-ui-dist pinned in e2e/package.json
+	cd e2e/node_modules/swagger-ui-dist && cp $(SWAGGER_UI_FILES) ../../../web/swagger/
+	@echo "now set web.SwaggerUIVersion to $$(node -p 'require("./e2e/node_modules/swagger-ui-dist/package.json").version')"
+
+docker: ## build the container image xmppgw:dev
+	docker build --build-arg VERSION=$$(git describe --tags --always --dirty 2>/dev/null || echo dev) -t xmppgw:dev .
 
 vet: ## go vet
 	go vet ./...
@@ -45,3 +64,17 @@ openapi-check: ## fail if openapi/ is stale
 
 clean: ## remove build output and the dev Prosody data
 	rm -rf bin $(DEV_DIR)
+
+# --- benchmarks (issue 9): the gateway against direct XMPP, same run, same Prosody ---
+.PHONY: bench bench-smoke
+BENCH_FLAGS ?= -runs 3 -pairs 1,8 -window 64 -scale 1000,5000,9000 -fanout 1,100,1000,10000 -profile bench-profiles
+
+bench: deps ## the real benchmark runs (~15 min, run on a quiet box): docs/BENCHMARKS.md + docs/benchmarks.json
+	CGO_ENABLED=0 go build -trimpath -o bin/xmppgw-bench ./cmd/xmppgw-bench
+	@echo "machine: $$(nproc) cores; $$(free -h | awk '/^Mem:/{print $$2}') RAM; $$(go version); $$(prosodyctl about 2>/dev/null | grep -m1 '^Prosody'); load: $$(cut -d' ' -f1-3 /proc/loadavg)"
+	bin/xmppgw-bench $(BENCH_FLAGS) -json docs/benchmarks.json -md docs/BENCHMARKS.md
+
+bench-smoke: deps ## a few-seconds end-to-end run of the bench tool (part of `make test`)
+	@tmp=$$(mktemp -d); go build -o $$tmp/xmppgw-bench ./cmd/xmppgw-bench && \
+	  $$tmp/xmppgw-bench -smoke -json $$tmp/smoke.json > $$tmp/out.txt 2>&1; rc=$$?; \
+	  if [ $$rc -ne 0 ]; then cat $$tmp/out.txt; else tail -n 1 $$tmp/out.txt; fi; rm -rf $$tmp; exit $$rc

@@ -261,10 +261,10 @@ func TestNotifications_ReachUserWithModuleIdentifier(t *testing.T) {
 		jsonBody(NotificationRequest{Body: "maintenance at 22:00", Params: map[string]string{"severity": "high", "url": "https://x/?a=1&b=<2>"}}),
 		"application/json")
 	require.Equal(t, http.StatusAccepted, res.StatusCode, body)
-	_, n := events.next(t, ofType("headline"))
+	_, n := events.next(t, ofType("system"))
 	require.Equal(t, "maintenance at 22:00", n["body"])
 	require.True(t, strings.HasPrefix(n["from"].(string), notifyAccount+"@"), n["from"])
-	require.Equal(t, map[string]any{"moduleIdentifier": "SystemNotifications", "severity": "high", "url": "https://x/?a=1&b=<2>"}, n["extra_params"])
+	require.Equal(t, map[string]any{"severity": "high", "url": "https://x/?a=1&b=<2>"}, n["params"])
 
 	res, body = e.doH(http.MethodPost, "/restapi/v1/admin/notifications/"+bob.user, adminHeader(),
 		jsonBody(map[string]any{"params": map[string]string{"bad name": "x"}}), "application/json")

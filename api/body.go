@@ -7,7 +7,13 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"unicode/utf8"
+
+	"github.com/go-chi/chi/v5"
+	"mellium.im/xmpp/jid"
+
+	"github.com/xmppgw/xmppgw/gateway"
 )
 
 // bodyKind tells a JSON body from a text/plain one. A missing Content-Type
@@ -60,8 +66,53 @@ func decodeJSON(b []byte, v any) error {
 	if err := d.Decode(v); err != nil {
 		return errInvalidJSON.wrap("%s", err.Error())
 	}
-	if d.More() {
-		return errInvalidJSON.wrap("trailing data after the JSON object")
+	// More() does not see a stray "}" or "]" at the top level; only EOF
+	// proves the body was exactly one value.
+	if _, err := d.Token(); !errors.Is(err, io.EOF) {
+		return errInvalidJSON.wrap("trailing data after the JSON value")
 	}
 	return nil
+}
+
+// pathParam returns a path segment percent-decoded: full JIDs carry "/"
+// and must be sent escaped (%2F), which chi hands over as is.
+func pathParam(r *http.Request, name string) (string, error) {
+	v, err := url.PathUnescape(chi.URLParam(r, name))
+	if err != nil {
+		return "", errInvalidParameter.wrap("path segment %s is not valid percent-encoding", name)
+	}
+	return v, nil
+}
+
+// jidParam parses the {jid} path segment.
+func jidParam(r *http.Request) (jid.JID, error) {
+	v, err := pathParam(r, "jid")
+	if err != nil {
+		return jid.JID{}, err
+	}
+	return gateway.ParseAddress(v)
+}
+
+// readJSON reads a required JSON body into v.
+func (s *Server) readJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	if isJSON, err := bodyKind(r); err != nil || !isJSON {
+		return errUnsupportedMedia.wrap("send application/json")
+	}
+	return decodeJSON(body, v)
+}
+
+// optionalJSON reads a JSON body into v when there is one.
+func (s *Server) optionalJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	body, err := s.readBody(w, r)
+	if err != nil || len(body) == 0 {
+		return err
+	}
+	if isJSON, err := bodyKind(r); err != nil || !isJSON {
+		return errUnsupportedMedia.wrap("send application/json")
+	}
+	return decodeJSON(body, v)
 }

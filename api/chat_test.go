@@ -45,8 +45,12 @@ func TestChat_AliceToBob_ExactFields(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, res.StatusCode, body)
 
 	_, got := events.next(t, ofType("chat"))
-	require.Equal(t, map[string]any{"type": "chat", "id": sent.ID, "from": alice.JID, "to": bob.JID, "body": tricky},
-		withoutKeys(got, "stanza_id"))
+	require.Equal(t, map[string]any{"type": "chat", "id": sent.ID, "origin_id": sent.ID, "from": alice.JID, "to": bobBare, "body": tricky},
+		withoutKeys(got, "stanza_id", "stamp", "delayed"))
+	stamp, err := time.Parse(time.RFC3339Nano, got["stamp"].(string))
+	require.NoError(t, err)
+	require.WithinDuration(t, time.Now(), stamp, time.Minute)
+	require.NotEmpty(t, got["stanza_id"], "Prosody archived it (MAM) and said so")
 	_, next := events.next(t, func(m map[string]any) bool { return m["type"] != "presence" })
 	require.Equal(t, "chat", next["type"], "the tricky body produced exactly one stanza")
 	require.Equal(t, "sentinel", next["body"])
@@ -98,11 +102,11 @@ func TestPresence_ReachesSubscribedContact(t *testing.T) {
 
 	// Mutual subscription over the REST presence endpoint (RFC 6121 §3).
 	e.presence(alice, url.Values{"type": {"subscribe"}, "to": {bobBare}})
-	_, req := bobEvents.next(t, func(m map[string]any) bool { return m["presence_type"] == "subscribe" })
+	_, req := bobEvents.next(t, func(m map[string]any) bool { return m["type"] == "subscription" && m["action"] == "subscribe" })
 	require.Equal(t, aliceBare, req["from"])
 	e.presence(bob, url.Values{"type": {"subscribed"}, "to": {aliceBare}})
 	e.presence(bob, url.Values{"type": {"subscribe"}, "to": {aliceBare}})
-	aliceEvents.next(t, func(m map[string]any) bool { return m["presence_type"] == "subscribe" })
+	aliceEvents.next(t, func(m map[string]any) bool { return m["type"] == "subscription" && m["action"] == "subscribe" })
 	e.presence(alice, url.Values{"type": {"subscribed"}, "to": {bobBare}})
 
 	e.presence(alice, url.Values{"show": {"away"}, "status": {"in a \"meeting\" <b>"}, "priority": {"5"}})
@@ -111,7 +115,7 @@ func TestPresence_ReachesSubscribedContact(t *testing.T) {
 	})
 	require.Equal(t, "available", away["presence_type"])
 	require.Equal(t, "in a \"meeting\" <b>", away["status"])
-	require.Equal(t, bob.JID, away["to"])
+	require.Equal(t, bobBare, away["to"], "the address as the server delivered it")
 
 	e.presence(alice, url.Values{"show": {"offline"}, "status": {"gone"}})
 	_, off := bobEvents.next(t, func(m map[string]any) bool {

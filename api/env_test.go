@@ -125,7 +125,10 @@ func newEnv(t *testing.T, o envOptions) *testEnv {
 	if o.xmpp.JWTSecret != "" {
 		gc.TokenSecret, gc.ServiceAccount = []byte(o.xmpp.JWTSecret), notifyAccount
 	}
-	gc.IdleTimeout, gc.LoginTimeout, gc.ReconnectMin, gc.ReconnectMax = o.idle, o.loginLimit, 100*time.Millisecond, time.Second
+	gc.IdleTimeout, gc.LoginTimeout = o.idle, o.loginLimit
+	if gc.ReconnectMin == 0 {
+		gc.ReconnectMin, gc.ReconnectMax = 100*time.Millisecond, time.Second
+	}
 	mgr, err := gateway.NewManager(gc, broker, log)
 	require.NoError(t, err)
 	ac := o.api
@@ -366,4 +369,19 @@ func withoutKeys(m map[string]any, keys ...string) map[string]any {
 
 func gatewayLimits(perUser int) gateway.Config {
 	return gateway.Config{MaxStreamsPerUser: perUser}
+}
+
+// prosodyForTest is a Prosody of the test's own (for tests that restart it),
+// with the token auth module like the shared one.
+func prosodyForTest(t *testing.T) *prosody.Server {
+	return prosody.ForTest(t, prosody.Options{JWTSecret: string(xmppTokenSecret)})
+}
+
+// killAndRestart crashes Prosody and starts it again on the same port.
+func killAndRestart(t *testing.T, xs *prosody.Server) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.NoError(t, xs.Kill())
+	require.NoError(t, xs.Restart(ctx))
 }

@@ -65,6 +65,8 @@ var (
 	errTokenRevoked       = tokenErr(40103, http.StatusUnauthorized, "token revoked")
 	errBadCredentials     = tableErr(40104, http.StatusUnauthorized, "wrong username or password")
 	errForbidden          = tableErr(40300, http.StatusForbidden, "admin credentials required")
+	errNickConflict       = tableErr(40900, http.StatusConflict, "nickname already in use in the room")
+	errNotInRoom          = tableErr(40403, http.StatusNotFound, "not in that room: join it first")
 	errNotFound           = tableErr(40400, http.StatusNotFound, "not found")
 	errStreamNotFound     = tableErr(40401, http.StatusNotFound, "stream not found")
 	errMethodNotAllowed   = tableErr(40500, http.StatusMethodNotAllowed, "method not allowed")
@@ -81,6 +83,11 @@ var (
 	errNotReady           = tableErr(50302, http.StatusServiceUnavailable, "XMPP server not reachable")
 	errCapacity           = tableErr(50303, http.StatusServiceUnavailable, "gateway at stream capacity, retry later")
 	errNotConfigured      = tableErr(50304, http.StatusServiceUnavailable, "feature not configured")
+	errXMPPBadRequest     = tableErr(40004, http.StatusBadRequest, "the XMPP server refused the request")
+	errXMPPForbidden      = tableErr(40301, http.StatusForbidden, "the XMPP server does not allow this")
+	errXMPPNotFound       = tableErr(40402, http.StatusNotFound, "the XMPP server knows no such item")
+	errXMPPNotSupported   = tableErr(50100, http.StatusNotImplemented, "the XMPP server does not support this")
+	errXMPPRefused        = tableErr(50201, http.StatusBadGateway, "the XMPP server answered with an error")
 	errXMPPTimeout        = tableErr(50400, http.StatusGatewayTimeout, "XMPP server did not answer in time")
 )
 
@@ -89,6 +96,7 @@ var (
 func toAPIError(err error) *apiError {
 	var ae *apiError
 	var maxErr *http.MaxBytesError
+	var iqErr *gateway.IQError
 	switch {
 	case errors.As(err, &ae):
 		return ae
@@ -118,6 +126,12 @@ func toAPIError(err error) *apiError {
 		return errCapacity
 	case errors.Is(err, gateway.ErrOnBehalfDisabled), errors.Is(err, gateway.ErrNotificationsDisabled):
 		return &apiError{code: errNotConfigured.code, status: errNotConfigured.status, message: err.Error()}
+	case errors.Is(err, gateway.ErrNickConflict):
+		return errNickConflict
+	case errors.Is(err, gateway.ErrNotInRoom):
+		return errNotInRoom
+	case errors.As(err, &iqErr):
+		return iqStatus(iqErr)
 	case errors.Is(err, sse.ErrTopicNotFound):
 		return errStreamNotFound
 	case errors.Is(err, sse.ErrTooManySubscribers):
@@ -155,4 +169,21 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// iqStatus maps an XMPP error answer (RFC 6120 §8.3.3) to an HTTP status,
+// keeping the condition in the message.
+func iqStatus(e *gateway.IQError) *apiError {
+	base := errXMPPRefused
+	switch e.Condition {
+	case "item-not-found", "recipient-unavailable", "remote-server-not-found":
+		base = errXMPPNotFound
+	case "forbidden", "not-authorized", "not-allowed", "registration-required", "subscription-required":
+		base = errXMPPForbidden
+	case "bad-request", "jid-malformed", "not-acceptable", "policy-violation":
+		base = errXMPPBadRequest
+	case "feature-not-implemented", "service-unavailable":
+		base = errXMPPNotSupported
+	}
+	return base.wrap("%s", e.Condition)
 }

@@ -25,6 +25,9 @@ const (
 	idAdmin                   // admin Basic credentials
 )
 
+// rawProbe is a harmless raw stanza: a message to the owner.
+const rawProbe = `<message to="{jid}" type="chat"><body>raw</body></message>`
+
 var identities = []identity{idNone, idOther, idUser, idRevoked, idExpired, idAdmin}
 
 func (i identity) String() string {
@@ -35,10 +38,12 @@ func (i identity) String() string {
 type routeCase struct {
 	// fresh: the request ends a stream, so every identity gets new ones.
 	fresh bool
-	path  string // placeholders {streamid}, {username}, {jid} are filled in
-	body  string
-	ct    string
-	want  [6]int // indexed by identity
+	// path overrides the route pattern (to aim {jid} at a peer, say);
+	// placeholders {streamid}, {username}, {jid}, {peer}, {room}, ... are filled in.
+	path string
+	body string
+	ct   string
+	want [6]int // indexed by identity
 }
 
 // matrix lists every route the router has. A route added without an entry
@@ -48,6 +53,7 @@ var matrix = map[string]routeCase{
 	"GET /healthz":              {want: [6]int{200, 200, 200, 200, 200, 200}},
 	"GET /readyz":               {want: [6]int{200, 200, 200, 200, 200, 200}},
 	"GET /openapi/swagger.json": {want: [6]int{200, 200, 200, 200, 200, 200}},
+	"GET /openapi/swagger.yaml": {want: [6]int{200, 200, 200, 200, 200, 200}},
 	// Logins without a password: only admins may open a stream for someone.
 	"POST /restapi/v1/chat/login": {body: `{"username":"{username}"}`, ct: "application/json",
 		want: [6]int{401, 401, 401, 401, 401, 200}},
@@ -55,17 +61,78 @@ var matrix = map[string]routeCase{
 	"DELETE /restapi/v1/chat/token":          {want: [6]int{401, 204, 204, 401, 401, 400}},
 	// Summary forms act on the token's own stream (the other user's token
 	// reaches the other user's stream); admins must name a stream.
-	"POST /restapi/v1/chat/logoff":         {fresh: true, want: [6]int{401, 204, 204, 401, 401, 400}},
-	"POST /restapi/v1/chat/token":          {want: [6]int{401, 200, 200, 401, 401, 400}},
-	"POST /restapi/v1/chat/presence":       {want: [6]int{401, 204, 204, 401, 401, 400}},
-	"POST /restapi/v1/chat/messages/{jid}": {body: "hi", ct: "text/plain", want: [6]int{401, 202, 202, 401, 401, 400}},
-	"GET /restapi/v1/chat/events":          {want: [6]int{401, 200, 200, 401, 401, 400}},
+	"POST /restapi/v1/chat/logoff":                       {fresh: true, want: [6]int{401, 204, 204, 401, 401, 400}},
+	"POST /restapi/v1/chat/token":                        {want: [6]int{401, 200, 200, 401, 401, 400}},
+	"POST /restapi/v1/chat/presence":                     {want: [6]int{401, 204, 204, 401, 401, 400}},
+	"POST /restapi/v1/chat/messages/{jid}":               {body: "hi", ct: "text/plain", want: [6]int{401, 202, 202, 401, 401, 400}},
+	"GET /restapi/v1/chat/events":                        {want: [6]int{401, 200, 200, 401, 401, 400}},
+	"PUT /restapi/v1/chat/messages/{jid}/{id}":           {body: "hi", ct: "text/plain", want: [6]int{401, 202, 202, 401, 401, 400}},
+	"DELETE /restapi/v1/chat/messages/{jid}/{id}":        {want: [6]int{401, 202, 202, 401, 401, 400}},
+	"POST /restapi/v1/chat/messages/{jid}/{id}/{marker}": {want: [6]int{401, 202, 202, 401, 401, 400}},
+	"GET /restapi/v1/chat/messages":                      {want: [6]int{401, 200, 200, 401, 401, 400}},
+	"POST /restapi/v1/chat/chatstate/{state}/{jid}":      {want: [6]int{401, 204, 204, 401, 401, 400}},
+	"POST /restapi/v1/chat/commands/{jid}":               {body: `{"type":"cmd_x"}`, ct: "application/json", want: [6]int{401, 202, 202, 401, 401, 400}},
+	"POST /restapi/v1/chat/xmpp":                         {body: rawProbe, ct: "text/plain", want: [6]int{401, 202, 202, 401, 401, 400}},
+	"GET /restapi/v1/chat/vcard":                         {want: [6]int{401, 200, 200, 401, 401, 400}},
+	"GET /restapi/v1/chat/vcard/{jid}":                   {want: [6]int{401, 200, 200, 401, 401, 400}},
+	"PUT /restapi/v1/chat/vcard":                         {body: `{"fn":"x"}`, ct: "application/json", want: [6]int{401, 204, 204, 401, 401, 400}},
 	// Named streams: someone else's is indistinguishable from a missing one.
-	"POST /restapi/v1/chat/{streamid}/logoff":         {fresh: true, want: [6]int{401, 404, 204, 401, 401, 204}},
-	"POST /restapi/v1/chat/{streamid}/token":          {want: [6]int{401, 404, 200, 401, 401, 200}},
-	"POST /restapi/v1/chat/{streamid}/presence":       {want: [6]int{401, 404, 204, 401, 401, 204}},
-	"POST /restapi/v1/chat/{streamid}/messages/{jid}": {body: "hi", ct: "text/plain", want: [6]int{401, 404, 202, 401, 401, 202}},
-	"GET /restapi/v1/chat/{streamid}/events":          {want: [6]int{401, 404, 200, 401, 401, 200}},
+	"POST /restapi/v1/chat/{streamid}/logoff":                         {fresh: true, want: [6]int{401, 404, 204, 401, 401, 204}},
+	"POST /restapi/v1/chat/{streamid}/token":                          {want: [6]int{401, 404, 200, 401, 401, 200}},
+	"POST /restapi/v1/chat/{streamid}/presence":                       {want: [6]int{401, 404, 204, 401, 401, 204}},
+	"POST /restapi/v1/chat/{streamid}/messages/{jid}":                 {body: "hi", ct: "text/plain", want: [6]int{401, 404, 202, 401, 401, 202}},
+	"GET /restapi/v1/chat/{streamid}/events":                          {want: [6]int{401, 404, 200, 401, 401, 200}},
+	"PUT /restapi/v1/chat/{streamid}/messages/{jid}/{id}":             {body: "hi", ct: "text/plain", want: [6]int{401, 404, 202, 401, 401, 202}},
+	"DELETE /restapi/v1/chat/{streamid}/messages/{jid}/{id}":          {want: [6]int{401, 404, 202, 401, 401, 202}},
+	"POST /restapi/v1/chat/{streamid}/messages/{jid}/{id}/{marker}":   {want: [6]int{401, 404, 202, 401, 401, 202}},
+	"GET /restapi/v1/chat/{streamid}/messages":                        {want: [6]int{401, 404, 200, 401, 401, 200}},
+	"POST /restapi/v1/chat/{streamid}/chatstate/{state}/{jid}":        {want: [6]int{401, 404, 204, 401, 401, 204}},
+	"POST /restapi/v1/chat/{streamid}/commands/{jid}":                 {body: `{"type":"cmd_x"}`, ct: "application/json", want: [6]int{401, 404, 202, 401, 401, 202}},
+	"POST /restapi/v1/chat/{streamid}/xmpp":                           {body: rawProbe, ct: "text/plain", want: [6]int{401, 404, 202, 401, 401, 202}},
+	"GET /restapi/v1/chat/{streamid}/vcard":                           {want: [6]int{401, 404, 200, 401, 401, 200}},
+	"GET /restapi/v1/chat/{streamid}/vcard/{jid}":                     {want: [6]int{401, 404, 200, 401, 401, 200}},
+	"PUT /restapi/v1/chat/{streamid}/vcard":                           {body: `{"fn":"x"}`, ct: "application/json", want: [6]int{401, 404, 204, 401, 401, 204}},
+	"GET /restapi/v1/chat/contacts":                                   {want: [6]int{401, 200, 200, 401, 401, 400}},
+	"POST /restapi/v1/chat/contacts/{jid}":                            {path: "/restapi/v1/chat/contacts/{peer}", want: [6]int{401, 204, 204, 401, 401, 400}},
+	"PUT /restapi/v1/chat/contacts/{jid}":                             {path: "/restapi/v1/chat/contacts/{peer}", body: `{"name":"P"}`, ct: "application/json", want: [6]int{401, 204, 204, 401, 401, 400}},
+	"DELETE /restapi/v1/chat/contacts/{jid}":                          {path: "/restapi/v1/chat/contacts/nobody-{peer}", want: [6]int{401, 404, 404, 401, 401, 400}},
+	"POST /restapi/v1/chat/contacts/{jid}/approve":                    {path: "/restapi/v1/chat/contacts/{peer}/approve", want: [6]int{401, 204, 204, 401, 401, 400}},
+	"POST /restapi/v1/chat/contacts/{jid}/deny":                       {path: "/restapi/v1/chat/contacts/{peer}/deny", want: [6]int{401, 204, 204, 401, 401, 400}},
+	"GET /restapi/v1/chat/rooms":                                      {want: [6]int{401, 200, 200, 401, 401, 400}},
+	"GET /restapi/v1/chat/rooms/{room}":                               {want: [6]int{401, 200, 200, 401, 401, 400}},
+	"POST /restapi/v1/chat/rooms":                                     {fresh: true, body: `{"room":"{room}"}`, ct: "application/json", want: [6]int{401, 201, 201, 401, 401, 400}},
+	"PUT /restapi/v1/chat/rooms/{room}":                               {fresh: true, want: [6]int{401, 204, 204, 401, 401, 400}},
+	"DELETE /restapi/v1/chat/rooms/{room}":                            {fresh: true, want: [6]int{401, 404, 404, 401, 401, 400}},
+	"POST /restapi/v1/chat/rooms/{room}":                              {fresh: true, body: "hi", ct: "text/plain", want: [6]int{401, 404, 404, 401, 401, 400}},
+	"POST /restapi/v1/chat/rooms/{room}/{jid}":                        {want: [6]int{401, 204, 204, 401, 401, 400}},
+	"PUT /restapi/v1/chat/rooms/{room}/subject":                       {body: `{"subject":"s"}`, ct: "application/json", want: [6]int{401, 204, 204, 401, 401, 400}},
+	"GET /restapi/v1/chat/rooms/{room}/occupants":                     {fresh: true, want: [6]int{401, 404, 404, 401, 401, 400}},
+	"GET /restapi/v1/chat/rooms/{room}/config":                        {want: [6]int{401, 403, 200, 401, 401, 400}},
+	"PUT /restapi/v1/chat/rooms/{room}/config":                        {body: `{"description":"d"}`, ct: "application/json", want: [6]int{401, 403, 204, 401, 401, 400}},
+	"POST /restapi/v1/chat/rooms/{room}/destroy":                      {path: "/restapi/v1/chat/rooms/gone{room}/destroy", want: [6]int{401, 404, 404, 401, 401, 400}},
+	"PUT /restapi/v1/chat/rooms/{room}/affiliations/{jid}":            {path: "/restapi/v1/chat/rooms/{room}/affiliations/{peer}", body: `{"affiliation":"member"}`, ct: "application/json", want: [6]int{401, 403, 204, 401, 401, 400}},
+	"PUT /restapi/v1/chat/rooms/{room}/roles/{nick}":                  {path: "/restapi/v1/chat/rooms/{room}/roles/nobody", body: `{"role":"none"}`, ct: "application/json", want: [6]int{401, 404, 404, 401, 401, 400}},
+	"GET /restapi/v1/chat/rooms/{room}/messages":                      {want: [6]int{401, 200, 200, 401, 401, 400}},
+	"GET /restapi/v1/chat/{streamid}/contacts":                        {want: [6]int{401, 404, 200, 401, 401, 200}},
+	"POST /restapi/v1/chat/{streamid}/contacts/{jid}":                 {path: "/restapi/v1/chat/{streamid}/contacts/{peer}", want: [6]int{401, 404, 204, 401, 401, 204}},
+	"PUT /restapi/v1/chat/{streamid}/contacts/{jid}":                  {path: "/restapi/v1/chat/{streamid}/contacts/{peer}", body: `{"name":"P"}`, ct: "application/json", want: [6]int{401, 404, 204, 401, 401, 204}},
+	"DELETE /restapi/v1/chat/{streamid}/contacts/{jid}":               {path: "/restapi/v1/chat/{streamid}/contacts/nobody-{peer}", want: [6]int{401, 404, 404, 401, 401, 404}},
+	"POST /restapi/v1/chat/{streamid}/contacts/{jid}/approve":         {path: "/restapi/v1/chat/{streamid}/contacts/{peer}/approve", want: [6]int{401, 404, 204, 401, 401, 204}},
+	"POST /restapi/v1/chat/{streamid}/contacts/{jid}/deny":            {path: "/restapi/v1/chat/{streamid}/contacts/{peer}/deny", want: [6]int{401, 404, 204, 401, 401, 204}},
+	"POST /restapi/v1/chat/{streamid}/rooms":                          {fresh: true, body: `{"room":"{room}"}`, ct: "application/json", want: [6]int{401, 404, 201, 401, 401, 201}},
+	"PUT /restapi/v1/chat/{streamid}/rooms/{room}":                    {fresh: true, want: [6]int{401, 404, 204, 401, 401, 204}},
+	"DELETE /restapi/v1/chat/{streamid}/rooms/{room}":                 {fresh: true, want: [6]int{401, 404, 404, 401, 401, 404}},
+	"POST /restapi/v1/chat/{streamid}/rooms/{room}":                   {fresh: true, body: "hi", ct: "text/plain", want: [6]int{401, 404, 404, 401, 401, 404}},
+	"POST /restapi/v1/chat/{streamid}/rooms/{room}/{jid}":             {want: [6]int{401, 404, 204, 401, 401, 204}},
+	"PUT /restapi/v1/chat/{streamid}/rooms/{room}/subject":            {body: `{"subject":"s"}`, ct: "application/json", want: [6]int{401, 404, 204, 401, 401, 204}},
+	"GET /restapi/v1/chat/{streamid}/rooms/{room}/occupants":          {fresh: true, want: [6]int{401, 404, 404, 401, 401, 404}},
+	"GET /restapi/v1/chat/{streamid}/rooms/{room}/config":             {want: [6]int{401, 404, 200, 401, 401, 200}},
+	"PUT /restapi/v1/chat/{streamid}/rooms/{room}/config":             {body: `{"description":"d"}`, ct: "application/json", want: [6]int{401, 404, 204, 401, 401, 204}},
+	"POST /restapi/v1/chat/{streamid}/rooms/{room}/destroy":           {path: "/restapi/v1/chat/{streamid}/rooms/gone{room}/destroy", want: [6]int{401, 404, 404, 401, 401, 404}},
+	"PUT /restapi/v1/chat/{streamid}/rooms/{room}/affiliations/{jid}": {path: "/restapi/v1/chat/{streamid}/rooms/{room}/affiliations/{peer}", body: `{"affiliation":"member"}`, ct: "application/json", want: [6]int{401, 404, 204, 401, 401, 204}},
+	"PUT /restapi/v1/chat/{streamid}/rooms/{room}/roles/{nick}":       {path: "/restapi/v1/chat/{streamid}/rooms/{room}/roles/nobody", body: `{"role":"none"}`, ct: "application/json", want: [6]int{401, 404, 404, 401, 401, 404}},
+	"GET /restapi/v1/chat/{streamid}/rooms/{room}/messages":           {want: [6]int{401, 404, 200, 401, 401, 200}},
+	"GET /restapi/v1/chat/{streamid}/rooms":                           {want: [6]int{401, 404, 200, 401, 401, 200}},
 	// Admin routes: 401 without valid credentials, 403 for users.
 	"GET /restapi/v1/admin/streams":               {want: [6]int{401, 403, 403, 401, 401, 200}},
 	"DELETE /restapi/v1/admin/streams/{streamid}": {fresh: true, want: [6]int{401, 403, 403, 401, 401, 204}},
@@ -80,9 +147,17 @@ func TestAuthorizationMatrix(t *testing.T) {
 	bobUser, bobPass := e.newUser("other")
 	alice := e.login(aliceUser, alicePass)
 	bob := e.login(bobUser, bobPass)
+	// A room alice owns, for the owner-only routes; she leaves it so every
+	// request starts outside it.
+	roomName := "mx" + strings.ReplaceAll(aliceUser, "-", "")
+	e.post(alice, http.MethodPost, "/rooms", map[string]any{"room": roomName, "config": map[string]any{"persistent": true}}, http.StatusCreated)
+	e.post(alice, http.MethodDelete, "/rooms/"+roomName, nil, http.StatusNoContent)
 
 	var routes []string
 	require.NoError(t, chi.Walk(e.srv.Routes().(chi.Routes), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		if staticRoutes[method+" "+route] {
+			return nil // embedded files: no credentials, no data (see staticRoutes)
+		}
 		routes = append(routes, method+" "+strings.TrimSuffix(strings.ReplaceAll(route, "/*/", "/"), "/"))
 		return nil
 	}))
@@ -95,15 +170,20 @@ func TestAuthorizationMatrix(t *testing.T) {
 			t.Errorf("route %q has no entry in the authorization matrix", route)
 			continue
 		}
-		method, pattern, _ := strings.Cut(route, " ")
+		method, routePattern, _ := strings.Cut(route, " ")
 		for _, id := range identities {
+			pattern := routePattern
 			owner, other := alice, bob
 			if rc.fresh {
 				owner, other = e.login(aliceUser, alicePass), e.login(bobUser, bobPass)
 			}
-			path := strings.NewReplacer("{streamid}", owner.StreamID, "{username}", aliceUser,
-				"{jid}", bare(owner.JID)).Replace(pattern)
-			body := strings.ReplaceAll(rc.body, "{username}", aliceUser)
+			fill := strings.NewReplacer("{streamid}", owner.StreamID, "{username}", aliceUser,
+				"{jid}", bare(owner.JID), "{state}", "composing", "{id}", "m1", "{marker}", "received",
+				"{room}", roomName, "{peer}", "peer@"+e.xmpp.Domain)
+			if rc.path != "" {
+				pattern = rc.path
+			}
+			path, body := fill.Replace(pattern), fill.Replace(rc.body)
 			got := e.status(method, path, e.credentials(id, owner, other), body, rc.ct)
 			if got != rc.want[id] {
 				t.Errorf("%s as %s: got %d, want %d", route, id, got, rc.want[id])
@@ -115,6 +195,17 @@ func TestAuthorizationMatrix(t *testing.T) {
 			t.Errorf("matrix entry %q names no route", route)
 		}
 	}
+}
+
+// staticRoutes are the routes of embedded files (api/web.go): Swagger UI and
+// the demo chat page. They take no credentials and hold no data, so they have
+// no matrix entry and no OpenAPI operation; TestWeb_* in web_test.go covers
+// them (public, CSP, 404 for unknown files, the chat page off by default).
+var staticRoutes = map[string]bool{
+	"GET /docs":   true,
+	"GET /docs/*": true,
+	"GET /":       true,
+	"GET /ui/*":   true,
 }
 
 // credentials builds the headers of an identity, minting fresh tokens so

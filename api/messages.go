@@ -2,9 +2,11 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"strconv"
 
-	"github.com/go-chi/chi/v5"
+	"mellium.im/xmpp/jid"
 
 	"github.com/xmppgw/xmppgw/gateway"
 )
@@ -21,6 +23,59 @@ type MessageRequest struct {
 	Thread  string `json:"thread,omitempty"`
 	// Data is any JSON value, delivered to gateway clients as the event's "data".
 	Data json.RawMessage `json:"data,omitempty" swaggertype:"object"`
+	// ExtraParams are ConnectyCube extraParams (save_to_history, date_sent,
+	// dialog_id, silent, custom keys); values may be strings, numbers or booleans.
+	ExtraParams map[string]any `json:"extraParams,omitempty" swaggertype:"object"`
+	// Attachments: type, id, url, data, size, width, height, duration, content-type, name.
+	Attachments []map[string]any `json:"attachments,omitempty"`
+	// Markable asks the receiver for received/displayed markers (XEP-0333).
+	Markable bool `json:"markable,omitempty"`
+	// ChatState (active, composing, paused, inactive, gone) travels with the message.
+	ChatState string `json:"chatstate,omitempty" example:"active"`
+	// DestroyAfter asks the receiver to delete the message after that many seconds.
+	DestroyAfter int `json:"destroy_after,omitempty"`
+}
+
+// outgoing turns the request into a gateway message for to.
+func (req MessageRequest) outgoing(to jid.JID) (gateway.OutgoingMessage, error) {
+	extra, err := stringMap("extraParams", req.ExtraParams)
+	if err != nil {
+		return gateway.OutgoingMessage{}, err
+	}
+	var attachments []map[string]string
+	for i, a := range req.Attachments {
+		m, err := stringMap(fmt.Sprintf("attachments[%d]", i), a)
+		if err != nil {
+			return gateway.OutgoingMessage{}, err
+		}
+		attachments = append(attachments, m)
+	}
+	return gateway.OutgoingMessage{To: to, Type: req.Type, ID: req.ID, Body: req.Body, Subject: req.Subject,
+		Thread: req.Thread, Data: req.Data, ExtraParams: extra, Attachments: attachments, Markable: req.Markable,
+		ChatState: req.ChatState, DestroyAfter: req.DestroyAfter}, nil
+}
+
+// stringMap accepts JSON strings, numbers and booleans as values (the
+// ConnectyCube examples send date_sent as a number) and renders them as
+// the XML text they become.
+func stringMap(field string, in map[string]any) (map[string]string, error) {
+	if len(in) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]string, len(in))
+	for k, v := range in {
+		switch t := v.(type) {
+		case string:
+			out[k] = t
+		case float64:
+			out[k] = strconv.FormatFloat(t, 'f', -1, 64)
+		case bool:
+			out[k] = strconv.FormatBool(t)
+		default:
+			return nil, errInvalidParameter.wrap("%s.%s must be a string, number or boolean", field, k)
+		}
+	}
+	return out, nil
 }
 
 // MessageResponse names the stanza that was sent.
@@ -50,36 +105,52 @@ type MessageResponse struct {
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/messages/{jid} [post]
 func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
-	to, err := gateway.ParseAddress(chi.URLParam(r, "jid"))
+	return s.sendMessageWith(w, r, st, "")
+}
+
+// sendMessageWith sends a message, or with replaceID its correction.
+func (s *Server) sendMessageWith(w http.ResponseWriter, r *http.Request, st *gateway.Stream, replaceID string) error {
+	to, err := jidParam(r)
 	if err != nil {
 		return err
 	}
 	if ok, wait := s.sends.take(st.ID()); !ok {
 		return tooMany(errSendRateLimited, wait)
 	}
-	body, err := s.readBody(w, r)
+	req, err := s.messageRequest(w, r)
 	if err != nil {
 		return err
 	}
-	isJSON, err := bodyKind(r)
+	m, err := req.outgoing(to)
 	if err != nil {
 		return err
 	}
-	var req MessageRequest
-	if isJSON {
-		if err := decodeJSON(body, &req); err != nil {
-			return err
-		}
-	} else if req.Body, err = readText(body); err != nil {
-		return err
-	}
-	if len(req.Body) > s.cfg.MaxMessageBytes {
-		return errTooLarge.wrap("message body exceeds %d bytes", s.cfg.MaxMessageBytes)
-	}
-	id, err := st.SendMessage(r.Context(), gateway.OutgoingMessage{To: to, Type: req.Type, ID: req.ID,
-		Body: req.Body, Subject: req.Subject, Thread: req.Thread, Data: req.Data})
+	m.ReplaceID = replaceID
+	id, err := st.SendMessage(r.Context(), m)
 	if err != nil {
 		return err
 	}
 	return writeOK(w, http.StatusAccepted, MessageResponse{ID: id})
+}
+
+// messageRequest reads a message body: JSON, or text/plain as the body.
+func (s *Server) messageRequest(w http.ResponseWriter, r *http.Request) (MessageRequest, error) {
+	var req MessageRequest
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return req, err
+	}
+	isJSON, err := bodyKind(r)
+	if err != nil {
+		return req, err
+	}
+	if isJSON {
+		err = decodeJSON(body, &req)
+	} else {
+		req.Body, err = readText(body)
+	}
+	if err == nil && len(req.Body) > s.cfg.MaxMessageBytes {
+		err = errTooLarge.wrap("message body exceeds %d bytes", s.cfg.MaxMessageBytes)
+	}
+	return req, err
 }

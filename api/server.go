@@ -77,6 +77,8 @@ type Config struct {
 	LoginFailuresPerUser, LoginFailuresPerIP int
 	// SendsPerSecond is the per-stream send rate (burst twice that); 0 = default.
 	SendsPerSecond int
+	// WebUI serves the demo chat page at / (assets under /ui/).
+	WebUI bool
 }
 
 // Server holds the handlers' dependencies.
@@ -151,16 +153,51 @@ func (s *Server) Routes() http.Handler {
 	r.Get("/healthz", s.handle(s.healthz))
 	r.Get("/readyz", s.handle(s.readyz))
 	r.Get("/openapi/swagger.json", s.handle(s.openAPISpec))
+	s.mountWeb(r) // /docs/ (Swagger UI), /openapi/swagger.yaml, and / (demo chat page) when WebUI is set
 
 	r.Route("/restapi/v1/chat", func(r chi.Router) {
 		r.Post("/login", s.handle(s.login))
 		r.Post("/{username}/login", s.handle(s.login))
 		r.Delete("/token", s.handle(s.revokeToken))
+		// The summary forms of these two are the ancestor's room directory;
+		// only the {streamid} form lists the stream's joined rooms.
+		r.Get("/rooms", s.streamRoute(s.listPublicRooms))
+		r.Get("/rooms/{room}", s.streamRoute(s.roomInfo))
+		r.Get("/{streamid}/rooms", s.streamRoute(s.listJoinedRooms))
 		for _, prefix := range []string{"", "/{streamid}"} {
 			r.Post(prefix+"/logoff", s.streamRoute(s.logoff))
 			r.Post(prefix+"/token", s.streamRoute(s.refreshToken))
 			r.Post(prefix+"/presence", s.streamRoute(s.setPresence))
 			r.Post(prefix+"/messages/{jid}", s.streamRoute(s.sendMessage))
+			r.Put(prefix+"/messages/{jid}/{id}", s.streamRoute(s.editMessage))
+			r.Delete(prefix+"/messages/{jid}/{id}", s.streamRoute(s.deleteMessage))
+			r.Post(prefix+"/messages/{jid}/{id}/{marker}", s.streamRoute(s.sendMarker))
+			r.Get(prefix+"/messages", s.streamRoute(s.getHistory))
+			r.Post(prefix+"/chatstate/{state}/{jid}", s.streamRoute(s.sendChatState))
+			r.Post(prefix+"/commands/{jid}", s.streamRoute(s.sendCommand))
+			r.Post(prefix+"/xmpp", s.streamRoute(s.sendRaw))
+			r.Get(prefix+"/vcard", s.streamRoute(s.getOwnVCard))
+			r.Get(prefix+"/vcard/{jid}", s.streamRoute(s.getVCard))
+			r.Put(prefix+"/vcard", s.streamRoute(s.putVCard))
+			r.Get(prefix+"/contacts", s.streamRoute(s.listContacts))
+			r.Post(prefix+"/contacts/{jid}", s.streamRoute(s.addContact))
+			r.Put(prefix+"/contacts/{jid}", s.streamRoute(s.updateContact))
+			r.Delete(prefix+"/contacts/{jid}", s.streamRoute(s.removeContact))
+			r.Post(prefix+"/contacts/{jid}/approve", s.streamRoute(s.approveContact))
+			r.Post(prefix+"/contacts/{jid}/deny", s.streamRoute(s.denyContact))
+			r.Post(prefix+"/rooms", s.streamRoute(s.createRoom))
+			r.Put(prefix+"/rooms/{room}", s.streamRoute(s.joinRoom))
+			r.Delete(prefix+"/rooms/{room}", s.streamRoute(s.leaveRoom))
+			r.Post(prefix+"/rooms/{room}", s.streamRoute(s.postRoomMessage))
+			r.Post(prefix+"/rooms/{room}/{jid}", s.streamRoute(s.inviteToRoom))
+			r.Put(prefix+"/rooms/{room}/subject", s.streamRoute(s.setRoomSubject))
+			r.Get(prefix+"/rooms/{room}/occupants", s.streamRoute(s.listOccupants))
+			r.Get(prefix+"/rooms/{room}/config", s.streamRoute(s.getRoomConfig))
+			r.Put(prefix+"/rooms/{room}/config", s.streamRoute(s.putRoomConfig))
+			r.Post(prefix+"/rooms/{room}/destroy", s.streamRoute(s.destroyRoom))
+			r.Put(prefix+"/rooms/{room}/affiliations/{jid}", s.streamRoute(s.setAffiliation))
+			r.Put(prefix+"/rooms/{room}/roles/{nick}", s.streamRoute(s.setRole))
+			r.Get(prefix+"/rooms/{room}/messages", s.streamRoute(s.roomHistory))
 			r.Get(prefix+"/events", s.eventsRoute(s.streamEvents))
 		}
 	})

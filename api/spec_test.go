@@ -46,7 +46,13 @@ func TestSpec_MatchesRouter(t *testing.T) {
 	}
 	s := NewServer(Config{JWTSecret: testSecret}, nil, nil, nil)
 	require.NoError(t, chi.Walk(s.Routes().(chi.Routes), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
-		key := specAlias(method + " " + route)
+		if staticRoutes[method+" "+route] {
+			return nil // embedded files, not API operations (see staticRoutes)
+		}
+		key := method + " " + route
+		if _, ok := documented[key]; !ok {
+			key = specAlias(key)
+		}
 		if _, ok := documented[key]; !ok {
 			t.Errorf("route %s %s is not in openapi/ (documented as %q?): add swag annotations and run make openapi", method, route, key)
 		}

@@ -32,6 +32,11 @@ func ParseAddress(s string) (jid.JID, error) {
 	if err != nil {
 		return jid.JID{}, fmt.Errorf("%w: JID %q: %v", ErrInvalidAddress, s, err)
 	}
+	// Normalisation must be idempotent, or the JID we send is not the one
+	// that was checked (e.g. "bob@.." normalises to "bob@.", itself invalid).
+	if again, err := jid.Parse(j.String()); err != nil || !again.Equal(j) || j.Domainpart() == "" {
+		return jid.JID{}, fmt.Errorf("%w: JID %q does not normalise to a stable address", ErrInvalidAddress, s)
+	}
 	return j, nil
 }
 

@@ -26,12 +26,17 @@ const (
 	TLSNone     TLSMode = "none"
 )
 
-// conn is the part of a go-xmpp client a stream uses (*xmpp.Client
-// satisfies it); tests of the reader loop can supply their own.
+// conn is one authenticated XMPP connection as a stream uses it: read the
+// next top-level element, write a stanza, close. xmppConn implements it over
+// go-xmpp; tests may supply their own.
 type conn interface {
-	Recv() (any, error)
-	SendOrg(string) (int, error)
+	// Read returns the next top-level element of the XMPP stream.
+	Read() (xmlNode, error)
+	// Write sends one serialised stanza.
+	Write(raw []byte) error
+	// JID is the full JID the server bound.
 	JID() string
+	// Close closes the socket. Callers say goodbye (</stream:stream>) first.
 	Close() error
 }
 
@@ -96,7 +101,12 @@ func (m *Manager) dial(ctx context.Context, user jid.JID, creds credentials, res
 		if r.err != nil {
 			return nil, classifyLoginError(r.err)
 		}
-		return r.c, nil
+		c, err := takeOver(r.c)
+		if err != nil {
+			closeUnread(r.c)
+			return nil, err
+		}
+		return c, nil
 	case <-ctx.Done():
 		return nil, fmt.Errorf("%w (after %s)", ErrServerTimeout, m.cfg.LoginTimeout)
 	}
@@ -125,7 +135,7 @@ func (m *Manager) reclaimFailedLogin() {
 
 // closeUnread closes a client whose stream nobody reads: Close sends the
 // closing tag and reads until the server closes too.
-func closeUnread(c conn) {
+func closeUnread(c *xmpp.Client) {
 	_ = c.Close()
 }
 

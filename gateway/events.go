@@ -6,9 +6,16 @@ import "encoding/json"
 // Message events reuse the XMPP message type (chat, normal, headline,
 // groupchat) so the ancestor's clients keep working.
 const (
-	EventError    = "error"
-	EventPresence = "presence"
-	EventStream   = "stream"
+	EventError     = "error"
+	EventPresence  = "presence"
+	EventStream    = "stream"
+	EventChatState = "chatstate"
+	EventMarker    = "marker"
+	EventEdit      = "edit"
+	EventDelete    = "delete"
+	EventSystem    = "system"
+	EventCommand   = "command"
+	EventRaw       = "xmpp"
 )
 
 // Stream states reported in stream events.
@@ -18,25 +25,50 @@ const (
 	StateOffline      = "offline"
 )
 
-// MessageEvent is an incoming chat, normal, headline or groupchat message.
+// MessageEvent is a chat, normal, headline or groupchat message, and the
+// base of the edit event.
 type MessageEvent struct {
-	Type    string `json:"type"`
-	ID      string `json:"id,omitempty"`
-	From    string `json:"from"`
-	To      string `json:"to"`
-	Body    string `json:"body"`
-	Subject string `json:"subject,omitempty"`
-	Thread  string `json:"thread,omitempty"`
+	Type string `json:"type"`
+	// ID is the stanza id the sender chose (for markers, edits, deletes).
+	ID string `json:"id,omitempty"`
+	// OriginID is the sender's XEP-0359 origin id.
+	OriginID string `json:"origin_id,omitempty"`
+	// StanzaID is the id our server's archive assigned (XEP-0359), the
+	// cursor for history.
+	StanzaID string `json:"stanza_id,omitempty"`
+	From     string `json:"from"`
+	To       string `json:"to"`
+	Body     string `json:"body"`
+	Subject  string `json:"subject,omitempty"`
+	Thread   string `json:"thread,omitempty"`
+	// Stamp is when the message was sent (XEP-0203 delay) or, without a
+	// delay, when the gateway received it; RFC 3339 UTC.
+	Stamp string `json:"stamp"`
+	// Delayed is true when Stamp comes from a <delay/> (offline or archived).
+	Delayed bool `json:"delayed,omitempty"`
 	// Data is the JSON payload a gateway (or Openfire-Chat) client attached.
 	Data json.RawMessage `json:"data,omitempty"`
-	// ExtraParams are ConnectyCube-style <extraParams/> children; system
-	// notifications carry moduleIdentifier=SystemNotifications here.
-	ExtraParams map[string]string `json:"extra_params,omitempty"`
-	// Stamp is the XEP-0203 delay stamp (RFC 3339) of an offline or
-	// archived message.
-	Stamp string `json:"stamp,omitempty"`
-	// StanzaID is the server-assigned XEP-0359 id, usable with history.
-	StanzaID string `json:"stanza_id,omitempty"`
+	// ExtraParams are ConnectyCube <extraParams/> children (save_to_history,
+	// date_sent, dialog_id, silent, moduleIdentifier, custom keys).
+	ExtraParams map[string]string `json:"extraParams,omitempty"`
+	// Attachments are the <attachment/> elements inside extraParams.
+	Attachments []map[string]string `json:"attachments,omitempty"`
+	// ChatState is an XEP-0085 state sent along with the message.
+	ChatState string `json:"chatstate,omitempty"`
+	// Markable asks for XEP-0333 markers.
+	Markable bool `json:"markable,omitempty"`
+	// ReplaceID (edit events) names the message this one corrects (XEP-0308).
+	ReplaceID string `json:"replace_id,omitempty"`
+	// DestroyAfter asks the receiver to delete the message after that many seconds.
+	DestroyAfter int `json:"destroy_after,omitempty"`
+	// Carbon is "sent" or "received" for XEP-0280 copies of the user's
+	// conversations on other devices.
+	Carbon string `json:"carbon,omitempty"`
+	// Room and Nick are set on groupchat messages.
+	Room string `json:"room,omitempty"`
+	Nick string `json:"nick,omitempty"`
+	// Extensions are payload elements the gateway does not model, as XML.
+	Extensions []string `json:"extensions,omitempty"`
 }
 
 // StanzaError is the error condition carried by a bounced stanza (RFC 6120 §8.3).
@@ -67,9 +99,10 @@ type PresenceEvent struct {
 	PresenceType string `json:"presence_type"`
 	Show         string `json:"show"`
 	Status       string `json:"status"`
-	// Priority is absent when unknown: go-xmpp v0.3.6 does not parse the
-	// <priority/> element of incoming presences.
-	Priority *int `json:"priority,omitempty"`
+	Priority     int    `json:"priority"`
+	// Error is set on presence errors.
+	Error      *StanzaError `json:"error,omitempty"`
+	Extensions []string     `json:"extensions,omitempty"`
 }
 
 // StreamEvent reports the state of the stream's XMPP connection.
@@ -79,4 +112,67 @@ type StreamEvent struct {
 	JID     string `json:"jid"`
 	Reason  string `json:"reason,omitempty"`
 	Attempt int    `json:"attempt,omitempty"`
+}
+
+// ChatStateEvent is a standalone XEP-0085 chat state (typing indicator).
+type ChatStateEvent struct {
+	Type  string `json:"type"`
+	From  string `json:"from"`
+	To    string `json:"to"`
+	State string `json:"state"`
+}
+
+// MarkerEvent is an XEP-0333 received/displayed marker for message ID.
+type MarkerEvent struct {
+	Type        string            `json:"type"`
+	Marker      string            `json:"marker"`
+	ID          string            `json:"id"`
+	From        string            `json:"from"`
+	To          string            `json:"to"`
+	ExtraParams map[string]string `json:"extraParams,omitempty"`
+}
+
+// DeleteEvent says the sender deleted (retracted) message ID.
+type DeleteEvent struct {
+	Type        string            `json:"type"`
+	ID          string            `json:"id"`
+	From        string            `json:"from"`
+	To          string            `json:"to"`
+	ExtraParams map[string]string `json:"extraParams,omitempty"`
+}
+
+// SystemEvent is a system notification: a headline whose extraParams carry
+// moduleIdentifier=SystemNotifications (ConnectyCube convention).
+type SystemEvent struct {
+	Type   string            `json:"type"`
+	ID     string            `json:"id,omitempty"`
+	From   string            `json:"from"`
+	To     string            `json:"to"`
+	Body   string            `json:"body,omitempty"`
+	Stamp  string            `json:"stamp"`
+	Params map[string]string `json:"params"`
+}
+
+// CommandEvent is an x:oob service command (the "XMPP service" protocol).
+type CommandEvent struct {
+	Type    string `json:"type"`
+	ID      string `json:"id,omitempty"`
+	From    string `json:"from"`
+	To      string `json:"to"`
+	Command string `json:"command"`
+	Action  string `json:"action,omitempty"`
+	// Payload is the payload parsed leniently into JSON, or a JSON string
+	// holding the raw text when it could not be parsed.
+	Payload      json.RawMessage `json:"payload,omitempty"`
+	PayloadError string          `json:"payload_error,omitempty"`
+	// InReplyTo is the id of the command this answers, when the reply echoes it.
+	InReplyTo string `json:"in_reply_to,omitempty"`
+}
+
+// RawEvent carries a stanza the gateway does not model, as XML text, so
+// nothing is dropped.
+type RawEvent struct {
+	Type   string `json:"type"`
+	From   string `json:"from,omitempty"`
+	Stanza string `json:"stanza"`
 }

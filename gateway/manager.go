@@ -226,6 +226,7 @@ func (m *Manager) open(ctx context.Context, s *Stream, resource string) (*Stream
 		defer m.wg.Done()
 		s.run(c)
 	}()
+	s.afterConnect(time.Time{})
 	s.log.Info("stream opened", slog.Bool("on_behalf", s.onBehalf))
 	return s, nil
 }

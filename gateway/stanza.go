@@ -1,13 +1,13 @@
 package gateway
 
 import (
-	"bytes"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
 	"maps"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -20,6 +20,23 @@ const (
 	nsJSON        = "urn:xmpp:json:0"                                   // XEP-0335
 	nsJiveProps   = "http://www.jivesoftware.com/xmlns/xmpp/properties" // Openfire-Chat's "data"
 	nsStanzaError = "urn:ietf:params:xml:ns:xmpp-stanzas"               // RFC 6120 §8.3
+	nsClient      = "jabber:client"
+	nsChatStates  = "http://jabber.org/protocol/chatstates" // XEP-0085
+	nsMarkers     = "urn:xmpp:chat-markers:0"               // XEP-0333
+	nsCorrect     = "urn:xmpp:message-correct:0"            // XEP-0308
+	nsDelete      = "urn:xmpp:message-delete:0"             // ConnectyCube delete
+	nsRetract     = "urn:xmpp:message-retract:1"            // XEP-0424
+	nsDestroy     = "urn:xmpp:message-destroy-after:0"      // ConnectyCube self-destroy
+	nsDelay       = "urn:xmpp:delay"                        // XEP-0203
+	nsCarbons     = "urn:xmpp:carbons:2"                    // XEP-0280
+	nsForward     = "urn:xmpp:forward:0"                    // XEP-0297
+	nsMAM         = "urn:xmpp:mam:2"                        // XEP-0313
+	nsRSM         = "http://jabber.org/protocol/rsm"        // XEP-0059
+	nsDataForms   = "jabber:x:data"                         // XEP-0004
+	nsOOB         = "jabber:x:oob"                          // the x:oob service commands
+	nsPing        = "urn:xmpp:ping"                         // XEP-0199
+	nsRoster      = "jabber:iq:roster"                      // RFC 6121
+	nsVCard       = "vcard-temp"                            // XEP-0054
 )
 
 // Message types a client may send 1:1 (RFC 6121 §5.2.2); groupchat belongs
@@ -39,7 +56,29 @@ type OutgoingMessage struct {
 	// ExtraParams are ConnectyCube-style <extraParams/> children (name →
 	// text), e.g. moduleIdentifier=SystemNotifications.
 	ExtraParams map[string]string
+	// Attachments become <attachment/> elements inside extraParams, one
+	// attribute per key (see attachmentAttrs).
+	Attachments []map[string]string
+	// ChatState (XEP-0085) goes along with the message, e.g. "active".
+	ChatState string
+	// Markable asks the receiver for XEP-0333 markers.
+	Markable bool
+	// ReplaceID makes this a correction of that message (XEP-0308).
+	ReplaceID string
+	// DestroyAfter asks the receiver to delete it after that many seconds.
+	DestroyAfter int
 }
+
+// attachmentAttrs are the attachment attributes of the ConnectyCube
+// convention; others are refused so typos do not travel silently.
+var attachmentAttrs = map[string]bool{"type": true, "id": true, "url": true, "data": true, "size": true,
+	"width": true, "height": true, "duration": true, "content-type": true, "name": true}
+
+// chatStates are the XEP-0085 states.
+var chatStates = map[string]bool{"active": true, "composing": true, "paused": true, "inactive": true, "gone": true}
+
+// ValidChatState reports whether state is an XEP-0085 chat state.
+func ValidChatState(state string) bool { return chatStates[state] }
 
 // extraParamName limits extraParams keys to names that are valid XML
 // element names, since each key becomes an element.
@@ -112,15 +151,16 @@ func normalizeNewlines(s string) string {
 	return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\r", "\n")
 }
 
-// prepare validates a message and fills its defaults.
-func (m *OutgoingMessage) prepare() error {
+// prepare validates a message and fills its defaults; groupchat is only
+// allowed for messages to rooms.
+func (m *OutgoingMessage) prepare(groupchat bool) error {
 	if m.To.Equal(jid.JID{}) {
 		return fmt.Errorf("%w: recipient JID is empty", ErrInvalidAddress)
 	}
 	if m.Type == "" {
 		m.Type = "chat"
 	}
-	if !sendableMessageTypes[m.Type] {
+	if !sendableMessageTypes[m.Type] && !(groupchat && m.Type == "groupchat") {
 		return fmt.Errorf("%w: message type must be chat, normal or headline", ErrInvalidInput)
 	}
 	if m.ID == "" {
@@ -128,8 +168,33 @@ func (m *OutgoingMessage) prepare() error {
 	} else if !stanzaIDPattern.MatchString(m.ID) {
 		return fmt.Errorf("%w: id must be 1-128 characters of A-Z a-z 0-9 . _ : -", ErrInvalidInput)
 	}
-	if m.Body == "" && len(m.Data) == 0 && m.Subject == "" && len(m.ExtraParams) == 0 {
-		return fmt.Errorf("%w: a message needs a body, a subject, data or extra params", ErrInvalidInput)
+	if m.Body == "" && len(m.Data) == 0 && m.Subject == "" && len(m.ExtraParams) == 0 && len(m.Attachments) == 0 {
+		return fmt.Errorf("%w: a message needs a body, a subject, data, extraParams or attachments", ErrInvalidInput)
+	}
+	if m.ChatState != "" && !chatStates[m.ChatState] {
+		return fmt.Errorf("%w: chat state must be active, composing, paused, inactive or gone", ErrInvalidInput)
+	}
+	if m.ReplaceID != "" && !stanzaIDPattern.MatchString(m.ReplaceID) {
+		return fmt.Errorf("%w: replace id must be 1-128 characters of A-Z a-z 0-9 . _ : -", ErrInvalidInput)
+	}
+	if m.DestroyAfter < 0 || m.DestroyAfter > 7*24*3600 {
+		return fmt.Errorf("%w: destroy_after must be 0 to 604800 seconds", ErrInvalidInput)
+	}
+	if len(m.Attachments) > maxExtraParams {
+		return fmt.Errorf("%w: at most %d attachments", ErrInvalidInput, maxExtraParams)
+	}
+	for _, a := range m.Attachments {
+		for k, v := range a {
+			if !attachmentAttrs[k] {
+				return fmt.Errorf("%w: unknown attachment attribute %q", ErrInvalidInput, k)
+			}
+			if err := checkText("attachment "+k, v); err != nil {
+				return err
+			}
+		}
+	}
+	if _, ok := m.ExtraParams["attachment"]; ok {
+		return fmt.Errorf("%w: attachments go in attachments, not extraParams", ErrInvalidInput)
 	}
 	if len(m.ExtraParams) > maxExtraParams {
 		return fmt.Errorf("%w: at most %d extra params", ErrInvalidInput, maxExtraParams)
@@ -165,41 +230,73 @@ type xmlJSON struct {
 // xmlMessage is an outgoing <message/>. It carries no namespace so it
 // inherits the stream's jabber:client default.
 type xmlMessage struct {
-	XMLName  xml.Name    `xml:"message"`
-	To       string      `xml:"to,attr"`
-	Type     string      `xml:"type,attr"`
-	ID       string      `xml:"id,attr"`
-	Subject  string      `xml:"subject,omitempty"`
-	Body     string      `xml:"body,omitempty"`
-	Thread   string      `xml:"thread,omitempty"`
-	OriginID xmlOriginID `xml:"urn:xmpp:sid:0 origin-id"`
-	JSON     *xmlJSON    `xml:"urn:xmpp:json:0 json,omitempty"`
-	Extra    *xmlExtra   `xml:"jabber:client extraParams,omitempty"`
+	XMLName  xml.Name     `xml:"message"`
+	To       string       `xml:"to,attr"`
+	Type     string       `xml:"type,attr"`
+	ID       string       `xml:"id,attr"`
+	Subject  string       `xml:"subject,omitempty"`
+	Body     *string      `xml:"body"`
+	Thread   string       `xml:"thread,omitempty"`
+	OriginID *xmlOriginID `xml:"urn:xmpp:sid:0 origin-id"`
+	JSON     *xmlJSON     `xml:"urn:xmpp:json:0 json,omitempty"`
+	Extra    *xmlNode     `xml:",omitempty"`
+	// Ext are the remaining payload elements (chat state, markers, ...).
+	Ext []xmlNode
 }
 
-// xmlExtra is ConnectyCube's <extraParams xmlns="jabber:client">.
-type xmlExtra struct {
-	Params []xmlParam
+// elem builds a payload element; attrs are name/value pairs.
+func elem(space, local string, attrs ...string) xmlNode {
+	n := xmlNode{XMLName: xml.Name{Space: space, Local: local}}
+	for i := 0; i+1 < len(attrs); i += 2 {
+		n.Attrs = append(n.Attrs, xml.Attr{Name: xml.Name{Local: attrs[i]}, Value: attrs[i+1]})
+	}
+	return n
 }
 
-type xmlParam struct {
-	XMLName xml.Name
-	Value   string `xml:",chardata"`
+// extraParamsNode builds ConnectyCube's <extraParams xmlns="jabber:client">
+// with sorted keys (stable output) and attachments last.
+func extraParamsNode(params map[string]string, attachments []map[string]string) *xmlNode {
+	if len(params) == 0 && len(attachments) == 0 {
+		return nil
+	}
+	n := elem(nsClient, "extraParams")
+	for _, k := range slices.Sorted(maps.Keys(params)) {
+		c := elem(nsClient, k)
+		c.Text = normalizeNewlines(params[k])
+		n.Children = append(n.Children, c)
+	}
+	for _, a := range attachments {
+		c := elem(nsClient, "attachment")
+		for _, k := range slices.Sorted(maps.Keys(a)) {
+			c.Attrs = append(c.Attrs, xml.Attr{Name: xml.Name{Local: k}, Value: a[k]})
+		}
+		n.Children = append(n.Children, c)
+	}
+	return &n
 }
 
 // encodeMessage renders a prepared message with encoding/xml; no client text
 // is ever spliced into markup.
 func encodeMessage(m OutgoingMessage) ([]byte, error) {
-	x := xmlMessage{To: m.To.String(), Type: m.Type, ID: m.ID, Subject: m.Subject, Body: m.Body,
-		Thread: m.Thread, OriginID: xmlOriginID{ID: m.ID}}
+	x := xmlMessage{To: m.To.String(), Type: m.Type, ID: m.ID, Subject: m.Subject,
+		Thread: m.Thread, OriginID: &xmlOriginID{ID: m.ID}, Extra: extraParamsNode(m.ExtraParams, m.Attachments)}
+	if m.Body != "" {
+		x.Body = &m.Body
+	}
 	if len(m.Data) > 0 {
 		x.JSON = &xmlJSON{Value: string(m.Data)}
 	}
-	if len(m.ExtraParams) > 0 {
-		x.Extra = &xmlExtra{}
-		for _, k := range slices.Sorted(maps.Keys(m.ExtraParams)) {
-			x.Extra.Params = append(x.Extra.Params, xmlParam{XMLName: xml.Name{Local: k}, Value: normalizeNewlines(m.ExtraParams[k])})
-		}
+	if m.ChatState != "" {
+		x.Ext = append(x.Ext, elem(nsChatStates, m.ChatState))
+	}
+	if m.Markable {
+		x.Ext = append(x.Ext, elem(nsMarkers, "markable"))
+	}
+	if m.ReplaceID != "" {
+		x.Ext = append(x.Ext, elem(nsCorrect, "replace", "id", m.ReplaceID))
+	}
+	if m.DestroyAfter > 0 {
+		x.Ext = append(x.Ext, elem(nsDestroy, "destroy", "after", strconv.Itoa(m.DestroyAfter)))
 	}
 	return xml.Marshal(x)
 }
@@ -252,133 +349,4 @@ func encodeIQReply(to, id, condition string) ([]byte, error) {
 		x.Error.Condition.XMLName = xml.Name{Space: nsStanzaError, Local: condition}
 	}
 	return xml.Marshal(x)
-}
-
-// element is the subset of go-xmpp's XMLElement the translation reads; kept
-// separate so the parsing is unit-testable without go-xmpp values.
-type element struct {
-	Name     xml.Name
-	Attr     []xml.Attr
-	InnerXML string
-}
-
-// payloadData extracts the JSON payload of a message: an XEP-0335 container,
-// else the Openfire-Chat Jive property "data". Text that is not JSON is
-// returned as a JSON string so the event stays valid.
-func payloadData(elems []element) json.RawMessage {
-	for _, e := range elems {
-		var text string
-		switch {
-		case e.Name.Space == nsJSON && e.Name.Local == "json":
-			text = innerText(e.InnerXML)
-		case e.Name.Space == nsJiveProps && e.Name.Local == "properties":
-			var props struct {
-				Property []struct {
-					Name  string `xml:"name"`
-					Value string `xml:"value"`
-				} `xml:"property"`
-			}
-			if xml.Unmarshal([]byte("<p>"+e.InnerXML+"</p>"), &props) != nil {
-				continue
-			}
-			for _, p := range props.Property {
-				if p.Name == "data" {
-					text = p.Value
-				}
-			}
-		default:
-			continue
-		}
-		if text == "" {
-			continue
-		}
-		if json.Valid([]byte(text)) {
-			return json.RawMessage(text)
-		}
-		quoted, _ := json.Marshal(text)
-		return quoted
-	}
-	return nil
-}
-
-// extraParams reads a ConnectyCube <extraParams/> element: each child's
-// name and text.
-func extraParams(elems []element) map[string]string {
-	for _, e := range elems {
-		if e.Name.Local != "extraParams" {
-			continue
-		}
-		out := map[string]string{}
-		d := xml.NewDecoder(strings.NewReader(e.InnerXML))
-		for len(out) < maxExtraParams {
-			tok, err := d.Token()
-			if err != nil {
-				break
-			}
-			if start, ok := tok.(xml.StartElement); ok {
-				var v struct {
-					Inner string `xml:",innerxml"`
-				}
-				if d.DecodeElement(&v, &start) == nil {
-					out[start.Name.Local] = innerText(v.Inner)
-				}
-			}
-		}
-		return out
-	}
-	return nil
-}
-
-// innerText decodes the character data of an element's inner XML.
-func innerText(inner string) string {
-	d := xml.NewDecoder(strings.NewReader(inner))
-	var b strings.Builder
-	for {
-		tok, err := d.Token()
-		if err != nil {
-			return b.String()
-		}
-		if cd, ok := tok.(xml.CharData); ok {
-			b.Write(cd)
-		}
-	}
-}
-
-// stanzaError reads the <error/> child of a bounced stanza.
-func stanzaError(elems []element) StanzaError {
-	se := StanzaError{Type: "cancel", Condition: "undefined-condition"}
-	for _, e := range elems {
-		if e.Name.Local != "error" {
-			continue
-		}
-		for _, a := range e.Attr {
-			if a.Name.Local == "type" && a.Value != "" {
-				se.Type = a.Value
-			}
-		}
-		d := xml.NewDecoder(bytes.NewReader([]byte(e.InnerXML)))
-		for {
-			tok, err := d.Token()
-			if err != nil {
-				break
-			}
-			start, ok := tok.(xml.StartElement)
-			if !ok {
-				continue
-			}
-			if start.Name.Local == "text" {
-				var t string
-				if d.DecodeElement(&t, &start) == nil {
-					se.Text = t
-				}
-				continue
-			}
-			if start.Name.Space == nsStanzaError || start.Name.Space == "" {
-				se.Condition = start.Name.Local
-			}
-			_ = d.Skip()
-		}
-		break
-	}
-	return se
 }

@@ -49,7 +49,7 @@ func TestEncodeMessage_RoundTrip(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			m := tt.msg
-			require.NoError(t, m.prepare())
+			require.NoError(t, m.prepare(false))
 			raw, err := encodeMessage(m)
 			require.NoError(t, err)
 			var got decodedMessage
@@ -91,7 +91,7 @@ func TestOutgoingMessage_Validation(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			err := tt.msg.prepare()
+			err := tt.msg.prepare(false)
 			require.ErrorIs(t, err, tt.want)
 			require.Contains(t, err.Error(), tt.text)
 		})
@@ -139,35 +139,76 @@ func TestEncodeIQReply(t *testing.T) {
 		`<service-unavailable xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"></service-unavailable></error></iq>`, string(raw))
 }
 
-func TestPayloadData(t *testing.T) {
+// parseNode decodes XML into the gateway's node model, as the reader does.
+func parseNode(t *testing.T, raw string) xmlNode {
+	t.Helper()
+	var n xmlNode
+	require.NoError(t, xml.Unmarshal([]byte(raw), &n), raw)
+	return n
+}
+
+func TestReadParts(t *testing.T) {
 	t.Parallel()
+	const own = "bob@localhost"
 	tests := []struct {
 		name  string
-		elems []element
-		want  string
+		xml   string
+		check func(t *testing.T, p messageParts)
 	}{
-		{"none", nil, ""},
-		{"xep-0335", []element{{Name: xml.Name{Space: nsJSON, Local: "json"}, InnerXML: `{&#34;a&#34;:[1,2]}`}}, `{"a":[1,2]}`},
-		{"jive property", []element{{Name: xml.Name{Space: nsJiveProps, Local: "properties"},
-			InnerXML: `<property><name>other</name><value type="string">x</value></property>` +
-				`<property><name>data</name><value type="string">{"k":true}</value></property>`}}, `{"k":true}`},
-		{"non-JSON becomes a string", []element{{Name: xml.Name{Space: nsJSON, Local: "json"}, InnerXML: `not "json"`}}, `"not \"json\""`},
-		{"unrelated element", []element{{Name: xml.Name{Space: "urn:x", Local: "json"}, InnerXML: `{}`}}, ""},
+		{"xep-0335 data", `<message xmlns="jabber:client"><json xmlns="urn:xmpp:json:0">{&#34;a&#34;:[1,2]}</json></message>`,
+			func(t *testing.T, p messageParts) { require.JSONEq(t, `{"a":[1,2]}`, string(p.data)) }},
+		{"jive data property", `<message xmlns="jabber:client"><properties xmlns="` + nsJiveProps + `"><property><name>other</name><value>x</value></property><property><name>data</name><value type="string">{"k":true}</value></property></properties></message>`,
+			func(t *testing.T, p messageParts) { require.JSONEq(t, `{"k":true}`, string(p.data)) }},
+		{"non-JSON data becomes a string", `<message xmlns="jabber:client"><json xmlns="urn:xmpp:json:0">not "json"</json></message>`,
+			func(t *testing.T, p messageParts) { require.Equal(t, `"not \"json\""`, string(p.data)) }},
+		{"extraParams and attachments", `<message xmlns="jabber:client"><extraParams xmlns="jabber:client"><save_to_history>1</save_to_history><attachment type="image" id="7" width="640"/></extraParams></message>`,
+			func(t *testing.T, p messageParts) {
+				require.Equal(t, map[string]string{"save_to_history": "1"}, p.extra)
+				require.Equal(t, []map[string]string{{"type": "image", "id": "7", "width": "640"}}, p.attachments)
+			}},
+		{"foreign stanza-id ignored", `<message xmlns="jabber:client"><stanza-id xmlns="urn:xmpp:sid:0" id="evil" by="mallory@evil"/><stanza-id xmlns="urn:xmpp:sid:0" id="good" by="bob@localhost"/></message>`,
+			func(t *testing.T, p messageParts) { require.Equal(t, "good", p.stanzaID) }},
+		{"markers, state, correction, destroy", `<message xmlns="jabber:client"><composing xmlns="http://jabber.org/protocol/chatstates"/><markable xmlns="urn:xmpp:chat-markers:0"/><replace xmlns="urn:xmpp:message-correct:0" id="m1"/><destroy xmlns="urn:xmpp:message-destroy-after:0" after="5"/></message>`,
+			func(t *testing.T, p messageParts) {
+				require.Equal(t, "composing", p.chatState)
+				require.True(t, p.markable)
+				require.Equal(t, "m1", p.replaceID)
+				require.Equal(t, 5, p.destroyAfter)
+			}},
+		{"unknown kept as extension", `<message xmlns="jabber:client"><thing xmlns="urn:x" a="1">t</thing></message>`,
+			func(t *testing.T, p messageParts) {
+				require.Equal(t, []string{`<thing xmlns="urn:x" a="1">t</thing>`}, p.extensions)
+			}},
+		{"x:oob command, other x kept", `<message xmlns="jabber:client"><x xmlns="jabber:x:oob"><type>cmd</type><payload>{}</payload></x><x xmlns="jabber:x:conference" jid="r@c"/></message>`,
+			func(t *testing.T, p messageParts) {
+				require.NotNil(t, p.command)
+				require.Len(t, p.extensions, 1)
+				require.Contains(t, p.extensions[0], "jabber:x:conference")
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			require.Equal(t, tt.want, string(payloadData(tt.elems)))
+			tt.check(t, readParts(parseNode(t, tt.xml), own))
 		})
 	}
 }
 
 func TestStanzaError(t *testing.T) {
 	t.Parallel()
-	got := stanzaError([]element{{Name: xml.Name{Local: "error"}, Attr: []xml.Attr{{Name: xml.Name{Local: "type"}, Value: "wait"}},
-		InnerXML: `<resource-constraint xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"/><text xmlns="urn:ietf:params:xml:ns:xmpp-stanzas">full</text>`}})
-	require.Equal(t, StanzaError{Type: "wait", Condition: "resource-constraint", Text: "full"}, got)
+	n := parseNode(t, `<error type="wait"><resource-constraint xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"/><text xmlns="urn:ietf:params:xml:ns:xmpp-stanzas">full</text></error>`)
+	require.Equal(t, StanzaError{Type: "wait", Condition: "resource-constraint", Text: "full"}, stanzaError(&n))
 	require.Equal(t, StanzaError{Type: "cancel", Condition: "undefined-condition"}, stanzaError(nil))
+}
+
+func TestXMLNode_ReencodesThroughTheEncoder(t *testing.T) {
+	t.Parallel()
+	n := parseNode(t, `<message xmlns="jabber:client" to="a@b" type="chat"><body>x &amp; &lt;y&gt;</body><z xmlns="urn:z" k="&quot;v&quot;"/></message>`)
+	out := n.xmlString()
+	back := parseNode(t, out)
+	require.Equal(t, "x & <y>", back.childText("", "body"))
+	require.Equal(t, `"v"`, back.child("urn:z", "z").attr("k"))
+	require.Equal(t, "chat", back.attr("type"))
 }
 
 func TestPendingSends_MatchesOldestPerRecipient(t *testing.T) {

@@ -1,11 +1,9 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"encoding/json"
-	"encoding/xml"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -13,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	xmpp "github.com/xmppo/go-xmpp"
 	"mellium.im/xmpp/jid"
 )
 
@@ -45,8 +42,12 @@ type Stream struct {
 	presence OutgoingPresence // last broadcast presence, re-sent after a reconnect
 	closing  bool
 
-	sendMu  sync.Mutex // serialises writes to the connection
-	pending pendingSends
+	pending  pendingSends
+	commands pendingCommands
+	iqs      iqTracker
+	archive  archiveState
+	contacts presenceBook
+	rooms    rooms
 
 	closeOnce sync.Once
 	stop      chan struct{} // closed by Close
@@ -97,7 +98,12 @@ func (s *Stream) OnBehalf() bool { return s.onBehalf }
 
 // SendMessage sends a 1:1 message and returns its stanza id.
 func (s *Stream) SendMessage(ctx context.Context, m OutgoingMessage) (string, error) {
-	if err := m.prepare(); err != nil {
+	return s.sendPrepared(ctx, m, false)
+}
+
+// sendPrepared validates and sends a message; groupchat only for rooms.
+func (s *Stream) sendPrepared(ctx context.Context, m OutgoingMessage, groupchat bool) (string, error) {
+	if err := m.prepare(groupchat); err != nil {
 		return "", err
 	}
 	raw, err := encodeMessage(m)
@@ -149,9 +155,7 @@ func (s *Stream) send(ctx context.Context, raw []byte) error {
 		return ErrStreamReconnecting
 	}
 	s.Touch()
-	s.sendMu.Lock()
-	defer s.sendMu.Unlock()
-	if _, err := c.SendOrg(string(raw)); err != nil {
+	if err := c.Write(raw); err != nil {
 		// The reader sees the broken connection too and starts reconnecting.
 		return fmt.Errorf("%w: %v", ErrStreamReconnecting, err)
 	}
@@ -168,12 +172,13 @@ func (s *Stream) Close(ctx context.Context, reason string) {
 		s.mu.Unlock()
 		close(s.stop)
 		if c != nil && online {
-			// Race-free close (go-xmpp's Close races with a concurrent Recv):
-			// say goodbye here, let the reader see the server's </stream>,
-			// and only then call Close from the reader goroutine.
-			s.sendMu.Lock()
-			_, _ = c.SendOrg(`<presence type="unavailable"/></stream:stream>`)
-			s.sendMu.Unlock()
+			// Say goodbye (RFC 6120 §4.4) and let the reader see the server's
+			// </stream:stream>; the reader goroutine then closes the socket,
+			// so nothing closes it under a concurrent read.
+			_ = c.Write([]byte(`<presence type="unavailable"/></stream:stream>`))
+			if xc, ok := c.(*xmppConn); ok {
+				xc.expectClose(3 * time.Second)
+			}
 		}
 		s.log.Info("stream closing", slog.String("reason", reason))
 	})
@@ -200,13 +205,14 @@ func (s *Stream) run(c conn) {
 	defer s.mgr.remove(s)
 	for {
 		err := s.readLoop(c)
-		_ = c.Close() // the reader has returned, so this no longer races with Recv
+		_ = c.Close() // the reader has returned: nothing reads the socket any more
 		if s.stopping() {
 			s.setState(StateOffline, nil, "")
 			s.publish(StreamEvent{Type: EventStream, State: StateOffline, JID: s.user.String(), Reason: "logged off"})
 			return
 		}
 		s.log.Warn("xmpp connection lost", slog.String("error", err.Error()))
+		s.contacts.forget() // the server re-sends presence after the new login
 		s.setState(StateReconnecting, nil, "")
 		c = s.reconnect()
 		if c == nil {
@@ -216,28 +222,19 @@ func (s *Stream) run(c conn) {
 }
 
 func (s *Stream) readLoop(c conn) error {
-	soft := 0
 	for {
-		v, err := c.Recv()
+		n, err := c.Read()
 		if err != nil {
-			if fatalRecvError(err) || s.stopping() {
-				return err
-			}
-			// Non-fatal (e.g. an unknown top-level element); a decoder that
-			// keeps failing is broken, though.
-			if soft++; soft > 100 {
-				return err
-			}
-			continue
+			return err
 		}
-		soft = 0
-		s.handle(c, v)
+		s.handle(c, n)
 	}
 }
 
 // reconnect logs in again until it succeeds, the stream is closed, or the
 // server rejects the credentials. It returns nil when the stream is over.
 func (s *Stream) reconnect() conn {
+	dropped := time.Now()
 	delay := s.mgr.cfg.ReconnectMin
 	for attempt := 1; ; attempt++ {
 		s.publish(StreamEvent{Type: EventStream, State: StateReconnecting, JID: s.user.String(), Attempt: attempt})
@@ -269,6 +266,7 @@ func (s *Stream) reconnect() conn {
 			}
 			s.publish(StreamEvent{Type: EventStream, State: StateOnline, JID: c.JID()})
 			s.log.Info("xmpp connection restored", slog.Int("attempt", attempt))
+			s.afterConnect(dropped)
 			return c
 		case isAuthError(err):
 			s.setState(StateOffline, nil, "")
@@ -279,6 +277,37 @@ func (s *Stream) reconnect() conn {
 		s.log.Debug("reconnect failed", slog.Int("attempt", attempt), slog.String("error", err.Error()))
 		delay = min(delay*2, s.mgr.cfg.ReconnectMax)
 	}
+}
+
+// afterConnect runs the requests a fresh connection needs once the reader
+// is going: carbons, the roster, and after a reconnect the archive gap-fill from the
+// moment of the drop. It runs in its own goroutine (the reader must be
+// free to route the answers), owned by the manager and bounded by the
+// request timeouts.
+func (s *Stream) afterConnect(dropped time.Time) {
+	s.mgr.wg.Add(1)
+	go func() {
+		defer s.mgr.wg.Done()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() {
+			select {
+			case <-s.stop:
+			case <-ctx.Done():
+			}
+			cancel()
+		}()
+		s.enableCarbons(ctx)
+		// Fetching the roster makes this session an "interested resource"
+		// (RFC 6121 §2.1.6): only those receive roster pushes.
+		if _, err := s.request(ctx, "get", "", rosterQuery{}); err != nil {
+			s.log.Info("roster not fetched", slog.String("error", err.Error()))
+		}
+		if !dropped.IsZero() {
+			s.rejoinRooms(ctx)
+			s.gapFill(ctx, dropped.Add(-5*time.Second))
+		}
+	}()
 }
 
 func (s *Stream) setState(state string, c conn, full string) {
@@ -297,104 +326,6 @@ func (s *Stream) publish(ev any) {
 		return
 	}
 	s.mgr.pub.Publish(s.id, data)
-}
-
-// handle translates one received stanza (a go-xmpp value) into an event.
-func (s *Stream) handle(c conn, v any) {
-	to := s.JID()
-	switch st := v.(type) {
-	case xmpp.Chat:
-		if ev := s.messageEvent(st, to); ev != nil {
-			s.publish(ev)
-		}
-	case xmpp.Presence:
-		s.publish(presenceEvent(st, to))
-	case xmpp.IQ:
-		s.answerIQ(c, st)
-	}
-}
-
-func (s *Stream) messageEvent(st xmpp.Chat, to string) any {
-	elems := make([]element, len(st.OtherElem))
-	for i, e := range st.OtherElem {
-		elems[i] = element{Name: e.XMLName, Attr: e.Attr, InnerXML: e.InnerXML}
-	}
-	switch st.Type {
-	case "roster": // go-xmpp reports roster results as a Chat; rosters come with issue 5
-		return nil
-	case "error":
-		from, _ := jid.Parse(st.Remote)
-		id := st.OriginID
-		if id == "" {
-			id = s.pending.match(from.Bare().String())
-		}
-		return ErrorEvent{Type: EventError, ID: id, From: st.Remote, To: to, Error: stanzaError(elems)}
-	}
-	typ := st.Type
-	if typ == "" {
-		typ = "normal" // RFC 6121 §5.2.2: a message without a type is normal
-	}
-	data, extra := payloadData(elems), extraParams(elems)
-	if st.Text == "" && st.Subject == "" && data == nil && extra == nil {
-		return nil // chat states, receipts and the like arrive with issue 4
-	}
-	ev := MessageEvent{Type: typ, ID: st.OriginID, From: st.Remote, To: to, Body: st.Text,
-		Subject: st.Subject, Thread: st.Thread, Data: data, ExtraParams: extra, StanzaID: st.StanzaID.ID}
-	if !st.Stamp.IsZero() {
-		ev.Stamp = st.Stamp.UTC().Format(time.RFC3339)
-	}
-	return ev
-}
-
-func presenceEvent(st xmpp.Presence, to string) PresenceEvent {
-	ev := PresenceEvent{Type: EventPresence, From: st.From, To: to, PresenceType: st.Type, Show: st.Show, Status: st.Status}
-	if ev.To == "" {
-		ev.To = st.To
-	}
-	switch {
-	case st.Type == "":
-		ev.PresenceType = "available"
-		if ev.Show == "" {
-			ev.Show = "available"
-		}
-	case st.Type == "unavailable":
-		ev.Show = "offline"
-	}
-	return ev
-}
-
-// answerIQ replies to IQ get/set requests go-xmpp did not answer itself
-// (it handles ping and version): roster pushes from our own server get a
-// result (RFC 6121 §2.1.6), everything else service-unavailable.
-func (s *Stream) answerIQ(c conn, iq xmpp.IQ) {
-	if iq.Type != "get" && iq.Type != "set" {
-		return
-	}
-	condition := "service-unavailable"
-	if iq.Type == "set" && childNamespace(iq.Query) == "jabber:iq:roster" &&
-		(iq.From == "" || iq.From == s.user.String()) {
-		condition = ""
-	}
-	raw, err := encodeIQReply(iq.From, iq.ID, condition)
-	if err != nil {
-		return
-	}
-	s.sendMu.Lock()
-	_, _ = c.SendOrg(string(raw))
-	s.sendMu.Unlock()
-}
-
-func childNamespace(query []byte) string {
-	d := xml.NewDecoder(bytes.NewReader(query))
-	for {
-		tok, err := d.Token()
-		if err != nil {
-			return ""
-		}
-		if start, ok := tok.(xml.StartElement); ok {
-			return start.Name.Space
-		}
-	}
 }
 
 // pendingSends remembers recently sent message ids per recipient so a

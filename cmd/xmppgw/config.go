@@ -49,6 +49,7 @@ type config struct {
 	MaxStreamsPerUser        int
 	SSEMaxSubscribers        int
 	MaxMessageBytes          int
+	WebUI                    bool
 }
 
 // option is one setting: a flag and its environment mirror. Secrets have
@@ -89,6 +90,7 @@ func options() []*option {
 		{flag: "max-streams", env: "XMPPGW_MAX_STREAMS", def: "10000", usage: "streams open in total before logins get 503"},
 		{flag: "max-streams-per-user", env: "XMPPGW_MAX_STREAMS_PER_USER", def: "32", usage: "streams one user may hold before logins get 429"},
 		{flag: "max-message-bytes", env: "XMPPGW_MAX_MESSAGE_BYTES", def: "131072", usage: "largest message body in bytes"},
+		{flag: "web-ui", env: "XMPPGW_WEB_UI", def: "true", usage: "serve the demo chat page at / (true or false; Swagger UI at /docs/ is always on)"},
 	}
 }
 
@@ -121,7 +123,7 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 		o.value = fs.String(o.flag, v, fmt.Sprintf("%s (env %s)", o.usage, o.env))
 	}
 	fs.Usage = func() {
-		fmt.Fprintln(usageOut, "Usage: xmppgw [flags]        serve the gateway\n       xmppgw token --admin   mint an admin token\n       xmppgw version\n\nFlags (each also read from its environment variable):")
+		fmt.Fprintln(usageOut, "Usage: xmppgw [flags]        serve the gateway\n       xmppgw token --admin   mint an admin token\n       xmppgw healthcheck     exit 0 if the gateway at -listen answers /healthz (for Docker HEALTHCHECK)\n       xmppgw version\n\nFlags (each also read from its environment variable):")
 		fs.PrintDefaults()
 		fmt.Fprintln(usageOut, "\nSecrets (environment only, or NAME_FILE naming a file that holds it):")
 		for _, o := range opts {
@@ -243,6 +245,11 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 		}
 		c.TrustedProxies = append(c.TrustedProxies, prefix.Masked())
 	}
+	webUI, werr := strconv.ParseBool(get("XMPPGW_WEB_UI"))
+	if werr != nil {
+		bad("XMPPGW_WEB_UI", "must be true or false")
+	}
+	c.WebUI = webUI
 	if err := c.LogLevel.UnmarshalText([]byte(get("XMPPGW_LOG_LEVEL"))); err != nil {
 		bad("XMPPGW_LOG_LEVEL", "must be debug, info, warn or error")
 	}

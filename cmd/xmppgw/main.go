@@ -36,6 +36,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		switch args[0] {
 		case "token":
 			return runToken(args[1:], getenv, os.Stdout, stderr)
+		case "healthcheck":
+			return runHealthcheck(ctx, args[1:], getenv, stderr)
 		case "version":
 			fmt.Fprintln(os.Stdout, "xmppgw", version)
 			return 0
@@ -72,7 +74,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	srv := api.NewServer(api.Config{JWTSecret: cfg.JWTSecret, TokenTTL: cfg.TokenTTL, CORSOrigins: cfg.CORSOrigins,
 		AdminUser: cfg.AdminUser, AdminPassword: cfg.AdminPassword, TrustedProxies: cfg.TrustedProxies,
 		LoginFailuresPerUser: cfg.LoginFailuresPerUser, LoginFailuresPerIP: cfg.LoginFailuresPerIP,
-		SendsPerSecond: cfg.SendsPerSecond, MaxMessageBytes: cfg.MaxMessageBytes}, mgr, broker, log)
+		SendsPerSecond: cfg.SendsPerSecond, MaxMessageBytes: cfg.MaxMessageBytes, WebUI: cfg.WebUI}, mgr, broker, log)
 	httpSrv := &http.Server{
 		Handler:           srv.Routes(),
 		ReadHeaderTimeout: 10 * time.Second,

@@ -1,0 +1,144 @@
+package gateway
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// ErrIQ is wrapped by IQError: the server answered a request with an error.
+var ErrIQ = errors.New("xmpp request failed")
+
+// IQError is an IQ error response (RFC 6120 §8.3) with its condition.
+type IQError struct{ StanzaError }
+
+func (e *IQError) Error() string {
+	msg := fmt.Sprintf("%v: %s (%s)", ErrIQ, e.Condition, e.Type)
+	if e.Text != "" {
+		msg += ": " + e.Text
+	}
+	return msg
+}
+
+// Unwrap lets errors.Is(err, ErrIQ) match.
+func (e *IQError) Unwrap() error { return ErrIQ }
+
+// iqTracker matches IQ responses to the requests waiting for them.
+type iqTracker struct {
+	mu      sync.Mutex
+	pending map[string]chan xmlNode
+}
+
+func (t *iqTracker) wait(id string) chan xmlNode {
+	ch := make(chan xmlNode, 1)
+	t.mu.Lock()
+	if t.pending == nil {
+		t.pending = map[string]chan xmlNode{}
+	}
+	t.pending[id] = ch
+	t.mu.Unlock()
+	return ch
+}
+
+func (t *iqTracker) forget(id string) {
+	t.mu.Lock()
+	delete(t.pending, id)
+	t.mu.Unlock()
+}
+
+// deliver hands a response to its waiter, reporting whether one waited.
+func (t *iqTracker) deliver(id string, n xmlNode) bool {
+	t.mu.Lock()
+	ch, ok := t.pending[id]
+	delete(t.pending, id)
+	t.mu.Unlock()
+	if ok {
+		ch <- n // buffered: never blocks the reader
+	}
+	return ok
+}
+
+// xmlIQRequest is an outgoing IQ get/set with one payload element.
+type xmlIQRequest struct {
+	XMLName xml.Name `xml:"iq"`
+	Type    string   `xml:"type,attr"`
+	ID      string   `xml:"id,attr"`
+	To      string   `xml:"to,attr,omitempty"`
+	Payload any
+}
+
+// requestTimeout bounds a request whose answer never comes (the server
+// must answer, RFC 6120 §8.2.3, but a dropped connection loses it).
+const requestTimeout = 15 * time.Second
+
+// request sends an IQ and waits for its result; an error response becomes
+// an *IQError.
+func (s *Stream) request(ctx context.Context, typ, to string, payload any) (xmlNode, error) {
+	id := newStanzaID()
+	raw, err := xml.Marshal(xmlIQRequest{Type: typ, ID: id, To: to, Payload: payload})
+	if err != nil {
+		return xmlNode{}, fmt.Errorf("%w: %v", ErrInvalidInput, err)
+	}
+	ch := s.iqs.wait(id)
+	defer s.iqs.forget(id)
+	if err := s.send(ctx, raw); err != nil {
+		return xmlNode{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	select {
+	case n := <-ch:
+		if n.attr("type") == "error" {
+			return n, &IQError{stanzaError(n.child("", "error"))}
+		}
+		return n, nil
+	case <-s.done:
+		return xmlNode{}, ErrStreamClosed
+	case <-ctx.Done():
+		return xmlNode{}, fmt.Errorf("%w: no answer to the request", ErrServerTimeout)
+	}
+}
+
+// enableCarbons asks the server for XEP-0280 copies of the user's other
+// conversations, so this stream sees what the user's other devices send
+// and receive. Best effort: a server without carbons just says no.
+func (s *Stream) enableCarbons(ctx context.Context) {
+	if _, err := s.request(ctx, "set", "", elem(nsCarbons, "enable")); err != nil {
+		s.log.Info("carbons not enabled", "error", err.Error())
+	}
+}
+
+// pendingCommands remembers the ids of x:oob commands this stream sent, so
+// replies that echo the id can say which request they answer.
+type pendingCommands struct {
+	mu  sync.Mutex
+	ids map[string]time.Time
+}
+
+func (p *pendingCommands) add(id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ids == nil {
+		p.ids = map[string]time.Time{}
+	}
+	now := time.Now()
+	for k, t := range p.ids {
+		if now.Sub(t) > pendingSendsTTL {
+			delete(p.ids, k)
+		}
+	}
+	if len(p.ids) < pendingSendsMax {
+		p.ids[id] = now
+	}
+}
+
+func (p *pendingCommands) answers(id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.ids[id]
+	delete(p.ids, id)
+	return ok && id != ""
+}
