@@ -9,6 +9,6 @@
 //	@securityDefinitions.apikey	BearerAuth
 //	@in							header
 //	@name						Authorization
-//	@description				"Bearer <token>" as returned by login.
+//	@description				"Bearer TOKEN" with the token login returned.
 //	@securityDefinitions.basic	BasicAuth
 package api

@@ -126,6 +126,8 @@ func toAPIError(err error) *apiError {
 		return errCapacity
 	case errors.Is(err, gateway.ErrOnBehalfDisabled), errors.Is(err, gateway.ErrNotificationsDisabled):
 		return &apiError{code: errNotConfigured.code, status: errNotConfigured.status, message: err.Error()}
+	case errors.Is(err, gateway.ErrNoDirectory):
+		return &apiError{code: errXMPPNotSupported.code, status: errXMPPNotSupported.status, message: err.Error()}
 	case errors.Is(err, gateway.ErrNickConflict):
 		return errNickConflict
 	case errors.Is(err, gateway.ErrNotInRoom):

@@ -164,6 +164,7 @@ func (s *Server) Routes() http.Handler {
 		r.Get("/rooms", s.streamRoute(s.listPublicRooms))
 		r.Get("/rooms/{room}", s.streamRoute(s.roomInfo))
 		r.Get("/{streamid}/rooms", s.streamRoute(s.listJoinedRooms))
+		r.Get("/users", s.streamRoute(s.searchUsers))
 		for _, prefix := range []string{"", "/{streamid}"} {
 			r.Post(prefix+"/logoff", s.streamRoute(s.logoff))
 			r.Post(prefix+"/token", s.streamRoute(s.refreshToken))
@@ -198,6 +199,11 @@ func (s *Server) Routes() http.Handler {
 			r.Put(prefix+"/rooms/{room}/affiliations/{jid}", s.streamRoute(s.setAffiliation))
 			r.Put(prefix+"/rooms/{room}/roles/{nick}", s.streamRoute(s.setRole))
 			r.Get(prefix+"/rooms/{room}/messages", s.streamRoute(s.roomHistory))
+			r.Get(prefix+"/users/properties", s.streamRoute(s.listProperties))
+			r.Post(prefix+"/users/{property}", s.streamRoute(s.setProperty))
+			r.Delete(prefix+"/users/{property}", s.streamRoute(s.deleteProperty))
+			r.Get(prefix+"/bookmarks", s.streamRoute(s.listBookmarks))
+			r.Put(prefix+"/bookmarks", s.streamRoute(s.putBookmarks))
 			r.Get(prefix+"/events", s.eventsRoute(s.streamEvents))
 		}
 	})

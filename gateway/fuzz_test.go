@@ -1,7 +1,8 @@
 package gateway
 
-// Native fuzz targets for every JSON→XML path (messages, presence, IQ
-// replies), the XML→JSON payload extraction, stanza errors and JID parsing.
+// Native fuzz targets for every JSON→XML path (messages with extraParams
+// and attachments, presence, IQ replies, client raw stanzas), the XML→JSON
+// payload extraction, stanza errors and JID parsing.
 // Each target asserts properties of the output, not just "no panic"; the
 // seeds below and the files under testdata/fuzz/ run as ordinary tests with
 // plain `go test`. scripts/fuzz.sh fuzzes them all for a bounded time.
@@ -339,7 +340,7 @@ func FuzzEncodeExtraParams(f *testing.F) {
 		}
 		want := map[string]string{}
 		for k, v := range params {
-			if !extraParamName.MatchString(k) || k == "attachment" || !fuzzRepresentable(v) {
+			if !validParamName(k) || k == "attachment" || !fuzzRepresentable(v) {
 				t.Fatalf("prepare accepted extra param %q = %q", k, v)
 			}
 			want[k] = normalizeNewlines(v)

@@ -60,6 +60,9 @@ type Config struct {
 	MaxStreams int
 	// MaxStreamsPerUser bounds one user's streams; 0 = DefaultMaxStreamsPerUser.
 	MaxStreamsPerUser int
+	// AutojoinBookmarks joins the rooms a user bookmarked with autojoin
+	// when their stream logs in.
+	AutojoinBookmarks bool
 	// ServiceAccount is the username system notifications come from (logged
 	// in on its behalf, so TokenSecret is needed); "" disables Notify.
 	ServiceAccount string

@@ -84,6 +84,12 @@ func ValidChatState(state string) bool { return chatStates[state] }
 // element names, since each key becomes an element.
 var extraParamName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,63}$`)
 
+// validParamName also refuses names starting with "xml" in any case,
+// which XML 1.0 §2.3 reserves.
+func validParamName(k string) bool {
+	return extraParamName.MatchString(k) && !strings.HasPrefix(strings.ToLower(k), "xml")
+}
+
 // maxExtraParams bounds the number of extraParams children.
 const maxExtraParams = 64
 
@@ -200,8 +206,8 @@ func (m *OutgoingMessage) prepare(groupchat bool) error {
 		return fmt.Errorf("%w: at most %d extra params", ErrInvalidInput, maxExtraParams)
 	}
 	for k, v := range m.ExtraParams {
-		if !extraParamName.MatchString(k) {
-			return fmt.Errorf("%w: extra param name %q must match %s", ErrInvalidInput, k, extraParamName)
+		if !validParamName(k) {
+			return fmt.Errorf("%w: extra param name %q must match %s and not start with xml", ErrInvalidInput, k, extraParamName)
 		}
 		if err := checkText("extra param "+k, v); err != nil {
 			return err

@@ -303,6 +303,9 @@ func (s *Stream) afterConnect(dropped time.Time) {
 		if _, err := s.request(ctx, "get", "", rosterQuery{}); err != nil {
 			s.log.Info("roster not fetched", slog.String("error", err.Error()))
 		}
+		if dropped.IsZero() && s.mgr.cfg.AutojoinBookmarks {
+			s.autojoinBookmarks(ctx)
+		}
 		if !dropped.IsZero() {
 			s.rejoinRooms(ctx)
 			s.gapFill(ctx, dropped.Add(-5*time.Second))

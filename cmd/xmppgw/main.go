@@ -66,7 +66,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	mgr, err := gateway.NewManager(gateway.Config{Addr: cfg.XMPPAddr, Domain: cfg.XMPPDomain,
 		TLS: gateway.TLSMode(cfg.XMPPTLS), TLSConfig: tlsConfig, LoginTimeout: cfg.LoginTimeout,
 		IdleTimeout: cfg.StreamIdle, TokenSecret: cfg.XMPPTokenSecret, ServiceAccount: cfg.NotifyFrom,
-		MaxStreams: cfg.MaxStreams, MaxStreamsPerUser: cfg.MaxStreamsPerUser}, broker, log)
+		MaxStreams: cfg.MaxStreams, MaxStreamsPerUser: cfg.MaxStreamsPerUser, AutojoinBookmarks: cfg.Autojoin}, broker, log)
 	if err != nil {
 		log.Error("gateway", slog.String("error", err.Error()))
 		return 2
