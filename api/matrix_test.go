@@ -51,6 +51,7 @@ type routeCase struct {
 // inherited by accident.
 var matrix = map[string]routeCase{
 	"GET /healthz":              {want: [6]int{200, 200, 200, 200, 200, 200}},
+	"GET /metrics":              {want: [6]int{401, 403, 403, 401, 401, 200}},
 	"GET /readyz":               {want: [6]int{200, 200, 200, 200, 200, 200}},
 	"GET /openapi/swagger.json": {want: [6]int{200, 200, 200, 200, 200, 200}},
 	"GET /openapi/swagger.yaml": {want: [6]int{200, 200, 200, 200, 200, 200}},

@@ -27,6 +27,7 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 			if route == "" {
 				route = "unmatched"
 			}
+			s.metrics.observe(route, r.Method, ww.Status(), time.Since(start).Seconds())
 			s.log.LogAttrs(r.Context(), slog.LevelInfo, "http request",
 				slog.String("method", r.Method), slog.String("route", route),
 				slog.Int("status", ww.Status()), slog.Int("bytes", ww.BytesWritten()),

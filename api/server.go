@@ -36,12 +36,14 @@ type Streams interface {
 	Logoff(ctx context.Context, id string) error
 	Notify(ctx context.Context, to jid.JID, body string, params map[string]string) (string, error)
 	Ready(ctx context.Context) error
+	Stats() gateway.Stats
 }
 
 // Events serves a stream's event topic over SSE (sse.Broker).
 type Events interface {
 	Serve(w http.ResponseWriter, r *http.Request, topic string, opts sse.ServeOptions) error
 	Subscribers(topic string) int
+	Stats() sse.Stats
 }
 
 // Defaults of the abuse limits.
@@ -91,6 +93,7 @@ type Server struct {
 	audit   *slog.Logger
 
 	failedByUser, failedByIP, sends *limiterSet
+	metrics                         *metrics
 }
 
 // NewServer builds the API server.
@@ -116,12 +119,14 @@ func NewServer(cfg Config, streams Streams, events Events, log *slog.Logger) *Se
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, streams: streams, events: events,
+	srv := &Server{cfg: cfg, streams: streams, events: events,
 		tokens: newTokens(cfg.JWTSecret, tokenIssuer, cfg.TokenTTL), log: log.With(slog.String("tag", "http")),
 		audit:        log.With(slog.String("tag", "audit")),
 		failedByUser: newLimiterSet(float64(cfg.LoginFailuresPerUser), cfg.LoginFailuresPerUser),
 		failedByIP:   newLimiterSet(float64(cfg.LoginFailuresPerIP), cfg.LoginFailuresPerIP),
 		sends:        newLimiterSet(float64(cfg.SendsPerSecond*60), cfg.SendsPerSecond*2)}
+	srv.metrics = srv.newMetrics()
+	return srv
 }
 
 // MintAdminToken mints an admin bearer token signed with secret, as
@@ -151,6 +156,7 @@ func (s *Server) Routes() http.Handler {
 	r.MethodNotAllowed(s.handle(func(http.ResponseWriter, *http.Request) error { return errMethodNotAllowed }))
 
 	r.Get("/healthz", s.handle(s.healthz))
+	r.Get("/metrics", s.adminRoute(s.serveMetrics))
 	r.Get("/readyz", s.handle(s.readyz))
 	r.Get("/openapi/swagger.json", s.handle(s.openAPISpec))
 	s.mountWeb(r) // /docs/ (Swagger UI), /openapi/swagger.yaml, and / (demo chat page) when WebUI is set

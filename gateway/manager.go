@@ -88,6 +88,8 @@ type Manager struct {
 
 	reclaimPending atomic.Bool
 
+	loginsOK, loginsFailed, reconnects, stanzasIn, stanzasOut atomic.Uint64
+
 	mu      sync.Mutex
 	streams map[string]*Stream
 	closed  bool
@@ -207,9 +209,11 @@ func (m *Manager) open(ctx context.Context, s *Stream, resource string) (*Stream
 	}
 	c, err := m.dialer(ctx, s.user, s.creds, s.resource)
 	if err != nil {
+		m.loginsFailed.Add(1)
 		m.log.Info("login failed", slog.String("error", err.Error()), slog.Bool("on_behalf", s.onBehalf))
 		return nil, err
 	}
+	m.loginsOK.Add(1)
 	s.id, s.created, s.mgr, s.conn, s.full, s.state = newStreamID(), time.Now(), m, c, c.JID(), StateOnline
 	s.stop, s.done = make(chan struct{}), make(chan struct{})
 	s.log = m.log.With(slog.String("stream", s.id[:8]))
@@ -422,4 +426,22 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// Stats are the manager's counters, for metrics.
+type Stats struct {
+	// Streams counts live streams by state (online, reconnecting, offline).
+	Streams                                                   map[string]int
+	LoginsOK, LoginsFailed, Reconnects, StanzasIn, StanzasOut uint64
+}
+
+// Stats returns the current counters.
+func (m *Manager) Stats() Stats {
+	st := Stats{Streams: map[string]int{StateOnline: 0, StateReconnecting: 0, StateOffline: 0},
+		LoginsOK: m.loginsOK.Load(), LoginsFailed: m.loginsFailed.Load(), Reconnects: m.reconnects.Load(),
+		StanzasIn: m.stanzasIn.Load(), StanzasOut: m.stanzasOut.Load()}
+	for _, s := range m.Streams() {
+		st.Streams[s.State()]++
+	}
+	return st
 }

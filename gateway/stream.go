@@ -155,6 +155,7 @@ func (s *Stream) send(ctx context.Context, raw []byte) error {
 		return ErrStreamReconnecting
 	}
 	s.Touch()
+	s.mgr.stanzasOut.Add(1)
 	if err := c.Write(raw); err != nil {
 		// The reader sees the broken connection too and starts reconnecting.
 		return fmt.Errorf("%w: %v", ErrStreamReconnecting, err)
@@ -227,6 +228,7 @@ func (s *Stream) readLoop(c conn) error {
 		if err != nil {
 			return err
 		}
+		s.mgr.stanzasIn.Add(1)
 		s.handle(c, n)
 	}
 }
@@ -265,6 +267,7 @@ func (s *Stream) reconnect() conn {
 				_ = s.send(context.Background(), raw)
 			}
 			s.publish(StreamEvent{Type: EventStream, State: StateOnline, JID: c.JID()})
+			s.mgr.reconnects.Add(1)
 			s.log.Info("xmpp connection restored", slog.Int("attempt", attempt))
 			s.afterConnect(dropped)
 			return c

@@ -34,6 +34,46 @@ const docTemplate = `{
                 }
             }
         },
+        "/metrics": {
+            "get": {
+                "security": [
+                    {
+                        "BasicAuth": []
+                    },
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Streams by state, logins, XMPP reconnects, stanzas in/out, events published, slow subscribers evicted, SSE subscribers, HTTP requests and latency by route, Go runtime. On the main listener admin credentials are required; XMPPGW_METRICS_LISTEN serves them without auth on a separate (internal) address.",
+                "produces": [
+                    "text/plain"
+                ],
+                "tags": [
+                    "admin"
+                ],
+                "summary": "Prometheus metrics (admin)",
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text format",
+                        "schema": {
+                            "type": "string"
+                        }
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "403": {
+                        "description": "Forbidden",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
         "/openapi/swagger.json": {
             "get": {
                 "produces": [

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -94,6 +95,8 @@ type Broker struct {
 	topics map[string]*topic
 	closed bool
 	done   chan struct{} // closed by Close; ends every Serve
+
+	published, evicted atomic.Uint64 // for Stats
 }
 
 type topic struct {
@@ -166,6 +169,7 @@ func (b *Broker) Publish(name string, data []byte) uint64 {
 		return 0
 	}
 	t.lastID++
+	b.published.Add(1)
 	ev := event{id: t.lastID, size: len(data), frame: Frame(t.lastID, data)}
 	t.events = append(t.events, ev)
 	t.bytes += ev.size
@@ -180,6 +184,7 @@ func (b *Broker) Publish(name string, data []byte) uint64 {
 		default:
 			delete(t.subs, s)
 			close(s.evicted)
+			b.evicted.Add(1)
 			b.log.Debug("sse: evicted slow subscriber", "topic", name, "queue_size", b.queueSize)
 		}
 	}

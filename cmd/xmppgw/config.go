@@ -50,6 +50,7 @@ type config struct {
 	SSEMaxSubscribers        int
 	MaxMessageBytes          int
 	Autojoin                 bool
+	MetricsListen            string
 	WebUI                    bool
 }
 
@@ -90,6 +91,7 @@ func options() []*option {
 		{flag: "sends-per-second", env: "XMPPGW_SENDS_PER_SECOND", def: "20", usage: "messages per second per stream before 429"},
 		{flag: "max-streams", env: "XMPPGW_MAX_STREAMS", def: "10000", usage: "streams open in total before logins get 503"},
 		{flag: "max-streams-per-user", env: "XMPPGW_MAX_STREAMS_PER_USER", def: "32", usage: "streams one user may hold before logins get 429"},
+		{flag: "metrics-listen", env: "XMPPGW_METRICS_LISTEN", usage: "separate address serving /metrics without auth (internal networks); empty: /metrics on the main listener, admin only"},
 		{flag: "autojoin", env: "XMPPGW_AUTOJOIN", def: "false", usage: "join the rooms a user bookmarked with autojoin when their stream logs in"},
 		{flag: "max-message-bytes", env: "XMPPGW_MAX_MESSAGE_BYTES", def: "131072", usage: "largest message body in bytes"},
 		{flag: "web-ui", env: "XMPPGW_WEB_UI", def: "true", usage: "serve the demo chat page at / (true or false; Swagger UI at /docs/ is always on)"},
@@ -252,6 +254,11 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 		bad("XMPPGW_WEB_UI", "must be true or false")
 	}
 	c.WebUI = webUI
+	if c.MetricsListen = get("XMPPGW_METRICS_LISTEN"); c.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			bad("XMPPGW_METRICS_LISTEN", "%v", err)
+		}
+	}
 	switch get("XMPPGW_AUTOJOIN") {
 	case "true", "1":
 		c.Autojoin = true

@@ -91,8 +91,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	log.Info("xmppgw listening", slog.String("version", version), slog.String("addr", ln.Addr().String()), slog.String("xmpp", cfg.XMPPAddr),
 		slog.String("domain", cfg.XMPPDomain), slog.String("xmpp_tls", cfg.XMPPTLS))
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- httpSrv.Serve(ln) }()
+	var metricsSrv *http.Server
+	if cfg.MetricsListen != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			log.Error("metrics listen", slog.String("error", err.Error()))
+			return 1
+		}
+		metricsSrv = &http.Server{Handler: srv.MetricsHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { serveErr <- metricsSrv.Serve(mln) }()
+		log.Info("metrics listening", slog.String("addr", mln.Addr().String()))
+	}
 
 	code := 0
 	select {
@@ -112,6 +123,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	broker.Close()
 	if err := httpSrv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("http shutdown", slog.String("error", err.Error()))
+	}
+	if metricsSrv != nil {
+		_ = metricsSrv.Shutdown(shutdownCtx)
 	}
 	log.Info("stopped")
 	return code
