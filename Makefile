@@ -78,3 +78,6 @@ bench-smoke: deps ## a few-seconds end-to-end run of the bench tool (part of `ma
 	@tmp=$$(mktemp -d); go build -o $$tmp/xmppgw-bench ./cmd/xmppgw-bench && \
 	  $$tmp/xmppgw-bench -smoke -json $$tmp/smoke.json > $$tmp/out.txt 2>&1; rc=$$?; \
 	  if [ $$rc -ne 0 ]; then cat $$tmp/out.txt; else tail -n 1 $$tmp/out.txt; fi; rm -rf $$tmp; exit $$rc
+
+fuzz: ## run every fuzz target for FUZZTIME each (default 15s); keeps new corpus entries
+	@bash scripts/fuzz.sh
