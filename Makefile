@@ -5,7 +5,7 @@ SWAG_ARGS := init -g doc.go -d api,gateway --parseInternal --outputTypes json,ya
 DEV_DIR := .dev
 GO_TEST_FLAGS ?= -race -count=1 -timeout 12m
 
-.PHONY: help deps build run test test-unit test-e2e e2e-deps swagger-ui docker vet fmt fmt-check openapi openapi-check clean
+.PHONY: help deps build run test test-unit test-e2e e2e-deps swagger-ui docker vet fmt fmt-check openapi openapi-check clean fuzz
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'

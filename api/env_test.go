@@ -179,20 +179,11 @@ func (e *testEnv) login(user, pass string) session {
 // do sends a request with an optional bearer token and returns the body.
 func (e *testEnv) do(method, path, token string, body io.Reader, contentType string) (*http.Response, string) {
 	e.t.Helper()
-	req, err := http.NewRequest(method, e.http.URL+path, body)
-	require.NoError(e.t, err)
+	var h http.Header
 	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+		h = bearerHeader(token)
 	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	res, err := e.http.Client().Do(req)
-	require.NoError(e.t, err)
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	require.NoError(e.t, err)
-	return res, string(b)
+	return e.doH(method, path, h, body, contentType)
 }
 
 func jsonBody(v any) io.Reader {

@@ -114,14 +114,7 @@ func (s *Server) sendMessageWith(w http.ResponseWriter, r *http.Request, st *gat
 	if err != nil {
 		return err
 	}
-	if ok, wait := s.sends.take(st.ID()); !ok {
-		return tooMany(errSendRateLimited, wait)
-	}
-	req, err := s.messageRequest(w, r)
-	if err != nil {
-		return err
-	}
-	m, err := req.outgoing(to)
+	m, err := s.outgoingMessage(w, r, st, to)
 	if err != nil {
 		return err
 	}
@@ -131,6 +124,19 @@ func (s *Server) sendMessageWith(w http.ResponseWriter, r *http.Request, st *gat
 		return err
 	}
 	return writeOK(w, http.StatusAccepted, MessageResponse{ID: id})
+}
+
+// outgoingMessage applies the stream's send rate and reads the request
+// body as a message to to.
+func (s *Server) outgoingMessage(w http.ResponseWriter, r *http.Request, st *gateway.Stream, to jid.JID) (gateway.OutgoingMessage, error) {
+	if ok, wait := s.sends.take(st.ID()); !ok {
+		return gateway.OutgoingMessage{}, tooMany(errSendRateLimited, wait)
+	}
+	req, err := s.messageRequest(w, r)
+	if err != nil {
+		return gateway.OutgoingMessage{}, err
+	}
+	return req.outgoing(to)
 }
 
 // messageRequest reads a message body: JSON, or text/plain as the body.

@@ -221,14 +221,7 @@ func (s *Server) postRoomMessage(w http.ResponseWriter, r *http.Request, _ *prin
 	if err != nil {
 		return err
 	}
-	if ok, wait := s.sends.take(st.ID()); !ok {
-		return tooMany(errSendRateLimited, wait)
-	}
-	req, err := s.messageRequest(w, r)
-	if err != nil {
-		return err
-	}
-	m, err := req.outgoing(room)
+	m, err := s.outgoingMessage(w, r, st, room)
 	if err != nil {
 		return err
 	}
