@@ -71,12 +71,13 @@ BENCH_FLAGS ?= -runs 3 -pairs 1,8 -window 64 -scale 1000,5000,9000 -fanout 1,100
 
 bench: deps ## the real benchmark runs (~15 min, run on a quiet box): docs/BENCHMARKS.md + docs/benchmarks.json
 	CGO_ENABLED=0 go build -trimpath -o bin/xmppgw-bench ./cmd/xmppgw-bench
+	CGO_ENABLED=0 go build -trimpath -o bin/xmppgw ./cmd/xmppgw
 	@echo "machine: $$(nproc) cores; $$(free -h | awk '/^Mem:/{print $$2}') RAM; $$(go version); $$(prosodyctl about 2>/dev/null | grep -m1 '^Prosody'); load: $$(cut -d' ' -f1-3 /proc/loadavg)"
-	bin/xmppgw-bench $(BENCH_FLAGS) -json docs/benchmarks.json -md docs/BENCHMARKS.md
+	bin/xmppgw-bench $(BENCH_FLAGS) -gateway-bin bin/xmppgw -json docs/benchmarks.json -md docs/BENCHMARKS.md
 
 bench-smoke: deps ## a few-seconds end-to-end run of the bench tool (part of `make test`)
-	@tmp=$$(mktemp -d); go build -o $$tmp/xmppgw-bench ./cmd/xmppgw-bench && \
-	  $$tmp/xmppgw-bench -smoke -json $$tmp/smoke.json > $$tmp/out.txt 2>&1; rc=$$?; \
+	@tmp=$$(mktemp -d); go build -o $$tmp/xmppgw-bench ./cmd/xmppgw-bench && go build -o $$tmp/xmppgw ./cmd/xmppgw && \
+	  $$tmp/xmppgw-bench -smoke -gateway-bin $$tmp/xmppgw -json $$tmp/smoke.json > $$tmp/out.txt 2>&1; rc=$$?; \
 	  if [ $$rc -ne 0 ]; then cat $$tmp/out.txt; else tail -n 1 $$tmp/out.txt; fi; rm -rf $$tmp; exit $$rc
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 15s); keeps new corpus entries

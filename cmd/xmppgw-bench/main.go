@@ -100,7 +100,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.jsonOut, "json", "", "write the results as JSON to this file")
 	fs.StringVar(&c.mdOut, "md", "", "replace the generated section of this Markdown file (docs/BENCHMARKS.md)")
 	fs.StringVar(&c.profileDir, "profile", "", "save gateway pprof profiles (CPU under throughput, heap/goroutines under scale) here")
-	fs.StringVar(&c.gatewayBin, "gateway-bin", "", "run this xmppgw binary instead of the built-in wrapper (no heap/goroutine figures, no profiles)")
+	fs.StringVar(&c.gatewayBin, "gateway-bin", "", "the xmppgw binary under test (required; make bench builds it)")
 	fs.StringVar(&c.xmppAddr, "xmpp-addr", "", "use a running loopback Prosody at this address instead of starting one (users t0.., s0.., f0, f1 with password "+benchPassword+" must exist)")
 	fs.BoolVar(&c.directOriginID, "direct-origin-id", false, "baseline stanzas carry an XEP-0359 origin-id like the gateway's")
 	fs.BoolVar(&c.smoke, "smoke", false, "a few-seconds end-to-end check with tiny sizes; fails unless messages were delivered")
@@ -142,9 +142,6 @@ func parseFlags(args []string) (*config, error) {
 }
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "gateway" {
-		os.Exit(runGatewayWrapper())
-	}
 	cfg, err := parseFlags(os.Args[1:])
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)

@@ -51,6 +51,7 @@ type config struct {
 	MaxMessageBytes          int
 	Autojoin                 bool
 	MetricsListen            string
+	DebugListen              string
 	WebUI                    bool
 }
 
@@ -92,6 +93,7 @@ func options() []*option {
 		{flag: "max-streams", env: "XMPPGW_MAX_STREAMS", def: "10000", usage: "streams open in total before logins get 503"},
 		{flag: "max-streams-per-user", env: "XMPPGW_MAX_STREAMS_PER_USER", def: "32", usage: "streams one user may hold before logins get 429"},
 		{flag: "metrics-listen", env: "XMPPGW_METRICS_LISTEN", usage: "separate address serving /metrics without auth (internal networks); empty: /metrics on the main listener, admin only"},
+		{flag: "debug-listen", env: "XMPPGW_DEBUG_LISTEN", usage: "loopback address serving /debug/pprof and /debug/memstats (profiling, benchmarks); empty: off"},
 		{flag: "autojoin", env: "XMPPGW_AUTOJOIN", def: "false", usage: "join the rooms a user bookmarked with autojoin when their stream logs in"},
 		{flag: "max-message-bytes", env: "XMPPGW_MAX_MESSAGE_BYTES", def: "131072", usage: "largest message body in bytes"},
 		{flag: "web-ui", env: "XMPPGW_WEB_UI", def: "true", usage: "serve the demo chat page at / (true or false; Swagger UI at /docs/ is always on)"},
@@ -257,6 +259,11 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	if c.MetricsListen = get("XMPPGW_METRICS_LISTEN"); c.MetricsListen != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
 			bad("XMPPGW_METRICS_LISTEN", "%v", err)
+		}
+	}
+	if c.DebugListen = get("XMPPGW_DEBUG_LISTEN"); c.DebugListen != "" {
+		if h, _, err := net.SplitHostPort(c.DebugListen); err != nil || !isLoopback(h) {
+			bad("XMPPGW_DEBUG_LISTEN", "must be a loopback host:port (profiles expose internals)")
 		}
 	}
 	switch get("XMPPGW_AUTOJOIN") {

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"encoding/json"
 	"io"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -102,4 +104,21 @@ func TestTokenCommand(t *testing.T) {
 
 	require.Equal(t, 2, runToken([]string{"--ttl", "5m"}, env(map[string]string{"XMPPGW_JWT_SECRET": secret}), &out, io.Discard))
 	require.Equal(t, 2, runToken([]string{"--admin"}, env(nil), &out, io.Discard), "an ephemeral secret makes useless tokens")
+}
+
+func TestParseConfig_DebugListenIsLoopbackOnly(t *testing.T) {
+	c, err := parseConfig(nil, env(map[string]string{"XMPPGW_DEBUG_LISTEN": "127.0.0.1:6060"}), io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, "127.0.0.1:6060", c.DebugListen)
+	_, err = parseConfig(nil, env(map[string]string{"XMPPGW_DEBUG_LISTEN": "0.0.0.0:6060"}), io.Discard)
+	require.ErrorContains(t, err, "XMPPGW_DEBUG_LISTEN: must be a loopback")
+}
+
+func TestDebugMux_MemStats(t *testing.T) {
+	rec := httptest.NewRecorder()
+	debugMux().ServeHTTP(rec, httptest.NewRequest("GET", "/debug/memstats", nil))
+	var m map[string]uint64
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &m))
+	require.Positive(t, m["goroutines"])
+	require.Positive(t, m["heap_inuse"])
 }

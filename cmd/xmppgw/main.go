@@ -105,6 +105,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		log.Info("metrics listening", slog.String("addr", mln.Addr().String()))
 	}
 
+	if cfg.DebugListen != "" {
+		dln, err := net.Listen("tcp", cfg.DebugListen)
+		if err != nil {
+			log.Error("debug listen", slog.String("error", err.Error()))
+			return 1
+		}
+		debugSrv := &http.Server{Handler: debugMux(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = debugSrv.Serve(dln) }()
+		defer debugSrv.Close()
+		log.Info("debug listening", slog.String("addr", dln.Addr().String()))
+	}
+
 	code := 0
 	select {
 	case <-ctx.Done():
