@@ -131,3 +131,21 @@ func requireOpen(t *testing.T, ch <-chan struct{}) {
 	default:
 	}
 }
+
+func TestTokens_CachedTokensStillExpire(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	tk := newTokens(testSecret, tokenIssuer, time.Minute)
+	tk.now = func() time.Time { return now }
+	user, err := gateway.UserJID("alice", "localhost")
+	require.NoError(t, err)
+	raw, _, err := tk.issue(user, "sid-1")
+	require.NoError(t, err)
+	_, err = tk.verify(raw)
+	require.NoError(t, err)
+	_, err = tk.verify(raw)
+	require.NoError(t, err, "served from the cache")
+	now = now.Add(2 * time.Minute)
+	_, err = tk.verify(raw)
+	require.ErrorIs(t, err, errTokenExpired)
+}
