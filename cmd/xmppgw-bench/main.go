@@ -192,11 +192,7 @@ func run(ctx context.Context, cfg *config) (*Report, error) {
 		Machine: machine(), NoFile: raiseNoFile(),
 		Prosody: "Prosody " + prosodyVersion() + ", gc = generational, MAM on (mod_mam, default_archive_policy = true, storage_archive_item_limit = 1000000), storage internal, no TLS on loopback, no mod_limits",
 		Gateway: "gateway: XMPPGW_XMPP_TLS=none, log level info (JSON to a file), SSE queue 256, replay 1024, heartbeat 15s; limits raised (sends/s, streams, subscribers)"}
-	if cfg.gatewayBin != "" {
-		rep.Gateway = "binary " + cfg.gatewayBin + "; " + rep.Gateway
-	} else {
-		rep.Gateway = "built-in wrapper (cmd/xmppgw's wiring + pprof); " + rep.Gateway
-	}
+	rep.Gateway = "binary " + cfg.gatewayBin + " (XMPPGW_DEBUG_LISTEN for pprof and memstats); " + rep.Gateway
 	work, err := os.MkdirTemp("", "xmppgw-bench-")
 	if err != nil {
 		return nil, err
