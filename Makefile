@@ -1,7 +1,7 @@
 # xmppgw — typical commands first. `make` alone prints this help.
 SWAG_VERSION := v1.16.6
 SWAG := go run github.com/swaggo/swag/cmd/swag@$(SWAG_VERSION)
-SWAG_ARGS := init -g doc.go -d api,gateway --parseInternal --outputTypes json,yaml,go --packageName openapi
+SWAG_ARGS := init -g doc.go -d api,gateway,fastpath --parseInternal --outputTypes json,yaml,go --packageName openapi
 DEV_DIR := .dev
 GO_TEST_FLAGS ?= -race -count=1 -timeout 12m
 

@@ -100,6 +100,8 @@ func toAPIError(err error) *apiError {
 	switch {
 	case errors.As(err, &ae):
 		return ae
+	case fastpathError(err) != nil:
+		return fastpathError(err)
 	case errors.As(err, &maxErr):
 		return errTooLarge.wrap("body exceeds %d bytes", maxErr.Limit)
 	case errors.Is(err, gateway.ErrStreamNotFound), errors.Is(err, gateway.ErrStreamClosed):

@@ -12,6 +12,7 @@ import (
 	"github.com/go-chi/cors"
 	"mellium.im/xmpp/jid"
 
+	"github.com/xmppgw/xmppgw/fastpath"
 	"github.com/xmppgw/xmppgw/gateway"
 	"github.com/xmppgw/xmppgw/sse"
 )
@@ -81,6 +82,8 @@ type Config struct {
 	SendsPerSecond int
 	// WebUI serves the demo chat page at / (assets under /ui/).
 	WebUI bool
+	// Fastpath runs the workgroup queues (api/fastpath.go); nil answers 503.
+	Fastpath *fastpath.Service
 }
 
 // Server holds the handlers' dependencies.
@@ -212,11 +215,14 @@ func (s *Server) Routes() http.Handler {
 			r.Put(prefix+"/bookmarks", s.streamRoute(s.putBookmarks))
 			r.Get(prefix+"/events", s.eventsRoute(s.streamEvents))
 		}
+		s.fastpathChatRoutes(r) // assists, offers (api/fastpath.go)
 	})
+	s.askRoutes(r) // /restapi/v1/ask (api/fastpath.go)
 	r.Route("/restapi/v1/admin", func(r chi.Router) {
 		r.Get("/streams", s.adminRoute(s.listStreams))
 		r.Delete("/streams/{streamid}", s.adminRoute(s.killStream))
 		r.Post("/notifications/{username}", s.adminRoute(s.sendNotification))
+		s.fastpathAdminRoutes(r) // workgroups (api/fastpath.go)
 	})
 	return r
 }

@@ -298,6 +298,576 @@ const docTemplate = `{
                 }
             }
         },
+        "/restapi/v1/admin/workgroups": {
+            "get": {
+                "security": [
+                    {
+                        "BasicAuth": []
+                    },
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "admin"
+                ],
+                "summary": "List workgroups",
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/api.WorkgroupList"
+                        }
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "403": {
+                        "description": "Forbidden",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "503": {
+                        "description": "fastpath not enabled",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    }
+                }
+            },
+            "post": {
+                "security": [
+                    {
+                        "BasicAuth": []
+                    },
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "name (a-z 0-9 . _ -), description, members (agent bare JIDs, in routing order), max_chats per agent (default 2), offer_timeout seconds (default 30), routing \"round-robin\", open.",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "admin"
+                ],
+                "summary": "Create a workgroup",
+                "parameters": [
+                    {
+                        "description": "workgroup",
+                        "name": "body",
+                        "in": "body",
+                        "required": true,
+                        "schema": {
+                            "$ref": "#/definitions/fastpath.Workgroup"
+                        }
+                    }
+                ],
+                "responses": {
+                    "201": {
+                        "description": "Created",
+                        "schema": {
+                            "$ref": "#/definitions/fastpath.Workgroup"
+                        }
+                    },
+                    "400": {
+                        "description": "Bad Request",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "403": {
+                        "description": "Forbidden",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "409": {
+                        "description": "exists",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "503": {
+                        "description": "fastpath not enabled",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
+        "/restapi/v1/admin/workgroups/{workgroup}": {
+            "get": {
+                "security": [
+                    {
+                        "BasicAuth": []
+                    },
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "admin"
+                ],
+                "summary": "A workgroup",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "workgroup name",
+                        "name": "workgroup",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/fastpath.Workgroup"
+                        }
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "403": {
+                        "description": "Forbidden",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "404": {
+                        "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "503": {
+                        "description": "fastpath not enabled",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    }
+                }
+            },
+            "put": {
+                "security": [
+                    {
+                        "BasicAuth": []
+                    },
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Same body as creating (the name in the path wins). Closing it sends depart-queue to every queued user; removed members go offline in it.",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "admin"
+                ],
+                "summary": "Replace a workgroup's configuration",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "workgroup name",
+                        "name": "workgroup",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "description": "workgroup",
+                        "name": "body",
+                        "in": "body",
+                        "required": true,
+                        "schema": {
+                            "$ref": "#/definitions/fastpath.Workgroup"
+                        }
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/fastpath.Workgroup"
+                        }
+                    },
+                    "400": {
+                        "description": "Bad Request",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "403": {
+                        "description": "Forbidden",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "404": {
+                        "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "503": {
+                        "description": "fastpath not enabled",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    }
+                }
+            },
+            "delete": {
+                "security": [
+                    {
+                        "BasicAuth": []
+                    },
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Queued users get depart-queue; running conversations go on.",
+                "tags": [
+                    "admin"
+                ],
+                "summary": "Delete a workgroup",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "workgroup name",
+                        "name": "workgroup",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "204": {
+                        "description": "No Content"
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "403": {
+                        "description": "Forbidden",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "404": {
+                        "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "503": {
+                        "description": "fastpath not enabled",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
+        "/restapi/v1/ask": {
+            "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    },
+                    {
+                        "BasicAuth": []
+                    }
+                ],
+                "description": "Queues the request and answers at once with a ticket (never waits for an agent). Events go to the caller's stream (the token's; admins add ?streamid=): update-queue {position, remaining_time} while waiting, then \"offer\" {mucRoom} when an agent accepted, or depart-queue {reason}. Extra string fields (product, company, ...) become offer metadata. 409 when the workgroup is closed or has no members.",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "fastpath"
+                ],
+                "summary": "Ask a workgroup for an expert",
+                "parameters": [
+                    {
+                        "description": "the request",
+                        "name": "body",
+                        "in": "body",
+                        "required": true,
+                        "schema": {
+                            "$ref": "#/definitions/api.AskRequest"
+                        }
+                    },
+                    {
+                        "type": "string",
+                        "description": "the stream for events (admins only; users get their token's)",
+                        "name": "streamid",
+                        "in": "query"
+                    }
+                ],
+                "responses": {
+                    "202": {
+                        "description": "Accepted",
+                        "schema": {
+                            "$ref": "#/definitions/fastpath.TicketInfo"
+                        }
+                    },
+                    "400": {
+                        "description": "Bad Request",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "404": {
+                        "description": "no such workgroup",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "409": {
+                        "description": "closed or without members",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "503": {
+                        "description": "fastpath not enabled",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
+        "/restapi/v1/ask/{ticket}": {
+            "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    },
+                    {
+                        "BasicAuth": []
+                    }
+                ],
+                "description": "state (queued, accepting, chatting, ended), position and estimated wait while queued, room and agent once accepted. Only the ticket's owner (or an admin) sees it; for anyone else it does not exist.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "fastpath"
+                ],
+                "summary": "A request's status",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "ticket",
+                        "name": "ticket",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/fastpath.TicketInfo"
+                        }
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "404": {
+                        "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "503": {
+                        "description": "fastpath not enabled",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    }
+                }
+            },
+            "delete": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    },
+                    {
+                        "BasicAuth": []
+                    }
+                ],
+                "description": "While queued: out of the queue (a pending offer is revoked). Once accepted: the user's stream leaves the room and the agent's capacity is freed. Ending an ended ticket is a no-op.",
+                "tags": [
+                    "fastpath"
+                ],
+                "summary": "Leave the queue or the conversation",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "ticket",
+                        "name": "ticket",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "204": {
+                        "description": "No Content"
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "404": {
+                        "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "503": {
+                        "description": "fastpath not enabled",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
+        "/restapi/v1/ask/{ticket}/transcript": {
+            "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    },
+                    {
+                        "BasicAuth": []
+                    }
+                ],
+                "description": "The room's archive (MUC MAM), read through the caller's stream (the token's; admins add ?streamid= of a stream that may read the room); same paging and shape as /messages. 409 before an agent accepted.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "fastpath"
+                ],
+                "summary": "A conversation's transcript",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "ticket",
+                        "name": "ticket",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "stream to read with (admins)",
+                        "name": "streamid",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "cursor",
+                        "name": "after",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "cursor (empty: the newest page)",
+                        "name": "before",
+                        "in": "query"
+                    },
+                    {
+                        "type": "integer",
+                        "description": "page size, default 50, at most 500",
+                        "name": "limit",
+                        "in": "query"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/gateway.HistoryPage"
+                        }
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "404": {
+                        "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "409": {
+                        "description": "not started",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "503": {
+                        "description": "fastpath not enabled",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
         "/restapi/v1/chat/rooms": {
             "get": {
                 "security": [
@@ -492,6 +1062,361 @@ const docTemplate = `{
                     },
                     "501": {
                         "description": "no user directory",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
+        "/restapi/v1/chat/{streamid}/assists": {
+            "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    },
+                    {
+                        "BasicAuth": []
+                    }
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "fastpath"
+                ],
+                "summary": "Workgroups I am online in as an agent",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "stream id",
+                        "name": "streamid",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/api.AssistList"
+                        }
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "404": {
+                        "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "503": {
+                        "description": "fastpath not enabled",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
+        "/restapi/v1/chat/{streamid}/assists/queues": {
+            "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    },
+                    {
+                        "BasicAuth": []
+                    }
+                ],
+                "description": "For each workgroup I am online in: status (open: an agent can take a request; active: open but every agent is busy; closed), the waiting users with position and estimated wait (seconds), average wait, oldest entry, my current and maximum chats.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "fastpath"
+                ],
+                "summary": "The queues of my workgroups",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "stream id",
+                        "name": "streamid",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/api.QueueList"
+                        }
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "404": {
+                        "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "503": {
+                        "description": "fastpath not enabled",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
+        "/restapi/v1/chat/{streamid}/assists/{workgroup}": {
+            "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    },
+                    {
+                        "BasicAuth": []
+                    }
+                ],
+                "description": "Offers (offerReceived events) and queue updates (notify-queue) then arrive on this stream. Offers are made only while the stream's presence is not dnd, xa or offline. An agent may be online in several workgroups.",
+                "tags": [
+                    "fastpath"
+                ],
+                "summary": "Go online as an agent of a workgroup",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "stream id",
+                        "name": "streamid",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "workgroup name",
+                        "name": "workgroup",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "204": {
+                        "description": "No Content"
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "403": {
+                        "description": "not a member",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "404": {
+                        "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "503": {
+                        "description": "fastpath not enabled",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    }
+                }
+            },
+            "delete": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    },
+                    {
+                        "BasicAuth": []
+                    }
+                ],
+                "description": "Pending offers there are revoked and routed to other agents.",
+                "tags": [
+                    "fastpath"
+                ],
+                "summary": "Go offline as an agent of a workgroup",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "stream id",
+                        "name": "streamid",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "workgroup name",
+                        "name": "workgroup",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "204": {
+                        "description": "No Content"
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "404": {
+                        "description": "not online there",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "503": {
+                        "description": "fastpath not enabled",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
+        "/restapi/v1/chat/{streamid}/assists/{workgroup}/{offerId}": {
+            "put": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    },
+                    {
+                        "BasicAuth": []
+                    }
+                ],
+                "description": "Creates a members-only room with an unguessable name on conference.\u003cdomain\u003e, joins it with this stream (as owner), makes the user a member and invites them. This stream gets invitationReceived, the user an \"offer\" event with mucRoom; both then chat with the rooms API. The summary form PUT /chat/assists/{workgroup}/{offerId} is the README's.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "fastpath"
+                ],
+                "summary": "Accept an offer",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "stream id",
+                        "name": "streamid",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "workgroup name",
+                        "name": "workgroup",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "the id of the offerReceived event",
+                        "name": "offerId",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/api.AcceptResponse"
+                        }
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "404": {
+                        "description": "no such offer (or not yours, or revoked)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "503": {
+                        "description": "fastpath not enabled",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    }
+                }
+            },
+            "delete": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    },
+                    {
+                        "BasicAuth": []
+                    }
+                ],
+                "description": "The request is offered to the next available agent; this agent is skipped for it for a minute.",
+                "tags": [
+                    "fastpath"
+                ],
+                "summary": "Reject an offer",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "stream id",
+                        "name": "streamid",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "workgroup name",
+                        "name": "workgroup",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "the id of the offerReceived event",
+                        "name": "offerId",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "204": {
+                        "description": "No Content"
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "404": {
+                        "description": "no such offer",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "503": {
+                        "description": "fastpath not enabled",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -1647,6 +2572,121 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
+        "/restapi/v1/chat/{streamid}/offer/{offerId}": {
+            "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    },
+                    {
+                        "BasicAuth": []
+                    }
+                ],
+                "description": "Same as PUT /chat/{streamid}/assists/{workgroup}/{offerId}.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "fastpath"
+                ],
+                "summary": "Accept an offer (the ancestor's form)",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "stream id",
+                        "name": "streamid",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "the id of the offerReceived event",
+                        "name": "offerId",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/api.AcceptResponse"
+                        }
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "404": {
+                        "description": "no such offer (or not yours, or revoked)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "503": {
+                        "description": "fastpath not enabled",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    }
+                }
+            },
+            "delete": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    },
+                    {
+                        "BasicAuth": []
+                    }
+                ],
+                "tags": [
+                    "fastpath"
+                ],
+                "summary": "Reject an offer (the ancestor's form)",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "stream id",
+                        "name": "streamid",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "the id of the offerReceived event",
+                        "name": "offerId",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "204": {
+                        "description": "No Content"
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "404": {
+                        "description": "no such offer",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "503": {
+                        "description": "fastpath not enabled",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -3378,6 +4418,18 @@ const docTemplate = `{
         }
     },
     "definitions": {
+        "api.AcceptResponse": {
+            "type": "object",
+            "properties": {
+                "room": {
+                    "type": "string",
+                    "example": "wg-3f2a…@conference.localhost"
+                },
+                "ticket": {
+                    "type": "string"
+                }
+            }
+        },
         "api.AffiliationRequest": {
             "type": "object",
             "properties": {
@@ -3388,6 +4440,41 @@ const docTemplate = `{
                 },
                 "reason": {
                     "type": "string"
+                }
+            }
+        },
+        "api.AskRequest": {
+            "type": "object",
+            "properties": {
+                "emailAddress": {
+                    "type": "string",
+                    "example": "visitor@hospital.com"
+                },
+                "nickname": {
+                    "type": "string"
+                },
+                "question": {
+                    "type": "string",
+                    "example": "What is the meaning of life"
+                },
+                "userID": {
+                    "type": "string",
+                    "example": "visitor"
+                },
+                "workgroup": {
+                    "type": "string",
+                    "example": "diabetes"
+                }
+            }
+        },
+        "api.AssistList": {
+            "type": "object",
+            "properties": {
+                "workgroup": {
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    }
                 }
             }
         },
@@ -3666,6 +4753,17 @@ const docTemplate = `{
                 }
             }
         },
+        "api.QueueList": {
+            "type": "object",
+            "properties": {
+                "queue": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/fastpath.QueueInfo"
+                    }
+                }
+            }
+        },
         "api.ReasonRequest": {
             "type": "object",
             "properties": {
@@ -3732,6 +4830,146 @@ const docTemplate = `{
                 "subject": {
                     "type": "string",
                     "example": "Release planning"
+                }
+            }
+        },
+        "api.WorkgroupList": {
+            "type": "object",
+            "properties": {
+                "workgroups": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/fastpath.Workgroup"
+                    }
+                }
+            }
+        },
+        "fastpath.QueueInfo": {
+            "type": "object",
+            "properties": {
+                "averageWaitTime": {
+                    "type": "integer"
+                },
+                "currentChats": {
+                    "type": "integer"
+                },
+                "maxChats": {
+                    "type": "integer"
+                },
+                "name": {
+                    "type": "string"
+                },
+                "oldestEntry": {
+                    "type": "string"
+                },
+                "status": {
+                    "description": "Status is open (agents available), active (open, no agent free) or closed.",
+                    "type": "string",
+                    "example": "open"
+                },
+                "users": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/fastpath.QueueUser"
+                    }
+                }
+            }
+        },
+        "fastpath.QueueUser": {
+            "type": "object",
+            "properties": {
+                "estimatedTime": {
+                    "type": "integer"
+                },
+                "joinDate": {
+                    "type": "string"
+                },
+                "queuePosition": {
+                    "type": "integer"
+                },
+                "ticket": {
+                    "type": "string"
+                },
+                "userID": {
+                    "type": "string"
+                }
+            }
+        },
+        "fastpath.TicketInfo": {
+            "type": "object",
+            "properties": {
+                "agent": {
+                    "type": "string"
+                },
+                "estimated_wait": {
+                    "description": "EstimatedWait is in seconds.",
+                    "type": "integer"
+                },
+                "joined": {
+                    "type": "string"
+                },
+                "position": {
+                    "description": "Position is the 1-based place in the queue (0 once out of it).",
+                    "type": "integer"
+                },
+                "question": {
+                    "type": "string"
+                },
+                "reason": {
+                    "type": "string"
+                },
+                "room": {
+                    "type": "string"
+                },
+                "state": {
+                    "type": "string",
+                    "example": "queued"
+                },
+                "ticket": {
+                    "type": "string"
+                },
+                "workgroup": {
+                    "type": "string"
+                }
+            }
+        },
+        "fastpath.Workgroup": {
+            "type": "object",
+            "properties": {
+                "description": {
+                    "type": "string"
+                },
+                "max_chats": {
+                    "description": "MaxChats is the most chats (plus pending offers) per agent; 0 = 2.",
+                    "type": "integer",
+                    "example": 2
+                },
+                "members": {
+                    "description": "Members are the agents' bare JIDs, in routing order.",
+                    "type": "array",
+                    "items": {
+                        "type": "string"
+                    },
+                    "example": [
+                        "expert@localhost"
+                    ]
+                },
+                "name": {
+                    "type": "string",
+                    "example": "diabetes"
+                },
+                "offer_timeout": {
+                    "description": "OfferTimeout is how long an agent has to answer an offer, in seconds; 0 = 30.",
+                    "type": "integer",
+                    "example": 30
+                },
+                "open": {
+                    "type": "boolean"
+                },
+                "routing": {
+                    "description": "Routing is \"round-robin\" (the only one; empty means it).",
+                    "type": "string",
+                    "example": "round-robin"
                 }
             }
         },

@@ -53,6 +53,7 @@ type config struct {
 	MetricsListen            string
 	DebugListen              string
 	WebUI                    bool
+	WorkgroupsFile           string
 }
 
 // option is one setting: a flag and its environment mirror. Secrets have
@@ -96,6 +97,7 @@ func options() []*option {
 		{flag: "debug-listen", env: "XMPPGW_DEBUG_LISTEN", usage: "loopback address serving /debug/pprof and /debug/memstats (profiling, benchmarks); empty: off"},
 		{flag: "autojoin", env: "XMPPGW_AUTOJOIN", def: "false", usage: "join the rooms a user bookmarked with autojoin when their stream logs in"},
 		{flag: "max-message-bytes", env: "XMPPGW_MAX_MESSAGE_BYTES", def: "131072", usage: "largest message body in bytes"},
+		{flag: "workgroups-file", env: "XMPPGW_WORKGROUPS_FILE", usage: "JSON array of fastpath workgroups to start with (admins manage them over REST too)"},
 		{flag: "web-ui", env: "XMPPGW_WEB_UI", def: "true", usage: "serve the demo chat page at / (true or false; Swagger UI at /docs/ is always on)"},
 	}
 }
@@ -152,6 +154,7 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	c := config{Listen: get("XMPPGW_LISTEN"), XMPPAddr: get("XMPPGW_XMPP_ADDR"), XMPPDomain: get("XMPPGW_XMPP_DOMAIN"),
 		XMPPTLS: get("XMPPGW_XMPP_TLS"), XMPPCAFile: get("XMPPGW_XMPP_CA_FILE"), XMPPTLSServer: get("XMPPGW_XMPP_TLS_SERVER_NAME"),
 		AdminUser: get("XMPPGW_ADMIN_USER"), AdminPassword: get("XMPPGW_ADMIN_PASSWORD"), NotifyFrom: get("XMPPGW_NOTIFY_FROM")}
+	c.WorkgroupsFile = get("XMPPGW_WORKGROUPS_FILE")
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad("XMPPGW_LISTEN", "%v", err)
 	}

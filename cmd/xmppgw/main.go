@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/xmppgw/xmppgw/api"
+	"github.com/xmppgw/xmppgw/fastpath"
 	"github.com/xmppgw/xmppgw/gateway"
 	"github.com/xmppgw/xmppgw/sse"
 )
@@ -71,10 +72,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		log.Error("gateway", slog.String("error", err.Error()))
 		return 2
 	}
+	workgroups, err := loadWorkgroups(cfg.WorkgroupsFile, cfg.XMPPDomain)
+	if err != nil {
+		log.Error("invalid configuration", slog.String("error", err.Error()))
+		return 2
+	}
+	queues, err := fastpath.New(fastpath.Options{}, workgroups)
+	if err != nil {
+		log.Error("invalid configuration", slog.String("error", "XMPPGW_WORKGROUPS_FILE: "+err.Error()))
+		return 2
+	}
+	queues.Start()
+	defer queues.Close()
 	srv := api.NewServer(api.Config{JWTSecret: cfg.JWTSecret, TokenTTL: cfg.TokenTTL, CORSOrigins: cfg.CORSOrigins,
 		AdminUser: cfg.AdminUser, AdminPassword: cfg.AdminPassword, TrustedProxies: cfg.TrustedProxies,
 		LoginFailuresPerUser: cfg.LoginFailuresPerUser, LoginFailuresPerIP: cfg.LoginFailuresPerIP,
-		SendsPerSecond: cfg.SendsPerSecond, MaxMessageBytes: cfg.MaxMessageBytes, WebUI: cfg.WebUI}, mgr, broker, log)
+		SendsPerSecond: cfg.SendsPerSecond, MaxMessageBytes: cfg.MaxMessageBytes, WebUI: cfg.WebUI,
+		Fastpath: queues}, mgr, broker, log)
 	httpSrv := &http.Server{
 		Handler:           srv.Routes(),
 		ReadHeaderTimeout: 10 * time.Second,
