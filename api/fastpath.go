@@ -76,6 +76,19 @@ func (h fastpathHooks) Availability(stream string) fastpath.Availability {
 	return fastpath.Away
 }
 
+func (h fastpathHooks) InRoom(stream, room string) bool {
+	st, err := h.streams.Stream(stream)
+	if err != nil {
+		return false
+	}
+	for _, jr := range st.JoinedRooms() {
+		if jr.Room == room {
+			return true
+		}
+	}
+	return false
+}
+
 // fastpath returns the queue service, or 503 when none is configured.
 func (s *Server) fastpath() (*fastpath.Service, error) {
 	if s.cfg.Fastpath == nil {

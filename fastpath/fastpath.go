@@ -133,6 +133,9 @@ type Hooks interface {
 	Publish(stream string, event any)
 	// Availability reports a stream's state.
 	Availability(stream string) Availability
+	// InRoom reports whether a stream is in a room (JID), so a chat can end
+	// when both sides have left it.
+	InRoom(stream, room string) bool
 }
 
 // Options configure a Service.
@@ -288,6 +291,9 @@ type ticket struct {
 	ended    time.Time
 	lastPos  int
 	lastEst  int
+	// userSeen: the user has been in the chat room (the chat ends once both
+	// have left it).
+	userSeen bool
 }
 
 type offer struct {
@@ -407,6 +413,10 @@ func (s *Service) publish(stream string, ev any) {
 	if s.hooks != nil && stream != "" {
 		s.hooks.Publish(stream, ev)
 	}
+}
+
+func (s *Service) inRoom(stream, room string) bool {
+	return s.hooks != nil && stream != "" && room != "" && s.hooks.InRoom(stream, room)
 }
 
 func (s *Service) availability(stream string) Availability {
@@ -808,6 +818,13 @@ func (s *Service) Tick() {
 	for _, t := range s.ticketsSorted() {
 		if t.state == StateQueued && s.availability(t.req.Stream) == Gone {
 			s.depart(t, "user disconnected", false)
+		}
+		if t.state == StateChatting {
+			userIn, agentIn := s.inRoom(t.req.Stream, t.room), s.inRoom(t.agentSt, t.room)
+			t.userSeen = t.userSeen || userIn
+			if t.userSeen && !userIn && !agentIn {
+				s.end(t, "both left the room")
+			}
 		}
 		if t.state == StateEnded && now.Sub(t.ended) > s.opts.RetainEnded {
 			delete(s.tickets, t.id)

@@ -21,6 +21,22 @@ type fakeHooks struct {
 	events []string
 	raw    []any
 	avail  map[string]Availability
+	rooms  map[string]bool // "stream room" → in the room
+}
+
+func (h *fakeHooks) InRoom(stream, room string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.rooms[stream+" "+room]
+}
+
+func (h *fakeHooks) setInRoom(stream, room string, in bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.rooms == nil {
+		h.rooms = map[string]bool{}
+	}
+	h.rooms[stream+" "+room] = in
 }
 
 func (h *fakeHooks) Publish(stream string, ev any) {
@@ -519,6 +535,7 @@ func (h *offerHooks) Publish(stream string, ev any) {
 }
 
 func (h *offerHooks) Availability(string) Availability { return Available }
+func (h *offerHooks) InRoom(string, string) bool       { return false }
 
 func (h *offerHooks) take(stream string) []string {
 	h.mu.Lock()
@@ -536,4 +553,38 @@ func TestService_CloseWithoutStart(t *testing.T) {
 	s.Close()
 	s.Start() // no-op after Close
 	require.True(t, errors.Is(s.DeleteWorkgroup("x"), ErrWorkgroupNotFound))
+}
+
+func TestService_ChatEndsWhenBothLeaveTheRoom(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, wg(1, "a"))
+	w.online("a")
+	t1 := w.ask("u1")
+	w.ask("u2")
+	_, err := w.s.Accept("a", "id2", "wg")
+	require.NoError(t, err)
+	const room = "wg-x@conference"
+	require.NoError(t, w.s.RoomReady(t1, room, "a@x/r"))
+	w.h.setInRoom("s-a", room, true)
+
+	w.advance(time.Second)
+	ti, err := w.s.Ticket(t1, "u1", false)
+	require.NoError(t, err)
+	require.Equal(t, StateChatting, ti.State, "the user has not joined yet: nothing ends")
+
+	w.h.setInRoom("s-u1", room, true)
+	w.advance(time.Second)
+	w.h.setInRoom("s-u1", room, false)
+	w.advance(time.Second)
+	ti, _ = w.s.Ticket(t1, "u1", false)
+	require.Equal(t, StateChatting, ti.State, "the agent is still there")
+
+	w.h.setInRoom("s-a", room, false)
+	w.h.take()
+	w.advance(time.Second)
+	ti, _ = w.s.Ticket(t1, "u1", false)
+	require.Equal(t, StateEnded, ti.State)
+	offers := w.h.take("offerReceived")
+	require.Len(t, offers, 1, "the freed agent gets the next user")
+	require.Regexp(t, `^s-a offerReceived id\d+ from=u2$`, offers[0])
 }
