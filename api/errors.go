@@ -67,6 +67,7 @@ var (
 	errForbidden          = tableErr(40300, http.StatusForbidden, "admin credentials required")
 	errNickConflict       = tableErr(40900, http.StatusConflict, "nickname already in use in the room")
 	errNotInRoom          = tableErr(40403, http.StatusNotFound, "not in that room: join it first")
+	errNotSubscribed      = tableErr(40404, http.StatusNotFound, "no such pubsub subscription of this stream")
 	errNotFound           = tableErr(40400, http.StatusNotFound, "not found")
 	errStreamNotFound     = tableErr(40401, http.StatusNotFound, "stream not found")
 	errMethodNotAllowed   = tableErr(40500, http.StatusMethodNotAllowed, "method not allowed")
@@ -134,6 +135,8 @@ func toAPIError(err error) *apiError {
 		return errNickConflict
 	case errors.Is(err, gateway.ErrNotInRoom):
 		return errNotInRoom
+	case errors.Is(err, gateway.ErrNotSubscribed):
+		return errNotSubscribed
 	case errors.As(err, &iqErr):
 		return iqStatus(iqErr)
 	case errors.Is(err, sse.ErrTopicNotFound):

@@ -10,14 +10,22 @@ import (
 	"github.com/xmppgw/xmppgw/gateway"
 )
 
-// roomJID reads the {room} path segment: a full room JID, or a room name
-// on the service given by ?service= (a service JID, or a subdomain such as
-// "conference"), by default conference.<domain>. Every part goes through
-// the JID library; nothing is glued into a JID as a string.
+// roomJID reads the {room} path segment and ?service= (see parseRoom).
 func (s *Server) roomJID(r *http.Request) (jid.JID, error) {
 	room, err := pathParam(r, "room")
 	if err != nil {
 		return jid.JID{}, err
+	}
+	return s.parseRoom(room, r.URL.Query().Get("service"))
+}
+
+// parseRoom resolves a room: a full room JID, or a room name on service (a
+// service JID, or a subdomain such as "conference"), by default
+// conference.<domain>. Every part goes through the JID library; nothing is
+// glued into a JID as a string.
+func (s *Server) parseRoom(room, service string) (jid.JID, error) {
+	if room == "" {
+		return jid.JID{}, errInvalidParameter.wrap("room is required")
 	}
 	if strings.Contains(room, "@") {
 		j, err := gateway.ParseAddress(room)
@@ -26,20 +34,24 @@ func (s *Server) roomJID(r *http.Request) (jid.JID, error) {
 		}
 		return j.Bare(), nil
 	}
-	service, err := s.mucService(r)
+	svc, err := s.parseService(service)
 	if err != nil {
 		return jid.JID{}, err
 	}
-	j, err := service.WithLocal(room)
+	j, err := svc.WithLocal(room)
 	if err != nil {
 		return jid.JID{}, errInvalidAddress.wrap("room name %q: %v", room, err)
 	}
 	return j, nil
 }
 
-// mucService is ?service= as a domain JID (default conference.<domain>).
+// mucService is ?service= as a domain JID (see parseService).
 func (s *Server) mucService(r *http.Request) (jid.JID, error) {
-	service := r.URL.Query().Get("service")
+	return s.parseService(r.URL.Query().Get("service"))
+}
+
+// parseService is a MUC service as a domain JID (default conference.<domain>).
+func (s *Server) parseService(service string) (jid.JID, error) {
 	switch {
 	case service == "":
 		service = "conference." + s.streams.Domain()

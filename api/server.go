@@ -215,6 +215,17 @@ func (s *Server) Routes() http.Handler {
 			r.Put(prefix+"/bookmarks", s.streamRoute(s.putBookmarks))
 			r.Get(prefix+"/events", s.eventsRoute(s.streamEvents))
 		}
+		// PubSub (XEP-0060, api/pubsub.go) and the WebSocket transport (api/ws.go).
+		for _, prefix := range []string{"", "/{streamid}"} {
+			r.Get(prefix+"/pubsub/{service}/{node}/subscriptions", s.streamRoute(s.listPubSubSubscriptions))
+			r.Post(prefix+"/pubsub/{service}/{node}/subscriptions", s.streamRoute(s.subscribePubSub))
+			r.Delete(prefix+"/pubsub/{service}/{node}/subscriptions/{subid}", s.streamRoute(s.unsubscribePubSub))
+			r.Post(prefix+"/pubsub/{service}/{node}/items", s.streamRoute(s.publishItem))
+			r.Get(prefix+"/pubsub/{service}/{node}/items", s.streamRoute(s.listItems))
+			r.Get(prefix+"/pubsub/{service}/{node}/items/{id}", s.streamRoute(s.getItem))
+			r.Delete(prefix+"/pubsub/{service}/{node}/items/{id}", s.streamRoute(s.retractItem))
+			r.Get(prefix+"/ws", s.eventsRoute(s.streamWebSocket))
+		}
 		s.fastpathChatRoutes(r) // assists, offers (api/fastpath.go)
 	})
 	s.askRoutes(r) // /restapi/v1/ask (api/fastpath.go)

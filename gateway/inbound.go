@@ -38,6 +38,9 @@ func (s *Stream) handleMessage(n xmlNode) {
 		s.deliverArchived(r)
 		return
 	}
+	if s.handlePubSubEvent(n) {
+		return
+	}
 	for _, dir := range []string{"sent", "received"} {
 		cc := n.child(nsCarbons, dir)
 		if cc == nil {

@@ -48,6 +48,7 @@ type Stream struct {
 	archive  archiveState
 	contacts presenceBook
 	rooms    rooms
+	pubsub   pubsubState
 
 	closeOnce sync.Once
 	stop      chan struct{} // closed by Close
@@ -173,6 +174,7 @@ func (s *Stream) Close(ctx context.Context, reason string) {
 		s.mu.Unlock()
 		close(s.stop)
 		if c != nil && online {
+			s.unsubscribeOnLogoff(c)
 			// Say goodbye (RFC 6120 §4.4) and let the reader see the server's
 			// </stream:stream>; the reader goroutine then closes the socket,
 			// so nothing closes it under a concurrent read.

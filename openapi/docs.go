@@ -2793,6 +2793,561 @@ const docTemplate = `{
                 }
             }
         },
+        "/restapi/v1/chat/{streamid}/pubsub/{service}/{node}/items": {
+            "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    },
+                    {
+                        "BasicAuth": []
+                    }
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "pubsub"
+                ],
+                "summary": "A node's items",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "stream id",
+                        "name": "streamid",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "pubsub service JID (or a bare JID for PEP)",
+                        "name": "service",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "node name",
+                        "name": "node",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "type": "integer",
+                        "description": "newest items only, at most this many",
+                        "name": "max",
+                        "in": "query"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "type": "array",
+                            "items": {
+                                "$ref": "#/definitions/gateway.PubSubItem"
+                            }
+                        }
+                    },
+                    "400": {
+                        "description": "Bad Request",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "403": {
+                        "description": "Forbidden",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "404": {
+                        "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    }
+                }
+            },
+            "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    },
+                    {
+                        "BasicAuth": []
+                    }
+                ],
+                "description": "Publishes to a node of a pubsub service, or to your own PEP node when {service} is your bare JID. Subscribers get a pubsub event.",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "pubsub"
+                ],
+                "summary": "Publish an item",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "stream id",
+                        "name": "streamid",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "pubsub service JID (or a bare JID for PEP)",
+                        "name": "service",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "node name",
+                        "name": "node",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "description": "item",
+                        "name": "body",
+                        "in": "body",
+                        "required": true,
+                        "schema": {
+                            "$ref": "#/definitions/api.PublishRequest"
+                        }
+                    }
+                ],
+                "responses": {
+                    "201": {
+                        "description": "Created",
+                        "schema": {
+                            "$ref": "#/definitions/api.PublishResponse"
+                        }
+                    },
+                    "400": {
+                        "description": "Bad Request",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "403": {
+                        "description": "Forbidden",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "404": {
+                        "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
+        "/restapi/v1/chat/{streamid}/pubsub/{service}/{node}/items/{id}": {
+            "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    },
+                    {
+                        "BasicAuth": []
+                    }
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "pubsub"
+                ],
+                "summary": "One item of a node",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "stream id",
+                        "name": "streamid",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "pubsub service JID (or a bare JID for PEP)",
+                        "name": "service",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "node name",
+                        "name": "node",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "item id",
+                        "name": "id",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/gateway.PubSubItem"
+                        }
+                    },
+                    "400": {
+                        "description": "Bad Request",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "404": {
+                        "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    }
+                }
+            },
+            "delete": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    },
+                    {
+                        "BasicAuth": []
+                    }
+                ],
+                "description": "Subscribers get a pubsub event with retract: [id].",
+                "tags": [
+                    "pubsub"
+                ],
+                "summary": "Retract (delete) an item",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "stream id",
+                        "name": "streamid",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "pubsub service JID (or a bare JID for PEP)",
+                        "name": "service",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "node name",
+                        "name": "node",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "item id",
+                        "name": "id",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "204": {
+                        "description": "No Content"
+                    },
+                    "400": {
+                        "description": "Bad Request",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "403": {
+                        "description": "Forbidden",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "404": {
+                        "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
+        "/restapi/v1/chat/{streamid}/pubsub/{service}/{node}/subscriptions": {
+            "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    },
+                    {
+                        "BasicAuth": []
+                    }
+                ],
+                "description": "XEP-0060 §5.6, filtered to the stream's own full JID (the user's other resources are not listed). {service} is a pubsub service (pubsub.\u003cdomain\u003e) or, for PEP, a bare JID; {node} is percent-encoded (%2F for \"/\").",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "pubsub"
+                ],
+                "summary": "This stream's subscriptions to a node",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "stream id",
+                        "name": "streamid",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "pubsub service JID (or a bare JID for PEP)",
+                        "name": "service",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "node name",
+                        "name": "node",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "type": "array",
+                            "items": {
+                                "$ref": "#/definitions/gateway.PubSubSubscription"
+                            }
+                        }
+                    },
+                    "400": {
+                        "description": "Bad Request",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "403": {
+                        "description": "Forbidden",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "404": {
+                        "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    }
+                }
+            },
+            "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    },
+                    {
+                        "BasicAuth": []
+                    }
+                ],
+                "description": "Subscribes the stream's full JID (resource included). Existing subscriptions are retrieved first: one owned by this full JID is reconfigured (renewed) instead of a new one being added (\"reused\": true). 200 when subscribed; 202 {state:\"pending\"} under the authorize access model, the owner's decision then arriving as a pubsub_subscription event {service,node,state:\"subscribed|none\",subid}. Item notifications arrive as pubsub events {service,node,items:[{id,payload,payload_json?}],retract?}.",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "pubsub"
+                ],
+                "summary": "Subscribe this stream to a node",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "stream id",
+                        "name": "streamid",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "pubsub service JID (or a bare JID for PEP)",
+                        "name": "service",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "node name",
+                        "name": "node",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "description": "subscription options",
+                        "name": "body",
+                        "in": "body",
+                        "schema": {
+                            "$ref": "#/definitions/api.SubscribeRequest"
+                        }
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/gateway.PubSubSubscription"
+                        }
+                    },
+                    "202": {
+                        "description": "pending the node owner's approval",
+                        "schema": {
+                            "$ref": "#/definitions/gateway.PubSubSubscription"
+                        }
+                    },
+                    "400": {
+                        "description": "Bad Request",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "403": {
+                        "description": "Forbidden",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "404": {
+                        "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
+        "/restapi/v1/chat/{streamid}/pubsub/{service}/{node}/subscriptions/{subid}": {
+            "delete": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    },
+                    {
+                        "BasicAuth": []
+                    }
+                ],
+                "description": "Removes the subscription {subid} of the stream's full JID; \"-\" names its subscription on services that assign no subscription ids. 404 when this stream has no such subscription.",
+                "tags": [
+                    "pubsub"
+                ],
+                "summary": "Unsubscribe this stream from a node",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "stream id",
+                        "name": "streamid",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "pubsub service JID (or a bare JID for PEP)",
+                        "name": "service",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "node name",
+                        "name": "node",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "subscription id, or - for none",
+                        "name": "subid",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "204": {
+                        "description": "No Content"
+                    },
+                    "400": {
+                        "description": "Bad Request",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "404": {
+                        "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
         "/restapi/v1/chat/{streamid}/rooms": {
             "get": {
                 "security": [
@@ -4252,6 +4807,76 @@ const docTemplate = `{
                 }
             }
         },
+        "/restapi/v1/chat/{streamid}/ws": {
+            "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    },
+                    {
+                        "BasicAuth": []
+                    }
+                ],
+                "description": "Upgrades to a WebSocket carrying one JSON object per text frame (the Cloudonix frame model).\nServer → client: every event of the SSE route, with \"event_id\" (the SSE id; \"id\" stays the stanza id of message events) for resuming with ?last_event_id=.\nClient → server: {type, id?, ...}: message {to, body | message:{MessageRequest}}, presence {presence:{PresenceRequest}}, chatstate {to, state}, marker {to, marker, message_id, extraParams?}, join {room, service?, nick?, password?}, leave {room, service?}, room_message {room, service?, body | message:{...}}, ping.\nEach command is answered by {type:\"ok\"|\"error\", \"reply-to\": id, ...}: ok carries the result (e.g. id of the sent stanza), error the API error (code, http, error). Malformed or unknown frames get an error frame; the connection stays open.\nAuth as the events route (header, ?token=, login cookie). Revoking or expiry of that token closes the socket (code 4401 / 4402); a client too slow to read is closed with 4429 (resume with ?last_event_id=). Frames above the request size limit close with 1009.",
+                "tags": [
+                    "events"
+                ],
+                "summary": "The stream over a WebSocket (JSON frames)",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "stream id",
+                        "name": "streamid",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "type": "string",
+                        "description": "bearer token (browsers cannot set WebSocket headers)",
+                        "name": "token",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "resume after this event id",
+                        "name": "last_event_id",
+                        "in": "query"
+                    }
+                ],
+                "responses": {
+                    "101": {
+                        "description": "switching protocols",
+                        "schema": {
+                            "type": "string"
+                        }
+                    },
+                    "401": {
+                        "description": "Unauthorized",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "404": {
+                        "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "426": {
+                        "description": "not a WebSocket request",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "429": {
+                        "description": "too many subscribers",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
         "/restapi/v1/chat/{streamid}/xmpp": {
             "post": {
                 "security": [
@@ -4753,6 +5378,39 @@ const docTemplate = `{
                 }
             }
         },
+        "api.PublishRequest": {
+            "type": "object",
+            "properties": {
+                "access_model": {
+                    "description": "AccessModel is sent as publish-options pubsub#access_model (open,\npresence, roster, authorize, whitelist), e.g. open for a PEP node others subscribe to.",
+                    "type": "string",
+                    "example": "open"
+                },
+                "id": {
+                    "description": "ID is the item id; empty lets the service choose one.",
+                    "type": "string",
+                    "example": "current"
+                },
+                "payload": {
+                    "description": "Payload is one namespaced XML element.",
+                    "type": "string",
+                    "example": "\u003cstatus xmlns='urn:example:status'\u003ebusy\u003c/status\u003e"
+                },
+                "payload_json": {
+                    "description": "PayloadJSON is any JSON value, the alternative to payload.",
+                    "type": "object"
+                }
+            }
+        },
+        "api.PublishResponse": {
+            "type": "object",
+            "properties": {
+                "id": {
+                    "type": "string",
+                    "example": "current"
+                }
+            }
+        },
         "api.QueueList": {
             "type": "object",
             "properties": {
@@ -4830,6 +5488,30 @@ const docTemplate = `{
                 "subject": {
                     "type": "string",
                     "example": "Release planning"
+                }
+            }
+        },
+        "api.SubscribeRequest": {
+            "type": "object",
+            "properties": {
+                "depth": {
+                    "description": "Depth is pubsub#subscription_depth: 1 or all (all descendants of a collection node).",
+                    "type": "string",
+                    "example": "all"
+                },
+                "expire": {
+                    "description": "Expire is pubsub#expire: an RFC 3339 time, \"presence\", or a duration\n(at least 1m) that the gateway renews while the stream lives.",
+                    "type": "string",
+                    "example": "1h"
+                },
+                "type": {
+                    "description": "Type is pubsub#subscription_type: items or nodes.",
+                    "type": "string",
+                    "example": "items"
+                },
+                "unsubscribe_on_logoff": {
+                    "description": "UnsubscribeOnLogoff removes the subscription when the stream logs off.",
+                    "type": "boolean"
                 }
             }
         },
@@ -5117,6 +5799,51 @@ const docTemplate = `{
                     "type": "string"
                 },
                 "status": {
+                    "type": "string"
+                }
+            }
+        },
+        "gateway.PubSubItem": {
+            "type": "object",
+            "properties": {
+                "id": {
+                    "type": "string"
+                },
+                "payload": {
+                    "type": "string"
+                },
+                "payload_json": {
+                    "type": "object"
+                },
+                "publisher": {
+                    "type": "string"
+                }
+            }
+        },
+        "gateway.PubSubSubscription": {
+            "type": "object",
+            "properties": {
+                "expiry": {
+                    "type": "string"
+                },
+                "jid": {
+                    "type": "string"
+                },
+                "node": {
+                    "type": "string"
+                },
+                "reused": {
+                    "description": "Reused is true when an existing subscription of this stream's full\nJID was reconfigured instead of a new one being created.",
+                    "type": "boolean"
+                },
+                "service": {
+                    "type": "string"
+                },
+                "state": {
+                    "description": "State is subscribed, pending (the node owner must approve),\nunconfigured or none.",
+                    "type": "string"
+                },
+                "subid": {
                     "type": "string"
                 }
             }

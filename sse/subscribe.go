@@ -1,0 +1,103 @@
+package sse
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+)
+
+var (
+	// ErrEvicted is returned by Subscription.Next when the subscriber fell a
+	// whole queue behind and was cut off; it can resume from its last id.
+	ErrEvicted = errors.New("sse: subscriber too slow")
+	// ErrClosed is returned by Subscription.Next once the topic or the
+	// broker closed (after everything already queued was returned).
+	ErrClosed = errors.New("sse: topic closed")
+)
+
+// Event is one event as a non-SSE transport (a WebSocket) receives it.
+type Event struct {
+	ID   uint64
+	Data []byte
+}
+
+// Subscription is a topic subscriber for transports other than Serve: the
+// same replay (lastEventID), queue bound, slow-subscriber eviction and
+// subscriber cap, read one event at a time with Next. Close it when done.
+type Subscription struct {
+	b      *Broker
+	t      *topic
+	s      *subscriber
+	replay [][]byte
+	once   sync.Once
+}
+
+// Subscribe registers a subscriber on the topic. lastEventID resumes after
+// that id exactly as Serve's Last-Event-ID does (a "reset" event first when
+// it is older than the replay buffer); "" replays everything retained. It
+// returns ErrTopicNotFound or ErrTooManySubscribers like Serve.
+func (b *Broker) Subscribe(name, lastEventID string) (*Subscription, error) {
+	t := b.topic(name)
+	if t == nil {
+		return nil, ErrTopicNotFound
+	}
+	s := &subscriber{queue: make(chan []byte, b.queueSize), evicted: make(chan struct{})}
+	replay, err := t.subscribe(s, lastEventID, b.maxSubs)
+	if err != nil {
+		return nil, err
+	}
+	return &Subscription{b: b, t: t, s: s, replay: replay}, nil
+}
+
+// Next returns the next event: the replay first, then live events. It
+// returns ctx's error, ErrEvicted, or ErrClosed. Only one goroutine may call
+// Next at a time.
+func (sub *Subscription) Next(ctx context.Context) (Event, error) {
+	if len(sub.replay) > 0 {
+		f := sub.replay[0]
+		sub.replay[0] = nil
+		sub.replay = sub.replay[1:]
+		return parseFrame(f), nil
+	}
+	select {
+	case <-ctx.Done():
+		return Event{}, ctx.Err()
+	case <-sub.b.done:
+		return Event{}, ErrClosed
+	case <-sub.s.evicted:
+		return Event{}, ErrEvicted
+	case f, ok := <-sub.s.queue:
+		if !ok {
+			return Event{}, ErrClosed
+		}
+		select {
+		case <-sub.s.evicted: // too slow: nothing more, the client resumes from its last id
+			return Event{}, ErrEvicted
+		default:
+		}
+		return parseFrame(f), nil
+	}
+}
+
+// Close unsubscribes. It is idempotent.
+func (sub *Subscription) Close() {
+	sub.once.Do(func() { sub.t.unsubscribe(sub.s) })
+}
+
+// parseFrame inverts Frame: the id line and the data lines joined by LF.
+func parseFrame(f []byte) Event {
+	var ev Event
+	var data [][]byte
+	for _, line := range bytes.Split(bytes.TrimSuffix(f, []byte("\n\n")), []byte("\n")) {
+		switch {
+		case bytes.HasPrefix(line, []byte("id: ")):
+			ev.ID, _ = strconv.ParseUint(string(line[len("id: "):]), 10, 64)
+		case bytes.HasPrefix(line, []byte("data: ")):
+			data = append(data, line[len("data: "):])
+		}
+	}
+	ev.Data = bytes.Join(data, []byte("\n"))
+	return ev
+}
