@@ -6,7 +6,6 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -447,33 +446,9 @@ func subidOrDefault(subid string) string {
 // namespaced element, no processing instructions or DTDs, namespace-well-
 // formed names. The result is re-encoded, never the client's bytes.
 func parsePayload(raw string) (xmlNode, error) {
-	dec := xml.NewDecoder(strings.NewReader(raw))
-	var root xmlNode
-	seen := false
-	for {
-		tok, err := dec.Token()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return xmlNode{}, fmt.Errorf("%w: payload is not well-formed XML: %v", ErrInvalidInput, err)
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			if seen {
-				return xmlNode{}, fmt.Errorf("%w: payload must be exactly one element", ErrInvalidInput)
-			}
-			if err := dec.DecodeElement(&root, &t); err != nil {
-				return xmlNode{}, fmt.Errorf("%w: payload is not well-formed XML: %v", ErrInvalidInput, err)
-			}
-			seen = true
-		case xml.CharData:
-			if strings.TrimSpace(string(t)) != "" {
-				return xmlNode{}, fmt.Errorf("%w: text outside the payload element", ErrInvalidInput)
-			}
-		case xml.ProcInst, xml.Directive:
-			return xmlNode{}, fmt.Errorf("%w: processing instructions and DTDs are not allowed", ErrInvalidInput)
-		}
+	root, seen, err := parseOneElement(raw, "payload")
+	if err != nil {
+		return xmlNode{}, err
 	}
 	switch {
 	case !seen:

@@ -253,38 +253,49 @@ func (s *Stream) SetVCard(ctx context.Context, v VCard) error {
 	return err
 }
 
+// parseOneElement decodes client-supplied XML that must be exactly one
+// element: well formed, no text around it, no processing instructions or
+// DTDs (entities are how XML bombs and external fetches start). It reports
+// whether an element was found at all.
+func parseOneElement(data, what string) (xmlNode, bool, error) {
+	dec := xml.NewDecoder(strings.NewReader(data))
+	var root xmlNode
+	seen := false
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			return root, seen, nil
+		}
+		if err != nil {
+			return xmlNode{}, false, fmt.Errorf("%w: %s is not well-formed XML: %v", ErrInvalidInput, what, err)
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			if seen {
+				return xmlNode{}, false, fmt.Errorf("%w: exactly one %s expected", ErrInvalidInput, what)
+			}
+			if err := dec.DecodeElement(&root, &t); err != nil {
+				return xmlNode{}, false, fmt.Errorf("%w: %s is not well-formed XML: %v", ErrInvalidInput, what, err)
+			}
+			seen = true
+		case xml.CharData:
+			if strings.TrimSpace(string(t)) != "" {
+				return xmlNode{}, false, fmt.Errorf("%w: text outside the %s", ErrInvalidInput, what)
+			}
+		case xml.ProcInst, xml.Directive:
+			return xmlNode{}, false, fmt.Errorf("%w: processing instructions and DTDs are not allowed", ErrInvalidInput)
+		}
+	}
+}
+
 // ParseRawStanza validates one client-supplied stanza for SendRaw: well
 // formed, exactly one top-level message, presence or iq in the client
 // namespace, and no from attribute (the server stamps the sender; a client
 // must not pretend otherwise).
 func ParseRawStanza(data []byte) (xmlNode, error) {
-	dec := xml.NewDecoder(strings.NewReader(string(data)))
-	var root xmlNode
-	seen := false
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			return xmlNode{}, fmt.Errorf("%w: not well-formed XML: %v", ErrInvalidInput, err)
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			if seen {
-				return xmlNode{}, fmt.Errorf("%w: exactly one stanza expected", ErrInvalidInput)
-			}
-			if err := dec.DecodeElement(&root, &t); err != nil {
-				return xmlNode{}, fmt.Errorf("%w: not well-formed XML: %v", ErrInvalidInput, err)
-			}
-			seen = true
-		case xml.CharData:
-			if strings.TrimSpace(string(t)) != "" {
-				return xmlNode{}, fmt.Errorf("%w: text outside the stanza", ErrInvalidInput)
-			}
-		case xml.ProcInst, xml.Directive:
-			return xmlNode{}, fmt.Errorf("%w: processing instructions and DTDs are not allowed", ErrInvalidInput)
-		}
+	root, seen, err := parseOneElement(string(data), "stanza")
+	if err != nil {
+		return xmlNode{}, err
 	}
 	switch {
 	case !seen:
