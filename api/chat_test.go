@@ -415,7 +415,8 @@ func TestLogs_HoldNoSecrets(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	user, pass := e.newUser("logscan")
 	s := e.login(user, pass)
-	e.subscribe("/restapi/v1/chat/"+s.StreamID+"/events?token="+s.Token, nil).next(t, ofType("stream"))
+	events := e.subscribe("/restapi/v1/chat/"+s.StreamID+"/events?token="+s.Token, nil)
+	events.next(t, ofType("stream"))
 	e.do(http.MethodPost, "/restapi/v1/chat/"+user+"/login", "", strings.NewReader("wrong-"+pass), "text/plain")
 	behalf := e.adminLogin(user)
 	e.doH(http.MethodGet, "/restapi/v1/admin/streams", adminHeader(), nil, "")
@@ -425,8 +426,12 @@ func TestLogs_HoldNoSecrets(t *testing.T) {
 	e.do(http.MethodGet, "/restapi/v1/admin/streams", adminTok, nil, "")
 	e.do(http.MethodDelete, "/restapi/v1/chat/token", behalf.Token, nil, "")
 	e.do(http.MethodPost, "/restapi/v1/chat/"+s.StreamID+"/logoff", s.Token, nil, "")
+	events.waitEnd(t, 2*time.Second)
+	// The event stream's request line is written when its handler returns.
+	require.Eventually(t, func() bool {
+		return strings.Contains(e.logs.String(), `"route":"/restapi/v1/chat/{streamid}/events"`)
+	}, 2*time.Second, 10*time.Millisecond, "requests were logged")
 	logs := e.logs.String() + e.xmpp.LogTail(100000)
-	require.Contains(t, logs, `"route":"/restapi/v1/chat/{streamid}/events"`, "requests were logged")
 	require.Contains(t, logs, `"tag":"audit"`, "admin actions were logged")
 	for name, secret := range map[string]string{
 		"password": pass, "token": s.Token, "on-behalf token": behalf.Token, "admin token": adminTok,
