@@ -191,7 +191,27 @@ func TestLogin_BruteForceGets429(t *testing.T) {
 	res, body = e.do(http.MethodPost, "/restapi/v1/chat/"+user+"/login", "", strings.NewReader(pass), "text/plain")
 	requireError(t, res, body, http.StatusTooManyRequests)
 	// Other users are unaffected.
-	e.login(e.newUser("bystander"))
+	other := e.login(e.newUser("bystander"))
+
+	// Guessing through HTTP Basic on any route is throttled the same way
+	// (no XMPP round trip there, so it would otherwise be fast).
+	basic := func(u, p string) http.Header {
+		r, _ := http.NewRequest(http.MethodGet, "/", nil)
+		r.SetBasicAuth(u, p)
+		return r.Header
+	}
+	for range 3 {
+		res, body := e.doH(http.MethodPost, "/restapi/v1/chat/"+other.StreamID+"/presence", basic(other.user, "guess"), nil, "")
+		requireError(t, res, body, http.StatusUnauthorized)
+	}
+	res, body = e.doH(http.MethodPost, "/restapi/v1/chat/"+other.StreamID+"/presence", basic(other.user, other.pass), nil, "")
+	require.Equal(t, 42900, requireError(t, res, body, http.StatusTooManyRequests).Code)
+	for range 3 {
+		res, body := e.doH(http.MethodGet, "/restapi/v1/admin/streams", basic(testAdminUser, "guess-guess-guess"), nil, "")
+		requireError(t, res, body, http.StatusUnauthorized)
+	}
+	res, body = e.doH(http.MethodGet, "/restapi/v1/admin/streams", adminHeader(), nil, "")
+	require.Equal(t, 42900, requireError(t, res, body, http.StatusTooManyRequests).Code, "the admin name is throttled too")
 }
 
 func TestLimits_StreamsPerUserSendRateAndBodySize(t *testing.T) {
@@ -247,7 +267,10 @@ func TestEvents_CookieAuthAndSubscriberCap(t *testing.T) {
 	// The env allows one subscriber per stream: a second tab is refused.
 	res, body = e.do(http.MethodGet, "/restapi/v1/chat/"+lr.StreamID+"/events", lr.Token, nil, "")
 	require.Equal(t, 42903, requireError(t, res, body, http.StatusTooManyRequests).Code)
-	// The cookie opens only the event stream, never a state-changing call.
+	// The cookie opens only the event stream, never a state-changing call,
+	// and not the WebSocket either (it carries commands).
+	res, body = e.doH(http.MethodGet, "/restapi/v1/chat/"+lr.StreamID+"/ws", http.Header{"Cookie": {tokenCookie + "=" + cookie.Value}}, nil, "")
+	requireError(t, res, body, http.StatusUnauthorized)
 	res, body = e.doH(http.MethodPost, "/restapi/v1/chat/"+lr.StreamID+"/presence", http.Header{"Cookie": {tokenCookie + "=" + cookie.Value}}, nil, "")
 	requireError(t, res, body, http.StatusUnauthorized)
 }
@@ -269,6 +292,14 @@ func TestNotifications_ReachUserWithModuleIdentifier(t *testing.T) {
 	res, body = e.doH(http.MethodPost, "/restapi/v1/admin/notifications/"+bob.user, adminHeader(),
 		jsonBody(map[string]any{"params": map[string]string{"bad name": "x"}}), "application/json")
 	requireError(t, res, body, http.StatusBadRequest)
+
+	// A user cannot forge one: the same stanza from an ordinary account is
+	// an ordinary headline.
+	mallory := e.login(e.newUser("mallory"))
+	e.post(mallory, http.MethodPost, "/messages/"+bare(bob.JID), map[string]any{"type": "headline", "body": "re-enter your password",
+		"extraParams": map[string]any{"moduleIdentifier": "SystemNotifications"}}, http.StatusAccepted)
+	_, forged := events.next(t, func(m map[string]any) bool { return m["body"] == "re-enter your password" })
+	require.Equal(t, "headline", forged["type"])
 }
 
 func TestShutdown_ClosesStreamsWithFinalEvent(t *testing.T) {

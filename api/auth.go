@@ -168,6 +168,14 @@ func (t *tokens) deny(key string, until time.Time, covers func(*tokenWatch) bool
 func (t *tokens) watch(c *tokenClaims) (<-chan struct{}, func()) {
 	w := &tokenWatch{jti: c.ID, sid: c.SID, done: make(chan struct{})}
 	t.mu.Lock()
+	// A revocation between verify and here must still end the stream.
+	_, byID := t.revoked["jti:"+c.ID]
+	_, bySID := t.revoked["sid:"+c.SID]
+	if byID || (c.SID != "" && bySID) {
+		t.mu.Unlock()
+		close(w.done)
+		return w.done, func() {}
+	}
 	t.watchers[w] = struct{}{}
 	t.mu.Unlock()
 	return w.done, func() {
@@ -193,6 +201,10 @@ type credentialSource int
 
 const (
 	fromHeader credentialSource = iota
+	// fromHeaderOrQuery serves the WebSocket route: browsers cannot set its
+	// headers either, but it carries commands, so the cookie (sent by the
+	// browser on its own) must not be enough.
+	fromHeaderOrQuery
 	fromHeaderQueryOrCookie
 )
 
@@ -210,7 +222,12 @@ func (s *Server) authenticate(r *http.Request, src credentialSource) (*principal
 			return nil, errUnauthorized.wrap("malformed Basic credentials")
 		}
 		if s.isAdminName(user) {
+			key := "admin:" + user
+			if wait := s.guessWait(r, key); wait > 0 {
+				return nil, tooMany(errLoginRateLimited, wait)
+			}
 			if !s.adminPasswordOK(pass) {
+				s.guessFailed(r, key)
 				return nil, errBadCredentials
 			}
 			return &principal{admin: true, name: "admin:" + user}, nil
@@ -222,7 +239,7 @@ func (s *Server) authenticate(r *http.Request, src credentialSource) (*principal
 		return &principal{user: j, name: j.String(), password: pass}, nil
 	case h != "":
 		return nil, errUnauthorized.wrap("unsupported Authorization scheme")
-	case src == fromHeaderQueryOrCookie && r.URL.Query().Get("token") != "":
+	case src != fromHeader && r.URL.Query().Get("token") != "":
 		return s.bearer(r.URL.Query().Get("token"))
 	case src == fromHeaderQueryOrCookie:
 		if c, err := r.Cookie(tokenCookie); err == nil && c.Value != "" {
@@ -281,16 +298,41 @@ func (s *Server) resolveStream(p *principal, id string) (*gateway.Stream, error)
 	}
 	st, err := s.streams.Stream(id)
 	if err != nil || !st.User().Equal(p.user) {
-		if p.claims == nil && !s.basicValid(p) {
-			// Basic credentials cannot be checked without one of the user's streams.
-			return nil, errBadCredentials
-		}
 		return nil, errStreamNotFound
 	}
 	if p.claims == nil && !st.CheckPassword(p.password) {
 		return nil, errBadCredentials
 	}
 	return st, nil
+}
+
+// verifyBasicUser checks a Basic user's password against the user's live
+// streams, under the same failed-guess limits as logins: every route that
+// takes a password must throttle guessing, not only login.
+func (s *Server) verifyBasicUser(r *http.Request, p *principal) error {
+	if p.admin || p.claims != nil {
+		return nil
+	}
+	key := p.user.String()
+	if wait := s.guessWait(r, key); wait > 0 {
+		return tooMany(errLoginRateLimited, wait)
+	}
+	if !s.basicValid(p) {
+		s.guessFailed(r, key)
+		return errBadCredentials
+	}
+	return nil
+}
+
+// guessWait says how long a (user, client address) must wait after too
+// many wrong passwords; guessFailed counts one.
+func (s *Server) guessWait(r *http.Request, userKey string) time.Duration {
+	return max(s.failedByUser.wait(userKey), s.failedByIP.wait(s.clientIP(r)))
+}
+
+func (s *Server) guessFailed(r *http.Request, userKey string) {
+	s.failedByUser.take(userKey)
+	s.failedByIP.take(s.clientIP(r))
 }
 
 // basicValid reports whether Basic credentials match any live stream of the

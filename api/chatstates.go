@@ -25,6 +25,9 @@ import (
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/chatstate/{state}/{jid} [post]
 func (s *Server) sendChatState(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+	if err := s.sendAllowed(st); err != nil {
+		return err
+	}
 	to, err := jidParam(r)
 	if err != nil {
 		return err
@@ -62,6 +65,9 @@ type MarkerRequest struct {
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/messages/{jid}/{id}/{marker} [post]
 func (s *Server) sendMarker(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+	if err := s.sendAllowed(st); err != nil {
+		return err
+	}
 	to, extra, err := s.targetAndExtra(w, r)
 	if err != nil {
 		return err
@@ -92,6 +98,9 @@ func (s *Server) sendMarker(w http.ResponseWriter, r *http.Request, _ *principal
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/messages/{jid}/{id} [delete]
 func (s *Server) deleteMessage(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+	if err := s.sendAllowed(st); err != nil {
+		return err
+	}
 	to, extra, err := s.targetAndExtra(w, r)
 	if err != nil {
 		return err

@@ -32,6 +32,9 @@ type CommandRequest struct {
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/commands/{jid} [post]
 func (s *Server) sendCommand(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+	if err := s.sendAllowed(st); err != nil {
+		return err
+	}
 	to, err := jidParam(r)
 	if err != nil {
 		return err
@@ -63,6 +66,9 @@ func (s *Server) sendCommand(w http.ResponseWriter, r *http.Request, _ *principa
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/xmpp [post]
 func (s *Server) sendRaw(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+	if err := s.sendAllowed(st); err != nil {
+		return err
+	}
 	body, err := s.readBody(w, r)
 	if err != nil {
 		return err

@@ -28,6 +28,7 @@ var (
 	errWorkgroupExists   = tableErr(40920, http.StatusConflict, "workgroup already exists")
 	errWorkgroupClosed   = tableErr(40921, http.StatusConflict, "workgroup is closed")
 	errWorkgroupNoAgents = tableErr(40922, http.StatusConflict, "workgroup has no members")
+	errTooManyTickets    = tableErr(42920, http.StatusTooManyRequests, "too many open tickets: leave one first")
 	errNotStarted        = tableErr(40923, http.StatusConflict, "the conversation has not started")
 )
 
@@ -52,6 +53,8 @@ func fastpathError(err error) *apiError {
 		return errWorkgroupClosed
 	case errors.Is(err, fastpath.ErrNoMembers):
 		return errWorkgroupNoAgents
+	case errors.Is(err, fastpath.ErrTooManyTickets):
+		return errTooManyTickets
 	}
 	return nil
 }
@@ -141,8 +144,8 @@ func (s *Server) principalRoute(h principalHandlerFunc) http.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		if !p.admin && p.claims == nil && !s.basicValid(p) {
-			return errBadCredentials
+		if err := s.verifyBasicUser(r, p); err != nil {
+			return err
 		}
 		return h(w, r, p)
 	})
@@ -465,6 +468,11 @@ func (s *Server) ask(w http.ResponseWriter, r *http.Request, p *principal) error
 		}
 		if len(v) > 4096 {
 			return errInvalidParameter.wrap("%s is too long", k)
+		}
+		// These travel in room names, invitations and offers: refuse what
+		// XML cannot carry now, not at every accept.
+		if err := gateway.CheckText(k, v); err != nil {
+			return err
 		}
 		if dst, ok := fields[k]; ok {
 			*dst = v

@@ -126,11 +126,20 @@ func (s *Server) sendMessageWith(w http.ResponseWriter, r *http.Request, st *gat
 	return writeOK(w, http.StatusAccepted, MessageResponse{ID: id})
 }
 
+// sendAllowed spends one unit of the stream's send rate: every route that
+// puts a stanza on the wire calls it, so no route floods the XMPP server.
+func (s *Server) sendAllowed(st *gateway.Stream) error {
+	if ok, wait := s.sends.take(st.ID()); !ok {
+		return tooMany(errSendRateLimited, wait)
+	}
+	return nil
+}
+
 // outgoingMessage applies the stream's send rate and reads the request
 // body as a message to to.
 func (s *Server) outgoingMessage(w http.ResponseWriter, r *http.Request, st *gateway.Stream, to jid.JID) (gateway.OutgoingMessage, error) {
-	if ok, wait := s.sends.take(st.ID()); !ok {
-		return gateway.OutgoingMessage{}, tooMany(errSendRateLimited, wait)
+	if err := s.sendAllowed(st); err != nil {
+		return gateway.OutgoingMessage{}, err
 	}
 	req, err := s.messageRequest(w, r)
 	if err != nil {

@@ -190,8 +190,8 @@ func (s *Server) publishItem(w http.ResponseWriter, r *http.Request, _ *principa
 	if err != nil {
 		return err
 	}
-	if ok, wait := s.sends.take(st.ID()); !ok {
-		return tooMany(errSendRateLimited, wait)
+	if err := s.sendAllowed(st); err != nil {
+		return err
 	}
 	var req PublishRequest
 	if err := s.readJSON(w, r, &req); err != nil {

@@ -290,6 +290,7 @@ func TestRaw_AcceptedAndRejected(t *testing.T) {
 		"trailing text":  `<message to="a@b"/>junk`,
 		"empty":          ``,
 		"stream closing": `</stream:stream>`,
+		"nested deeply":  `<message to="a@b">` + strings.Repeat("<x>", 100) + strings.Repeat("</x>", 100) + `</message>`,
 	} {
 		res, body := e.do(http.MethodPost, "/restapi/v1/chat/"+p.alice.StreamID+"/xmpp", p.alice.Token, strings.NewReader(bad), "text/plain")
 		requireError(t, res, body, http.StatusBadRequest)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -109,6 +110,17 @@ func TestRooms_ThreeUsersLifecycle(t *testing.T) {
 	require.Equal(t, []string{"alice", "bob", "carol"}, nicks)
 	require.Contains(t, e.post(p.bob, http.MethodGet, "/rooms", nil, http.StatusOK), `"room":"`+room+`"`)
 
+	// Nick changes: a taken nick is refused and bob stays in the room as
+	// "bob"; a free one renames him and he stays in the room.
+	res, body = e.do(http.MethodPut, "/restapi/v1/chat/"+p.bob.StreamID+"/rooms/"+roomName, p.bob.Token, jsonBody(map[string]any{"nick": "carol"}), "application/json")
+	requireError(t, res, body, http.StatusConflict)
+	e.post(p.bob, http.MethodPost, "/rooms/"+roomName, "still bob", http.StatusAccepted)
+	carolEv.next(t, func(m map[string]any) bool { return m["body"] == "still bob" && m["nick"] == "bob" })
+	e.post(p.bob, http.MethodPut, "/rooms/"+roomName, map[string]any{"nick": "bobby"}, http.StatusNoContent)
+	e.post(p.bob, http.MethodPost, "/rooms/"+roomName, "now bobby", http.StatusAccepted)
+	carolEv.next(t, func(m map[string]any) bool { return m["body"] == "now bobby" && m["nick"] == "bobby" })
+	e.post(p.bob, http.MethodPut, "/rooms/"+roomName, map[string]any{"nick": "bob"}, http.StatusNoContent)
+
 	e.post(p.alice, http.MethodPut, "/rooms/"+roomName+"/subject", map[string]any{"subject": "Q4 <plans>"}, http.StatusNoContent)
 	_, subj := carolEv.next(t, ofType("subject"))
 	require.Equal(t, "Q4 <plans>", subj["subject"])
@@ -135,7 +147,8 @@ func TestRooms_ThreeUsersLifecycle(t *testing.T) {
 	require.Equal(t, "too loud", kicked["reason"])
 	e.post(p.alice, http.MethodPut, "/rooms/"+roomName+"/affiliations/"+p.bobBare, map[string]any{"affiliation": "outcast"}, http.StatusNoContent)
 	_, banned := p.bobEv.next(t, func(m map[string]any) bool {
-		return m["type"] == "occupant" && m["nick"] == "bob" && m["available"] == false
+		codes, _ := m["codes"].([]any)
+		return m["type"] == "occupant" && m["nick"] == "bob" && m["available"] == false && slices.Contains(codes, any(float64(301)))
 	})
 	require.Contains(t, banned["codes"], float64(301))
 	res, body = e.do(http.MethodPut, "/restapi/v1/chat/"+p.bob.StreamID+"/rooms/"+roomName, p.bob.Token, nil, "")

@@ -224,7 +224,7 @@ func (s *Server) Routes() http.Handler {
 			r.Get(prefix+"/pubsub/{service}/{node}/items", s.streamRoute(s.listItems))
 			r.Get(prefix+"/pubsub/{service}/{node}/items/{id}", s.streamRoute(s.getItem))
 			r.Delete(prefix+"/pubsub/{service}/{node}/items/{id}", s.streamRoute(s.retractItem))
-			r.Get(prefix+"/ws", s.eventsRoute(s.streamWebSocket))
+			r.Get(prefix+"/ws", s.scoped(s.streamWebSocket, fromHeaderOrQuery))
 		}
 		s.fastpathChatRoutes(r) // assists, offers (api/fastpath.go)
 	})
@@ -267,6 +267,9 @@ func (s *Server) scoped(h streamHandlerFunc, src credentialSource) http.HandlerF
 	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		p, err := s.authenticate(r, src)
 		if err != nil {
+			return err
+		}
+		if err := s.verifyBasicUser(r, p); err != nil {
 			return err
 		}
 		st, err := s.resolveStream(p, chi.URLParam(r, "streamid"))

@@ -88,15 +88,18 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 // client address: only failures spend from the buckets, so a user who
 // types correctly is never slowed, while guessing stops after a few tries.
 func (s *Server) passwordLogin(r *http.Request, req LoginRequest) (*gateway.Stream, error) {
+	// Keyed by the PRECIS-normalised JID: "ＡＬＩＣＥ" and "alice" are one
+	// account, so they share one bucket.
 	userKey := strings.ToLower(req.Username)
-	ip := s.clientIP(r)
-	if wait := max(s.failedByUser.wait(userKey), s.failedByIP.wait(ip)); wait > 0 {
+	if j, err := gateway.UserJID(req.Username, s.streams.Domain()); err == nil {
+		userKey = j.String()
+	}
+	if wait := s.guessWait(r, userKey); wait > 0 {
 		return nil, tooMany(errLoginRateLimited, wait)
 	}
 	st, err := s.streams.Login(r.Context(), req.Username, req.Password, req.Resource)
 	if errors.Is(err, gateway.ErrAuthFailed) {
-		s.failedByUser.take(userKey)
-		s.failedByIP.take(ip)
+		s.guessFailed(r, userKey)
 	}
 	return st, err
 }

@@ -387,6 +387,12 @@ func (c *wsConn) execute(ctx context.Context, f wsFrame) []byte {
 
 func (c *wsConn) run(ctx context.Context, f wsFrame) (map[string]any, error) {
 	s, st := c.srv, c.st
+	// Every command that sends a stanza counts against the stream's rate.
+	if f.Type != "ping" {
+		if ok, wait := s.sends.take(st.ID()); !ok {
+			return nil, tooMany(errSendRateLimited, wait)
+		}
+	}
 	switch f.Type {
 	case "ping":
 		return nil, decodeJSON(f.raw, &wsPingCmd{})
@@ -403,9 +409,6 @@ func (c *wsConn) run(ctx context.Context, f wsFrame) (map[string]any, error) {
 			req = *cmd.Message
 		case cmd.Body != nil:
 			req.Body = *cmd.Body
-		}
-		if ok, wait := s.sends.take(st.ID()); !ok {
-			return nil, tooMany(errSendRateLimited, wait)
 		}
 		var id string
 		if f.Type == "room_message" {

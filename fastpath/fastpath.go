@@ -53,7 +53,12 @@ var (
 	ErrNotOnline         = errors.New("fastpath: not online in the workgroup")
 	ErrTicketNotFound    = errors.New("fastpath: no such ticket")
 	ErrOfferNotFound     = errors.New("fastpath: no such offer")
+	ErrTooManyTickets    = errors.New("fastpath: too many open tickets for this user")
 )
+
+// DefaultMaxTicketsPerUser bounds one user's open (queued or chatting)
+// tickets: each holds memory and costs every agent queue updates.
+const DefaultMaxTicketsPerUser = 5
 
 // Workgroup is a workgroup's configuration.
 type Workgroup struct {
@@ -145,6 +150,9 @@ type Options struct {
 	Tick        time.Duration    // timer goroutine period; default DefaultTick
 	RetryAfter  time.Duration    // default DefaultRetryAfter
 	RetainEnded time.Duration    // default DefaultRetainEnded
+	// MaxTicketsPerUser bounds one user's open tickets; default
+	// DefaultMaxTicketsPerUser.
+	MaxTicketsPerUser int
 }
 
 // Ticket states.
@@ -347,6 +355,9 @@ func New(opts Options, workgroups []Workgroup) (*Service, error) {
 	}
 	if opts.RetryAfter <= 0 {
 		opts.RetryAfter = DefaultRetryAfter
+	}
+	if opts.MaxTicketsPerUser <= 0 {
+		opts.MaxTicketsPerUser = DefaultMaxTicketsPerUser
 	}
 	if opts.RetainEnded <= 0 {
 		opts.RetainEnded = DefaultRetainEnded
@@ -648,6 +659,15 @@ func (s *Service) Ask(req AskRequest) (TicketInfo, error) {
 		return TicketInfo{}, ErrWorkgroupClosed
 	case len(g.cfg.Members) == 0:
 		return TicketInfo{}, ErrNoMembers
+	}
+	open := 0
+	for _, t := range s.tickets {
+		if t.req.User == req.User && t.state != StateEnded {
+			open++
+		}
+	}
+	if open >= s.opts.MaxTicketsPerUser {
+		return TicketInfo{}, ErrTooManyTickets
 	}
 	t := &ticket{req: req, id: s.opts.NewID(), state: StateQueued, joined: s.opts.Clock(), excluded: map[string]time.Time{}}
 	t.req.Metadata = cloneMap(req.Metadata)

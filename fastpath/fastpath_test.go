@@ -449,7 +449,7 @@ func TestService_QueuesAndEstimates(t *testing.T) {
 func TestService_Concurrent(t *testing.T) {
 	t.Parallel()
 	h := &offerHooks{offers: map[string][]string{}}
-	s, err := New(Options{Tick: time.Millisecond, RetryAfter: time.Millisecond}, []Workgroup{
+	s, err := New(Options{Tick: time.Millisecond, RetryAfter: time.Millisecond, MaxTicketsPerUser: 1000}, []Workgroup{
 		{Name: "wg", Members: []string{"a", "b", "c"}, MaxChats: 2, OfferTimeout: 1, Open: true}})
 	require.NoError(t, err)
 	s.Bind(h)
@@ -587,4 +587,25 @@ func TestService_ChatEndsWhenBothLeaveTheRoom(t *testing.T) {
 	offers := w.h.take("offerReceived")
 	require.Len(t, offers, 1, "the freed agent gets the next user")
 	require.Regexp(t, `^s-a offerReceived id\d+ from=u2$`, offers[0])
+}
+
+func TestService_OpenTicketsPerUserAreBounded(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, wg(1, "a"))
+	var first string
+	for i := range DefaultMaxTicketsPerUser {
+		ti, err := w.s.Ask(AskRequest{Workgroup: "wg", User: "u1", Stream: "s-u1", Question: "q"})
+		require.NoError(t, err)
+		if i == 0 {
+			first = ti.Ticket
+		}
+	}
+	_, err := w.s.Ask(AskRequest{Workgroup: "wg", User: "u1", Stream: "s-u1", Question: "q"})
+	require.ErrorIs(t, err, ErrTooManyTickets)
+	_, err = w.s.Ask(AskRequest{Workgroup: "wg", User: "u2", Stream: "s-u2", Question: "q"})
+	require.NoError(t, err, "other users are not affected")
+	_, err = w.s.Leave(first, "u1", false)
+	require.NoError(t, err)
+	_, err = w.s.Ask(AskRequest{Workgroup: "wg", User: "u1", Stream: "s-u1", Question: "q"})
+	require.NoError(t, err, "leaving frees a slot")
 }

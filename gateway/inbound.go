@@ -234,7 +234,7 @@ func (s *Stream) translateMessage(n xmlNode, delay, carbon string) any {
 		return MarkerEvent{Type: EventMarker, Marker: p.marker, ID: p.markerID, From: from, To: to, ExtraParams: p.extra}
 	case p.deleteID != "":
 		return DeleteEvent{Type: EventDelete, ID: p.deleteID, From: from, To: to, ExtraParams: p.extra}
-	case typ == "headline" && p.extra["moduleIdentifier"] == ModuleSystemNotifications:
+	case typ == "headline" && p.extra["moduleIdentifier"] == ModuleSystemNotifications && s.mgr.trustedNotifier(from):
 		params := map[string]string{}
 		for k, v := range p.extra {
 			if k != "moduleIdentifier" {

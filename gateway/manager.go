@@ -93,6 +93,9 @@ type Manager struct {
 	mu      sync.Mutex
 	streams map[string]*Stream
 	closed  bool
+	// pending counts logins in flight per user (and in total), see reserveCapacity.
+	pending      map[string]int
+	pendingTotal int
 
 	serviceMu sync.Mutex // serialises service-account logins
 	service   *Stream
@@ -204,9 +207,11 @@ func (m *Manager) open(ctx context.Context, s *Stream, resource string) (*Stream
 		resource = "xmppgw"
 	}
 	s.resource = resource + "." + randomHex(6)
-	if err := m.checkCapacity(s.user); err != nil {
+	release, err := m.reserveCapacity(s.user)
+	if err != nil {
 		return nil, err
 	}
+	defer release()
 	c, err := m.dialer(ctx, s.user, s.creds, s.resource)
 	if err != nil {
 		m.loginsFailed.Add(1)
@@ -238,27 +243,42 @@ func (m *Manager) open(ctx context.Context, s *Stream, resource string) (*Stream
 	return s, nil
 }
 
-// checkCapacity enforces the per-user and total stream limits before a
-// login costs the XMPP server anything.
-func (m *Manager) checkCapacity(user jid.JID) error {
+// reserveCapacity enforces the per-user and total stream limits before a
+// login costs the XMPP server anything. Logins in flight hold a
+// reservation (released by the returned func), so parallel logins cannot
+// all pass the check before any of them is registered.
+func (m *Manager) reserveCapacity(user jid.JID) (func(), error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return ErrClosed
+		return nil, ErrClosed
 	}
-	if len(m.streams) >= m.cfg.MaxStreams {
-		return fmt.Errorf("%w: %d streams open", ErrCapacity, len(m.streams))
+	key := user.String()
+	if len(m.streams)+m.pendingTotal >= m.cfg.MaxStreams {
+		return nil, fmt.Errorf("%w: %d streams open", ErrCapacity, len(m.streams))
 	}
-	n := 0
+	n := m.pending[key]
 	for _, s := range m.streams {
 		if s.user.Equal(user) {
 			n++
 		}
 	}
 	if n >= m.cfg.MaxStreamsPerUser {
-		return fmt.Errorf("%w: %d streams open for this user", ErrTooManyStreams, n)
+		return nil, fmt.Errorf("%w: %d streams open for this user", ErrTooManyStreams, n)
 	}
-	return nil
+	if m.pending == nil {
+		m.pending = map[string]int{}
+	}
+	m.pending[key]++
+	m.pendingTotal++
+	return func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if m.pending[key]--; m.pending[key] <= 0 {
+			delete(m.pending, key)
+		}
+		m.pendingTotal--
+	}, nil
 }
 
 // Streams returns every live stream, oldest first.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -113,6 +114,29 @@ type rooms struct {
 	byRoom map[string]*joinedRoom
 }
 
+// inRoom reports whether the room has confirmed our presence: a join (or
+// the re-join after a reconnect) still waiting for the room does not count,
+// since the room would refuse our messages.
+func (s *Stream) inRoom(room string) bool {
+	s.rooms.mu.Lock()
+	defer s.rooms.mu.Unlock()
+	jr, ok := s.rooms.byRoom[room]
+	return ok && jr.waiter == nil
+}
+
+// awaitRejoin marks every room as not yet confirmed after a drop: the
+// server forgot our occupancy with the old session, and until the re-join
+// is answered the room would refuse our messages.
+func (r *rooms) awaitRejoin() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, jr := range r.byRoom {
+		if jr.waiter == nil {
+			jr.waiter = make(chan error, 1)
+		}
+	}
+}
+
 func (r *rooms) get(room string) (*joinedRoom, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -149,14 +173,28 @@ func (s *Stream) JoinRoom(ctx context.Context, room jid.JID, opts JoinOptions) e
 		s.rooms.byRoom = map[string]*joinedRoom{}
 	}
 	jr := s.rooms.byRoom[key]
+	prev, wasIn := JoinOptions{}, jr != nil && jr.waiter == nil
 	if jr == nil {
 		jr = &joinedRoom{occupants: map[string]Occupant{}}
 		s.rooms.byRoom[key] = jr
+	} else {
+		prev = jr.opts
 	}
 	jr.opts, jr.waiter = opts, waiter
 	s.rooms.mu.Unlock()
+	// A failed (re)join of a room we are already in (a nick change to a
+	// taken nick, say) leaves us in the room under the old options.
+	failed := func() {
+		s.rooms.mu.Lock()
+		defer s.rooms.mu.Unlock()
+		if wasIn {
+			jr.opts, jr.waiter = prev, nil
+			return
+		}
+		delete(s.rooms.byRoom, key)
+	}
 	if err := s.sendNode(ctx, joinPresence(occupant, opts)); err != nil {
-		s.dropRoom(key)
+		failed()
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
@@ -164,11 +202,11 @@ func (s *Stream) JoinRoom(ctx context.Context, room jid.JID, opts JoinOptions) e
 	select {
 	case err := <-waiter:
 		if err != nil {
-			s.dropRoom(key)
+			failed()
 		}
 		return err
 	case <-ctx.Done():
-		s.dropRoom(key)
+		failed()
 		return fmt.Errorf("%w: the room did not answer", ErrServerTimeout)
 	case <-s.done:
 		return ErrStreamClosed
@@ -306,12 +344,17 @@ func (s *Stream) handleRoomPresence(n xmlNode, ev PresenceEvent) bool {
 	}
 	oe.Self = oe.Self || nick == jr.opts.Nick
 	var waiter chan error
-	if oe.Available {
+	switch {
+	case oe.Available:
 		jr.occupants[nick] = oe.Occupant
 		if oe.Self && jr.waiter != nil {
 			waiter, jr.waiter = jr.waiter, nil
 		}
-	} else {
+	case slices.Contains(oe.Codes, 303):
+		// A nick change (XEP-0045 §7.6): the old nick leaves, the new one
+		// arrives next; we stay in the room.
+		delete(jr.occupants, nick)
+	default:
 		delete(jr.occupants, nick)
 		if oe.Self {
 			delete(s.rooms.byRoom, key) // we left, were kicked or banned
@@ -416,7 +459,7 @@ func (s *Stream) SetSubject(ctx context.Context, room jid.JID, subject string) e
 
 // SendRoomMessage posts to a joined room.
 func (s *Stream) SendRoomMessage(ctx context.Context, m OutgoingMessage) (string, error) {
-	if _, ok := s.rooms.get(m.To.Bare().String()); !ok {
+	if !s.inRoom(m.To.Bare().String()) {
 		return "", fmt.Errorf("%w: join %s first", ErrNotInRoom, m.To.Bare())
 	}
 	m.To, m.Type = m.To.Bare(), "groupchat"

@@ -51,3 +51,22 @@ func (m *Manager) serviceStream(ctx context.Context) (*Stream, error) {
 	m.service = s
 	return s, nil
 }
+
+// trustedNotifier reports whether a system notification from this sender
+// is to be believed: the configured service account or the server itself.
+// Anyone else's headline with moduleIdentifier=SystemNotifications stays an
+// ordinary headline, so users cannot forge operator announcements.
+func (m *Manager) trustedNotifier(from string) bool {
+	j, err := jid.Parse(from)
+	if err != nil {
+		return false
+	}
+	if j.Localpart() == "" && j.Domainpart() == m.cfg.Domain {
+		return true
+	}
+	if m.cfg.ServiceAccount == "" {
+		return false
+	}
+	svc, err := UserJID(m.cfg.ServiceAccount, m.cfg.Domain)
+	return err == nil && j.Bare().Equal(svc)
+}

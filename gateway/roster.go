@@ -68,6 +68,12 @@ type RosterEvent struct {
 	Item RosterItem `json:"item"`
 }
 
+// Bounds of a stream's presence book.
+const (
+	presenceBookMaxJIDs      = 5000
+	presenceBookMaxResources = 32
+)
+
 // presenceBook remembers the latest presence of every full JID that sent
 // one, so a contact list can show who is online without waiting.
 type presenceBook struct {
@@ -88,8 +94,15 @@ func (b *presenceBook) update(ev PresenceEvent) {
 	}
 	switch ev.PresenceType {
 	case "available":
+		// Bounded: anyone on the network can send directed presence.
 		if b.byID[bare] == nil {
+			if len(b.byID) >= presenceBookMaxJIDs {
+				return
+			}
 			b.byID[bare] = map[string]ResourcePresence{}
+		}
+		if _, known := b.byID[bare][res]; !known && len(b.byID[bare]) >= presenceBookMaxResources {
+			return
 		}
 		b.byID[bare][res] = ResourcePresence{Resource: res, Show: ev.Show, Status: ev.Status, Priority: ev.Priority}
 	case "unavailable", "error":

@@ -258,6 +258,9 @@ func (s *Stream) SetVCard(ctx context.Context, v VCard) error {
 // DTDs (entities are how XML bombs and external fetches start). It reports
 // whether an element was found at all.
 func parseOneElement(data, what string) (xmlNode, bool, error) {
+	if len(data) > DefaultMaxStanzaBytes {
+		return xmlNode{}, false, fmt.Errorf("%w: %s larger than %d bytes", ErrTooLarge, what, DefaultMaxStanzaBytes)
+	}
 	dec := xml.NewDecoder(strings.NewReader(data))
 	var root xmlNode
 	seen := false

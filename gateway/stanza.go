@@ -128,6 +128,10 @@ func (p OutgoingPresence) Validate() error {
 	return checkText("status", p.Status)
 }
 
+// CheckText rejects text that XML 1.0 cannot carry (invalid UTF-8,
+// control characters), naming the field in the error.
+func CheckText(field, s string) error { return checkText(field, s) }
+
 // checkText rejects text that XML 1.0 cannot carry (§2.2 Char), so nothing a
 // client sends is silently replaced on the way.
 func checkText(field, s string) error {

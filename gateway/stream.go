@@ -216,6 +216,7 @@ func (s *Stream) run(c conn) {
 		}
 		s.log.Warn("xmpp connection lost", slog.String("error", err.Error()))
 		s.contacts.forget() // the server re-sends presence after the new login
+		s.rooms.awaitRejoin()
 		s.setState(StateReconnecting, nil, "")
 		c = s.reconnect()
 		if c == nil {
@@ -257,11 +258,17 @@ func (s *Stream) reconnect() conn {
 		cancel()
 		switch {
 		case err == nil:
-			if s.stopping() {
+			// Going online and Close must not interleave: Close only says
+			// goodbye on a connection it can see, so check and publish the
+			// connection under the same lock Close reads it with.
+			s.mu.Lock()
+			if s.closing {
+				s.mu.Unlock()
 				_ = c.Close()
 				continue // the select above reports offline
 			}
-			s.setState(StateOnline, c, c.JID())
+			s.state, s.conn, s.full = StateOnline, c, c.JID()
+			s.mu.Unlock()
 			s.mu.Lock()
 			p := s.presence
 			s.mu.Unlock()

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"encoding/xml"
+	"errors"
 	"strings"
 )
 
@@ -27,8 +28,22 @@ type nodePart struct {
 	child int
 }
 
+// maxXMLDepth bounds nesting: real stanzas are a few levels deep, and a
+// deeply nested body would cost memory and stack far beyond its size.
+const maxXMLDepth = 64
+
+// errTooDeep rejects XML nested beyond maxXMLDepth.
+var errTooDeep = errors.New("XML nested too deeply")
+
 // UnmarshalXML reads an element token by token, keeping content order.
 func (n *xmlNode) UnmarshalXML(d *xml.Decoder, start xml.StartElement) error {
+	return n.unmarshal(d, start, 1)
+}
+
+func (n *xmlNode) unmarshal(d *xml.Decoder, start xml.StartElement, depth int) error {
+	if depth > maxXMLDepth {
+		return errTooDeep
+	}
 	n.XMLName = start.Name
 	n.Attrs = append([]xml.Attr(nil), start.Attr...)
 	var text strings.Builder
@@ -40,7 +55,7 @@ func (n *xmlNode) UnmarshalXML(d *xml.Decoder, start xml.StartElement) error {
 		switch t := tok.(type) {
 		case xml.StartElement:
 			var c xmlNode
-			if err := c.UnmarshalXML(d, t); err != nil {
+			if err := c.unmarshal(d, t, depth+1); err != nil {
 				return err
 			}
 			n.Children = append(n.Children, c)
