@@ -375,6 +375,11 @@ func TestStream_ReconnectsAfterServerRestart(t *testing.T) {
 	require.NoError(t, xs.Kill())
 	_, ev := events.next(t, func(m map[string]any) bool { return m["type"] == "stream" && m["state"] == "reconnecting" })
 	require.Equal(t, bobBare, ev["jid"])
+	// alice's stream notices the drop on its own read; once it has, sends get 503.
+	require.Eventually(t, func() bool {
+		st, err := e.mgr.Stream(alice.StreamID)
+		return err == nil && st.State() == gateway.StateReconnecting
+	}, 10*time.Second, 10*time.Millisecond)
 	res, body := e.do(http.MethodPost, "/restapi/v1/chat/"+alice.StreamID+"/messages/"+bobBare, alice.Token, strings.NewReader("during outage"), "text/plain")
 	requireError(t, res, body, http.StatusServiceUnavailable)
 
