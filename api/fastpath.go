@@ -332,7 +332,7 @@ func (s *Server) workgroupRoom(ctx context.Context, st *gateway.Stream, t fastpa
 	if err != nil {
 		return jid.JID{}, err
 	}
-	service, err := gateway.ParseAddress("conference." + s.streams.Domain())
+	service, err := s.parseService("") // the default MUC service
 	if err != nil {
 		return jid.JID{}, err
 	}
