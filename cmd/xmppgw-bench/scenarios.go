@@ -154,28 +154,10 @@ func (e *env) throughput(ctx context.Context, path string, n, w int, d time.Dura
 	}
 	switch path {
 	case "gateway":
-		snd, rcv := make([]gwStream, n), make([]gwStream, n)
-		err := parallel(2*n, 16, func(j int) error {
-			s, err := e.gwc.login(ctx, userName("t", j), benchPassword)
-			if j < n {
-				snd[j] = s
-			} else {
-				rcv[j-n] = s
-			}
-			return err
-		})
+		snd, _, logoff, err := e.gatewayPairs(ctx, rctx, n, onChat)
+		defer logoff()
 		if err != nil {
 			return r, err
-		}
-		defer func() {
-			for _, s := range append(snd, rcv...) {
-				e.gwc.logoff(context.Background(), s)
-			}
-		}()
-		for i := range n {
-			if _, err := e.gwc.subscribe(rctx, rcv[i], onChat(i)); err != nil {
-				return r, err
-			}
 		}
 		to := make([]string, n)
 		for i := range n {
@@ -196,23 +178,8 @@ func (e *env) throughput(ctx context.Context, path string, n, w int, d time.Dura
 			}
 		}
 	case "direct":
-		snd, rcv := make([]*directClient, n), make([]*directClient, n)
-		err := parallel(2*n, 16, func(j int) error {
-			var err error
-			if j < n {
-				snd[j], err = startDirect(e.xmppAddr, e.domain, userName("t", j), benchPassword, "direct"+strconv.Itoa(j), nil)
-			} else {
-				rcv[j-n], err = startDirect(e.xmppAddr, e.domain, userName("t", j), benchPassword, "direct"+strconv.Itoa(j), onChat(j-n))
-			}
-			return err
-		})
-		defer func() {
-			for _, c := range append(snd, rcv...) {
-				if c != nil {
-					c.close()
-				}
-			}
-		}()
+		snd, rcv, closeAll, err := e.directPairs(n, "direct", onChat)
+		defer closeAll()
 		if err != nil {
 			return r, err
 		}
@@ -309,28 +276,10 @@ func (e *env) latency(ctx context.Context, path string, n int, rate float64, d t
 	var wg sync.WaitGroup
 	switch path {
 	case "gateway":
-		snd, rcv := make([]gwStream, n), make([]gwStream, n)
-		err := parallel(2*n, 16, func(j int) error {
-			s, err := e.gwc.login(ctx, userName("t", j), benchPassword)
-			if j < n {
-				snd[j] = s
-			} else {
-				rcv[j-n] = s
-			}
-			return err
-		})
+		snd, _, logoff, err := e.gatewayPairs(ctx, rctx, n, func(int) func(string, time.Time) { return onChat })
+		defer logoff()
 		if err != nil {
 			return r, err
-		}
-		defer func() {
-			for _, s := range append(snd, rcv...) {
-				e.gwc.logoff(context.Background(), s)
-			}
-		}()
-		for i := range n {
-			if _, err := e.gwc.subscribe(rctx, rcv[i], onChat); err != nil {
-				return r, err
-			}
 		}
 		inflight := make(chan struct{}, 4096)
 		dispatch = func(i int) {
@@ -346,23 +295,8 @@ func (e *env) latency(ctx context.Context, path string, n int, rate float64, d t
 			}()
 		}
 	case "direct":
-		snd, rcv := make([]*directClient, n), make([]*directClient, n)
-		err := parallel(2*n, 16, func(j int) error {
-			var err error
-			if j < n {
-				snd[j], err = startDirect(e.xmppAddr, e.domain, userName("t", j), benchPassword, "lat"+strconv.Itoa(j), nil)
-			} else {
-				rcv[j-n], err = startDirect(e.xmppAddr, e.domain, userName("t", j), benchPassword, "lat"+strconv.Itoa(j), onChat)
-			}
-			return err
-		})
-		defer func() {
-			for _, c := range append(snd, rcv...) {
-				if c != nil {
-					c.close()
-				}
-			}
-		}()
+		snd, _, closeAll, err := e.directPairs(n, "lat", func(int) func(string, time.Time) { return onChat })
+		defer closeAll()
 		if err != nil {
 			return r, err
 		}
@@ -654,4 +588,57 @@ func (e *env) fanout(ctx context.Context, s, msgs int) (FanoutRun, error) {
 		r.EventsPerSec = float64(s) / (r.ToLast.P50 / 1000)
 	}
 	return r, nil
+}
+
+// gatewayPairs logs in n senders (t0..t(n-1)) and n receivers (tn..) on the
+// gateway and subscribes each receiver i with onChat(i). The returned func
+// logs them all off (also after an error).
+func (e *env) gatewayPairs(ctx, rctx context.Context, n int, onChat func(i int) func(string, time.Time)) (snd, rcv []gwStream, logoff func(), err error) {
+	snd, rcv = make([]gwStream, n), make([]gwStream, n)
+	logoff = func() {
+		for _, s := range append(snd, rcv...) {
+			e.gwc.logoff(context.Background(), s)
+		}
+	}
+	err = parallel(2*n, 16, func(j int) error {
+		s, err := e.gwc.login(ctx, userName("t", j), benchPassword)
+		if j < n {
+			snd[j] = s
+		} else {
+			rcv[j-n] = s
+		}
+		return err
+	})
+	if err != nil {
+		return snd, rcv, logoff, err
+	}
+	for i := range n {
+		if _, err := e.gwc.subscribe(rctx, rcv[i], onChat(i)); err != nil {
+			return snd, rcv, logoff, err
+		}
+	}
+	return snd, rcv, logoff, nil
+}
+
+// directPairs connects the same users directly with go-xmpp (resources
+// prefix+j); receiver i calls onChat(i). The returned func closes them.
+func (e *env) directPairs(n int, prefix string, onChat func(i int) func(string, time.Time)) (snd, rcv []*directClient, closeAll func(), err error) {
+	snd, rcv = make([]*directClient, n), make([]*directClient, n)
+	closeAll = func() {
+		for _, c := range append(snd, rcv...) {
+			if c != nil {
+				c.close()
+			}
+		}
+	}
+	err = parallel(2*n, 16, func(j int) error {
+		var err error
+		if j < n {
+			snd[j], err = startDirect(e.xmppAddr, e.domain, userName("t", j), benchPassword, prefix+strconv.Itoa(j), nil)
+		} else {
+			rcv[j-n], err = startDirect(e.xmppAddr, e.domain, userName("t", j), benchPassword, prefix+strconv.Itoa(j), onChat(j-n))
+		}
+		return err
+	})
+	return snd, rcv, closeAll, err
 }
