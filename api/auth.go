@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
@@ -57,7 +58,7 @@ const maxVerifiedCache = 10000
 // tokenWatch is one open event stream waiting for its token's revocation.
 type tokenWatch struct {
 	jti, sid string
-	done     chan struct{}
+	cancel   context.CancelFunc
 }
 
 func newTokens(secret []byte, issuer string, ttl time.Duration) *tokens {
@@ -158,30 +159,34 @@ func (t *tokens) deny(key string, until time.Time, covers func(*tokenWatch) bool
 	t.revoked[key] = until
 	for w := range t.watchers {
 		if covers(w) {
-			close(w.done)
+			w.cancel()
 			delete(t.watchers, w)
 		}
 	}
 }
 
-// watch returns a channel closed when c is revoked, and a release func.
-func (t *tokens) watch(c *tokenClaims) (<-chan struct{}, func()) {
-	w := &tokenWatch{jti: c.ID, sid: c.SID, done: make(chan struct{})}
+// watch returns a context cancelled when c is revoked, and a release func.
+// (A context, not a channel: an event stream on a taken-over connection has
+// no goroutine to wait on a channel, but context.AfterFunc needs none.)
+func (t *tokens) watch(c *tokenClaims) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &tokenWatch{jti: c.ID, sid: c.SID, cancel: cancel}
 	t.mu.Lock()
 	// A revocation between verify and here must still end the stream.
 	_, byID := t.revoked["jti:"+c.ID]
 	_, bySID := t.revoked["sid:"+c.SID]
 	if byID || (c.SID != "" && bySID) {
 		t.mu.Unlock()
-		close(w.done)
-		return w.done, func() {}
+		cancel()
+		return ctx, func() {}
 	}
 	t.watchers[w] = struct{}{}
 	t.mu.Unlock()
-	return w.done, func() {
+	return ctx, func() {
 		t.mu.Lock()
 		delete(t.watchers, w)
 		t.mu.Unlock()
+		cancel()
 	}
 }
 

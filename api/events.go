@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/xmppgw/xmppgw/gateway"
@@ -31,17 +32,25 @@ import (
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/events [get]
 func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request, p *principal, st *gateway.Stream) error {
-	opts := sse.ServeOptions{}
+	// The idle clock restarts when the last subscriber leaves.
+	opts := sse.ServeOptions{OnClose: st.Touch}
 	if p.claims != nil {
 		// The connection may not outlive the token that opened it, nor its
 		// revocation (Cloudonix model: revoking drops every connection).
+		ctx, release := s.tokens.watch(p.claims)
 		if p.claims.ExpiresAt != nil {
-			opts.Deadline = p.claims.ExpiresAt.Time
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, p.claims.ExpiresAt.Time)
+			unwatch := release
+			release = func() { cancel(); unwatch() }
 		}
-		done, release := s.tokens.watch(p.claims)
-		defer release()
-		opts.Done = done
+		opts.Context = ctx
+		opts.OnClose = func() {
+			release()
+			st.Touch()
+		}
 	}
-	defer st.Touch() // the idle clock restarts when the last subscriber leaves
+	// On HTTP/1 this returns once the stream is set up; the connection then
+	// belongs to the broker, and OnClose runs when it ends.
 	return s.events.Serve(w, r, st.ID(), opts)
 }

@@ -27,10 +27,14 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 			if route == "" {
 				route = "unmatched"
 			}
-			s.metrics.observe(route, r.Method, ww.Status(), time.Since(start).Seconds())
+			status := ww.Status()
+			if status == 0 { // nothing written (net/http then sends 200), or an event stream that took its connection over
+				status = http.StatusOK
+			}
+			s.metrics.observe(route, r.Method, status, time.Since(start).Seconds())
 			s.log.LogAttrs(r.Context(), slog.LevelInfo, "http request",
 				slog.String("method", r.Method), slog.String("route", route),
-				slog.Int("status", ww.Status()), slog.Int("bytes", ww.BytesWritten()),
+				slog.Int("status", status), slog.Int("bytes", ww.BytesWritten()),
 				slog.Duration("duration", time.Since(start)),
 				slog.String("request_id", middleware.GetReqID(r.Context())))
 		}()

@@ -106,7 +106,7 @@ func (s *Server) streamWebSocket(w http.ResponseWriter, r *http.Request, p *prin
 	defer ioCancel()
 	var wg sync.WaitGroup
 	if p.claims != nil {
-		done, release := s.tokens.watch(p.claims)
+		revoked, release := s.tokens.watch(p.claims)
 		defer release()
 		var expiry <-chan time.Time
 		if p.claims.ExpiresAt != nil {
@@ -118,7 +118,7 @@ func (s *Server) streamWebSocket(w http.ResponseWriter, r *http.Request, p *prin
 		go func() {
 			defer wg.Done()
 			select {
-			case <-done:
+			case <-revoked.Done():
 				cancel(errWSTokenRevoked)
 			case <-expiry:
 				cancel(errWSTokenExpired)

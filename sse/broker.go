@@ -1,8 +1,10 @@
 package sse
 
 import (
+	"context"
 	"errors"
 	"log/slog"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -82,8 +84,10 @@ func setPos[T int | time.Duration](dst *T, v T) {
 }
 
 // Broker fans published events out to the subscribers of each topic and
-// retains recent events for replay. It is safe for concurrent use and starts
-// no goroutines of its own.
+// retains recent events for replay. It is safe for concurrent use. Its only
+// goroutines are short-lived writers it owns: the chunks of a large fan-out
+// (joined before Publish returns) and, per connection whose socket buffer is
+// full, one drainer that exits once the backlog is written (Drain waits for them).
 type Broker struct {
 	replaySize, replayBytes, queueSize, maxSubs int
 	heartbeat, retry, writeTimeout              time.Duration
@@ -97,6 +101,8 @@ type Broker struct {
 	done   chan struct{} // closed by Close; ends every Serve
 
 	published, evicted atomic.Uint64 // for Stats
+
+	drains sync.WaitGroup // drainer goroutines of connection subscribers
 }
 
 type topic struct {
@@ -104,7 +110,7 @@ type topic struct {
 	events []event // replay ring, oldest first
 	bytes  int     // sum of events[i].size
 	lastID uint64
-	subs   map[*subscriber]struct{}
+	subs   map[subscriber]struct{}
 	closed bool
 }
 
@@ -114,9 +120,25 @@ type event struct {
 	frame []byte // framed once, shared by every subscriber and by replay
 }
 
-type subscriber struct {
-	queue   chan []byte   // closed by CloseTopic after the last event
-	evicted chan struct{} // closed when Publish found queue full
+// subscriber is one receiver of a topic's events: a queue drained by its own
+// goroutine (queueSubscriber) or a hijacked connection written directly
+// (connSubscriber).
+type subscriber interface {
+	// offer queues a frame without blocking, under the topic lock (which
+	// fixes the order of events). false means the subscriber is a whole
+	// queue behind and must be evicted.
+	offer(frame []byte) bool
+	// evict cuts the subscriber off; it sends nothing more.
+	evict()
+	// end follows CloseTopic or Close: deliver what is queued, then stop.
+	end()
+}
+
+// flusher is a subscriber whose queued frames Publish writes out itself,
+// after releasing the topic lock.
+type flusher interface {
+	subscriber
+	flush()
 }
 
 // NewBroker returns a Broker configured by opts.
@@ -144,7 +166,7 @@ func (b *Broker) Open(name string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !b.closed && b.topics[name] == nil {
-		b.topics[name] = &topic{subs: make(map[*subscriber]struct{})}
+		b.topics[name] = &topic{subs: make(map[subscriber]struct{})}
 	}
 }
 
@@ -155,18 +177,33 @@ func (b *Broker) topic(name string) *topic {
 }
 
 // Publish assigns the topic's next event id (1, 2, 3, ...), retains the event
-// for replay and queues it to every subscriber without blocking. A subscriber
-// whose queue is full is evicted instead. Publish returns the id, or 0 (and
-// drops the event) if the topic is not open or the broker is closed.
+// for replay and hands it to every subscriber without blocking on any of
+// them. A subscriber whose queue is full is evicted instead. Publish returns
+// the id, or 0 (and drops the event) if the topic is not open or the broker
+// is closed.
 func (b *Broker) Publish(name string, data []byte) uint64 {
 	t := b.topic(name)
 	if t == nil {
 		return 0
 	}
+	id, evicted, writers := t.publish(b, data)
+	for _, s := range evicted {
+		b.evicted.Add(1)
+		b.log.Debug("sse: evicted slow subscriber", "topic", name, "queue_size", b.queueSize)
+		s.evict()
+	}
+	flushAll(writers)
+	return id
+}
+
+// publish records the event and offers it to every subscriber under the
+// topic lock; the slow ones (already unsubscribed) and the connections to
+// write are returned, to be dealt with after the lock is released.
+func (t *topic) publish(b *Broker, data []byte) (uint64, []subscriber, []flusher) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
-		return 0
+		return 0, nil, nil
 	}
 	t.lastID++
 	b.published.Add(1)
@@ -178,21 +215,55 @@ func (b *Broker) Publish(name string, data []byte) uint64 {
 		t.events[0] = event{} // release the frame; append reallocates the backing array as it drifts
 		t.events = t.events[1:]
 	}
+	var evicted []subscriber
+	var writers []flusher
 	for s := range t.subs {
-		select {
-		case s.queue <- ev.frame:
-		default:
+		if !s.offer(ev.frame) {
 			delete(t.subs, s)
-			close(s.evicted)
-			b.evicted.Add(1)
-			b.log.Debug("sse: evicted slow subscriber", "topic", name, "queue_size", b.queueSize)
+			evicted = append(evicted, s)
+			continue
+		}
+		if f, ok := s.(flusher); ok {
+			writers = append(writers, f)
 		}
 	}
-	return ev.id
+	return ev.id, evicted, writers
+}
+
+// fanOutChunk is how many connections one goroutine writes in a large
+// fan-out. Each write is one non-blocking syscall (a few µs); below this
+// many, a goroutine hand-off would cost more than it saves.
+const fanOutChunk = 256
+
+// flushAll writes the queued frames of every connection: inline when there
+// are few, else split over GOMAXPROCS goroutines (joined before returning),
+// because one event to thousands of subscribers is thousands of syscalls.
+func flushAll(writers []flusher) {
+	if len(writers) <= fanOutChunk {
+		for _, f := range writers {
+			f.flush()
+		}
+		return
+	}
+	workers := min(runtime.GOMAXPROCS(0), (len(writers)+fanOutChunk-1)/fanOutChunk)
+	per := (len(writers) + workers - 1) / workers
+	var wg sync.WaitGroup
+	for start := per; start < len(writers); start += per {
+		part := writers[start:min(start+per, len(writers))]
+		wg.Go(func() {
+			for _, f := range part {
+				f.flush()
+			}
+		})
+	}
+	for _, f := range writers[:per] {
+		f.flush()
+	}
+	wg.Wait()
 }
 
 // CloseTopic drops the topic and its replay buffer. Each subscriber is first
-// sent what is already queued for it, then its Serve returns. It is idempotent.
+// sent what is already queued for it, then it ends. It is idempotent.
 func (b *Broker) CloseTopic(name string) {
 	b.mu.Lock()
 	t := b.topics[name]
@@ -201,13 +272,22 @@ func (b *Broker) CloseTopic(name string) {
 	if t == nil {
 		return
 	}
+	for _, s := range t.close() {
+		s.end()
+	}
+}
+
+// close marks the topic closed, drops its buffer and returns its subscribers.
+func (t *topic) close() []subscriber {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.closed = true
+	subs := make([]subscriber, 0, len(t.subs))
 	for s := range t.subs {
-		close(s.queue) // Serve drains the buffered frames, then sees the close.
+		subs = append(subs, s)
 	}
+	t.closed = true // a Publish that already looked the topic up drops its event
 	t.subs, t.events, t.bytes = nil, nil, 0
+	return subs
 }
 
 // Subscribers reports how many subscribers the topic currently has.
@@ -232,34 +312,79 @@ func (b *Broker) LastID(name string) uint64 {
 	return t.lastID
 }
 
-// Close ends every Serve promptly and drops all topics; later Open and
-// Publish calls are no-ops. It is idempotent.
+// Close ends every subscriber promptly, without waiting for queued events,
+// and drops all topics; later Open and Publish calls are no-ops. To deliver
+// final events first, CloseTopic the topics and Drain before Close. It is
+// idempotent.
 func (b *Broker) Close() {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if b.closed {
+		b.mu.Unlock()
 		return
 	}
 	b.closed = true
 	close(b.done)
-	for name, t := range b.topics {
-		t.mu.Lock()
-		t.closed = true // a Publish that already looked the topic up drops its event
-		t.mu.Unlock()
-		delete(b.topics, name)
+	topics := b.topics
+	b.topics = map[string]*topic{}
+	b.mu.Unlock()
+	for _, t := range topics {
+		for _, s := range t.close() {
+			// Queue readers watch b.done; connections have no reader to tell.
+			if c, ok := s.(*connSubscriber); ok {
+				c.evict()
+			}
+		}
+	}
+}
+
+// Drain waits until every connection subscriber that was still writing a
+// backlog (after CloseTopic, say) has finished or given up (each write is
+// bounded by the write timeout), or until ctx is done.
+func (b *Broker) Drain(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { // ends when the drainers do; each is bounded by writeTimeout
+		b.drains.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
 // subscribe registers s and snapshots the replay under the topic lock, so no
 // event can fall between replay and live delivery or appear in both.
-func (t *topic) subscribe(s *subscriber, lastEventID string, maxSubs int) ([][]byte, error) {
+func (t *topic) subscribe(s subscriber, lastEventID string, maxSubs int) ([][]byte, error) {
+	replay, gone, err := t.register(s, lastEventID, maxSubs)
+	for _, c := range gone {
+		c.close(errPeerClosed)
+	}
+	return replay, err
+}
+
+// register is subscribe's locked part. At the subscriber cap it first drops
+// connections whose clients have hung up (no goroutine reads them, so the
+// next heartbeat would be the first to notice); they are returned to be
+// closed once the lock is released.
+func (t *topic) register(s subscriber, lastEventID string, maxSubs int) ([][]byte, []*connSubscriber, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
-		return nil, ErrTopicNotFound
+		return nil, nil, ErrTopicNotFound
 	}
+	var gone []*connSubscriber
 	if maxSubs > 0 && len(t.subs) >= maxSubs {
-		return nil, ErrTooManySubscribers
+		for old := range t.subs {
+			if c, ok := old.(*connSubscriber); ok && c.gone() {
+				delete(t.subs, old)
+				gone = append(gone, c)
+			}
+		}
+		if len(t.subs) >= maxSubs {
+			return nil, gone, ErrTooManySubscribers
+		}
 	}
 	t.subs[s] = struct{}{}
 
@@ -286,10 +411,10 @@ func (t *topic) subscribe(s *subscriber, lastEventID string, maxSubs int) ([][]b
 			frames = append(frames, ev.frame)
 		}
 	}
-	return frames, nil
+	return frames, gone, nil
 }
 
-func (t *topic) unsubscribe(s *subscriber) {
+func (t *topic) unsubscribe(s subscriber) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	delete(t.subs, s) // no-op if already evicted or the topic was closed

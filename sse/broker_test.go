@@ -170,7 +170,7 @@ func TestReplayBounds(t *testing.T) {
 		for range 4 {
 			b.Publish("s", []byte(`"ab"`)) // 4 bytes each: only the newest two fit in 10
 		}
-		s := &subscriber{queue: make(chan []byte, 1), evicted: make(chan struct{})}
+		s := newQueueSubscriber(1)
 		frames, err := b.topic("s").subscribe(s, "", 0)
 		require.NoError(t, err)
 		require.Equal(t, []string{string(Frame(3, []byte(`"ab"`))), string(Frame(4, []byte(`"ab"`)))}, toStrings(frames))
@@ -235,14 +235,15 @@ func TestBrokerCloseEndsStreams(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, get(t, srv, "a", "", "").StatusCode)
 }
 
-func TestDeadlineAndDoneEndServe(t *testing.T) {
+func TestContextEndsServe(t *testing.T) {
 	t.Parallel()
 	t.Run("deadline", func(t *testing.T) {
 		t.Parallel()
 		b := NewBroker()
 		b.Open("s")
 		srv := newServer(t, b, func(*http.Request) ServeOptions {
-			return ServeOptions{Deadline: time.Now().Add(100 * time.Millisecond)}
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			return ServeOptions{Context: ctx, OnClose: cancel}
 		})
 		s := connect(t, srv, "s", "", "")
 		s.requireEOF(t)
@@ -252,13 +253,19 @@ func TestDeadlineAndDoneEndServe(t *testing.T) {
 		t.Parallel()
 		b := NewBroker()
 		b.Open("s")
-		done := make(chan struct{})
-		srv := newServer(t, b, func(*http.Request) ServeOptions { return ServeOptions{Done: done} })
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		closed := make(chan struct{})
+		srv := newServer(t, b, func(*http.Request) ServeOptions {
+			return ServeOptions{Context: ctx, OnClose: func() { close(closed) }}
+		})
 		s := connect(t, srv, "s", "", "")
 		b.Publish("s", []byte(`{}`))
-		require.Equal(t, "1", s.event(t).ID, "stream is live until Done closes")
-		close(done)
+		require.Equal(t, "1", s.event(t).ID, "stream is live until the context ends")
+		cancel()
 		s.requireEOF(t)
+		<-closed // OnClose runs exactly once (a second close would panic)
+		require.Zero(t, b.Subscribers("s"))
 	})
 }
 
@@ -357,10 +364,16 @@ func TestServeErrors(t *testing.T) {
 		require.JSONEq(t, `{"error":"sse: too many subscribers"}`, string(body))
 		require.Equal(t, 1, b.Subscribers("s"))
 
-		// Once the first leaves, its slot frees up.
+		// Once the first leaves, its slot frees up: nothing reads its
+		// connection, but a subscriber arriving at the cap makes the broker
+		// probe for clients that hung up (the FIN may take a moment).
 		require.NoError(t, first.resp.Body.Close())
-		require.Eventually(t, func() bool { return b.Subscribers("s") == 0 }, 5*time.Second, time.Millisecond)
-		connect(t, srv, "s", "", "")
+		require.Eventually(t, func() bool {
+			resp := get(t, srv, "s", "", "")
+			defer resp.Body.Close()
+			return resp.StatusCode == http.StatusOK
+		}, 5*time.Second, 10*time.Millisecond)
+		require.Equal(t, 1, b.Subscribers("s"))
 	})
 }
 

@@ -8,5 +8,5 @@
 //
 // Payloads are opaque JSON object bytes produced by the caller. This package
 // must not import XMPP or authentication (JWT) code: callers translate their
-// domain into topics, payloads and ServeOptions (Deadline, Done).
+// domain into topics, payloads and ServeOptions (Context, OnClose).
 package sse

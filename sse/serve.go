@@ -1,9 +1,9 @@
 package sse
 
 import (
+	"context"
 	"errors"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -11,52 +11,69 @@ import (
 // ServeOptions carries per-connection limits that the caller derives from its
 // own domain (for example credential expiry or revocation).
 type ServeOptions struct {
-	// Deadline, when non-zero, ends Serve once it passes.
-	Deadline time.Time
-	// Done, when non-nil, ends Serve once closed.
-	Done <-chan struct{}
+	// Context, when non-nil, ends the subscription once it is done (for
+	// example at credential expiry or revocation). It is not the request's
+	// context: a subscription on a taken-over connection outlives Serve.
+	Context context.Context
 	// LastEventID, when non-empty, overrides the id read from the request.
 	LastEventID string
+	// OnClose, when non-nil, runs exactly once when the subscription ends,
+	// including when Serve returns an error; never with a broker lock held.
+	OnClose func()
 }
 
-// Serve streams a topic to one HTTP client until the client goes away, the
-// topic or broker closes, opts.Deadline/Done fire, or the subscriber is
-// evicted as too slow. It returns ErrTopicNotFound (before writing anything)
-// for an unknown topic and ErrTooManySubscribers when the cap is hit, so the
-// caller can write a JSON error; otherwise nil once streaming has started and
-// ended. Serve runs entirely in the caller's goroutine.
+func (o ServeOptions) closed() {
+	if o.OnClose != nil {
+		o.OnClose()
+	}
+}
+
+// Serve subscribes one HTTP client to a topic. It returns ErrTopicNotFound
+// (before writing anything) for an unknown topic and ErrTooManySubscribers
+// when the cap is hit, so the caller can write a JSON error; otherwise nil.
+//
+// On HTTP/1 Serve takes the connection over and returns as soon as the
+// response head and replay are written: the subscription lives on, written
+// to by Publish, until the client goes away, the topic or broker closes,
+// opts.Context is done or the subscriber is evicted as too slow; then
+// opts.OnClose runs. Where the connection cannot be taken over (HTTP/2),
+// Serve streams from a queue in the caller's goroutine until the same ends.
 func (b *Broker) Serve(w http.ResponseWriter, r *http.Request, name string, opts ServeOptions) error {
 	t := b.topic(name)
 	if t == nil {
+		opts.closed()
 		return ErrTopicNotFound
 	}
-	s := &subscriber{queue: make(chan []byte, b.queueSize), evicted: make(chan struct{})}
+	if r.ProtoMajor == 1 && canHijack(w) {
+		return b.serveConn(w, r, t, name, opts)
+	}
+	defer opts.closed()
+	return b.serveQueued(w, r, t, name, opts)
+}
+
+// setEventStreamHeaders sets the response headers of an event stream.
+func setEventStreamHeaders(h http.Header) {
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache, no-store")
+	h.Set("X-Accel-Buffering", "no") // nginx would otherwise buffer the stream
+}
+
+// serveQueued streams a topic from a queue in the caller's goroutine, through
+// the ResponseWriter's own buffering and flushing.
+func (b *Broker) serveQueued(w http.ResponseWriter, r *http.Request, t *topic, name string, opts ServeOptions) error {
+	s := newQueueSubscriber(b.queueSize)
 	replay, err := t.subscribe(s, lastEventID(r, opts), b.maxSubs)
 	if err != nil {
 		return err
 	}
 	defer t.unsubscribe(s)
 
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache, no-store")
-	h.Set("X-Accel-Buffering", "no") // nginx would otherwise buffer the stream
-	if r.ProtoMajor == 1 {
-		h.Set("Connection", "keep-alive") // connection-specific headers are forbidden in HTTP/2+
-	}
+	setEventStreamHeaders(w.Header())
 	w.WriteHeader(http.StatusOK)
 
 	rc := http.NewResponseController(w)
 	heartbeat := time.NewTimer(b.heartbeat)
 	defer heartbeat.Stop()
-	healthy := true
-	defer func() {
-		// A stale deadline would break the next request on a reused
-		// keep-alive connection; a failed connection is left bounded.
-		if healthy {
-			_ = rc.SetWriteDeadline(time.Time{})
-		}
-	}()
 	write := func(frames ...[]byte) bool {
 		var err error
 		for _, f := range frames { // a deadline per frame keeps a large replay from timing out as one batch
@@ -71,7 +88,6 @@ func (b *Broker) Serve(w http.ResponseWriter, r *http.Request, name string, opts
 			err = supported(rc.Flush())
 		}
 		if err != nil {
-			healthy = false
 			b.log.Debug("sse: write failed", "topic", name, "err", err)
 			return false
 		}
@@ -79,20 +95,13 @@ func (b *Broker) Serve(w http.ResponseWriter, r *http.Request, name string, opts
 		return true
 	}
 
-	// WHATWG SSE: "retry:" sets the client's reconnection time in ms. The
-	// comment makes the response body non-empty at once, so clients and
-	// proxies see the stream open even when there is nothing to replay.
-	preamble := strconv.AppendInt([]byte("retry: "), b.retry.Milliseconds(), 10)
-	preamble = append(append(preamble, '\n'), okComment...)
-	if !write(append([][]byte{preamble}, replay...)...) {
+	if !write(append([][]byte{preamble(b.retry)}, replay...)...) {
 		return nil
 	}
 
-	var deadline <-chan time.Time
-	if !opts.Deadline.IsZero() {
-		dt := time.NewTimer(time.Until(opts.Deadline))
-		defer dt.Stop()
-		deadline = dt.C
+	var stop <-chan struct{}
+	if opts.Context != nil {
+		stop = opts.Context.Done()
 	}
 	batch := make([][]byte, 0, 16)
 	for {
@@ -101,9 +110,7 @@ func (b *Broker) Serve(w http.ResponseWriter, r *http.Request, name string, opts
 			return nil
 		case <-b.done:
 			return nil
-		case <-opts.Done:
-			return nil
-		case <-deadline:
+		case <-stop:
 			return nil
 		case <-s.evicted:
 			return nil

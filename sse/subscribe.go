@@ -29,7 +29,7 @@ type Event struct {
 type Subscription struct {
 	b      *Broker
 	t      *topic
-	s      *subscriber
+	s      *queueSubscriber
 	replay [][]byte
 	once   sync.Once
 }
@@ -43,7 +43,7 @@ func (b *Broker) Subscribe(name, lastEventID string) (*Subscription, error) {
 	if t == nil {
 		return nil, ErrTopicNotFound
 	}
-	s := &subscriber{queue: make(chan []byte, b.queueSize), evicted: make(chan struct{})}
+	s := newQueueSubscriber(b.queueSize)
 	replay, err := t.subscribe(s, lastEventID, b.maxSubs)
 	if err != nil {
 		return nil, err
@@ -80,6 +80,31 @@ func (sub *Subscription) Next(ctx context.Context) (Event, error) {
 		return parseFrame(f), nil
 	}
 }
+
+// queueSubscriber is a subscriber read by its own goroutine: Subscribe's
+// caller, or Serve on a connection it cannot take over (HTTP/2).
+type queueSubscriber struct {
+	queue   chan []byte   // closed by end, after the last event
+	evicted chan struct{} // closed by evict
+}
+
+func newQueueSubscriber(size int) *queueSubscriber {
+	return &queueSubscriber{queue: make(chan []byte, size), evicted: make(chan struct{})}
+}
+
+func (s *queueSubscriber) offer(frame []byte) bool {
+	select {
+	case s.queue <- frame:
+		return true
+	default:
+		return false
+	}
+}
+
+// evict and end are each called at most once: the topic calls them only
+// for a subscriber it has just removed from its set.
+func (s *queueSubscriber) evict() { close(s.evicted) }
+func (s *queueSubscriber) end()   { close(s.queue) }
 
 // Close unsubscribes. It is idempotent.
 func (sub *Subscription) Close() {

@@ -146,6 +146,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err := mgr.Close(shutdownCtx); err != nil {
 		log.Warn("closing streams", slog.String("error", err.Error()))
 	}
+	// Event streams own their connections (http.Server.Shutdown no longer
+	// tracks them): let them write their last events, then end them.
+	if err := broker.Drain(shutdownCtx); err != nil {
+		log.Warn("draining event streams", slog.String("error", err.Error()))
+	}
 	broker.Close()
 	if err := httpSrv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("http shutdown", slog.String("error", err.Error()))
