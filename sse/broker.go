@@ -102,7 +102,10 @@ type Broker struct {
 
 	published, evicted atomic.Uint64 // for Stats
 
-	drains sync.WaitGroup // drainer goroutines of connection subscribers
+	// drainers counts goroutines writing a connection's backlog (Serve's
+	// own included). A counter, not a WaitGroup: they may start while Drain
+	// waits (a heartbeat, a late subscriber), which a WaitGroup forbids.
+	drainers atomic.Int64
 }
 
 type topic struct {
@@ -337,21 +340,20 @@ func (b *Broker) Close() {
 	}
 }
 
-// Drain waits until every connection subscriber that was still writing a
-// backlog (after CloseTopic, say) has finished or given up (each write is
-// bounded by the write timeout), or until ctx is done.
+// Drain waits until no connection subscriber is still writing a backlog
+// (after CloseTopic, say; each write is bounded by the write timeout), or
+// until ctx is done.
 func (b *Broker) Drain(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() { // ends when the drainers do; each is bounded by writeTimeout
-		b.drains.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for b.drainers.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
 	}
+	return nil
 }
 
 // subscribe registers s and snapshots the replay under the topic lock, so no

@@ -99,7 +99,7 @@ func (b *Broker) serveConn(w http.ResponseWriter, r *http.Request, t *topic, nam
 		s.close(err)
 		return nil
 	}
-	b.drains.Add(1)
+	b.drainers.Add(1)
 	s.drain() // whatever was published meanwhile; then Publish writes directly
 	return nil
 }
@@ -144,7 +144,7 @@ func (s *connSubscriber) flush() {
 		s.close(err)
 	case len(s.pending) > 0:
 		s.draining = true
-		s.b.drains.Add(1)
+		s.b.drainers.Add(1)
 		s.mu.Unlock()
 		go s.drain() // owned by s; ends when the backlog is written or the write fails
 	case s.ending:
@@ -183,9 +183,9 @@ func (s *connSubscriber) writePendingLocked() error {
 
 // drain writes the backlog with blocking writes (each bounded by the write
 // timeout) until it is empty, then hands writing back to Publish. The
-// caller has set draining and added to b.drains.
+// caller has set draining and counted it in b.drainers.
 func (s *connSubscriber) drain() {
-	defer s.b.drains.Done()
+	defer s.b.drainers.Add(-1)
 	for {
 		s.mu.Lock()
 		if s.closed {
