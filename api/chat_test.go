@@ -401,6 +401,16 @@ func TestStream_StartTLSWithVerifiedCertificate(t *testing.T) {
 	e := newEnv(t, envOptions{tls: gateway.TLSStartTLS})
 	s := e.login(e.newUser("tls"))
 	require.NotEmpty(t, s.StreamID)
+
+	// The gateway writes stanzas to the TLS connection itself, past go-xmpp.
+	bob := e.login(e.newUser("tlsbob"))
+	events := e.subscribe("/restapi/v1/chat/"+bob.StreamID+"/events", bearerHeader(bob.Token))
+	events.next(t, ofType("stream"))
+	res, body := e.do(http.MethodPost, "/restapi/v1/chat/"+s.StreamID+"/messages/"+strings.SplitN(bob.JID, "/", 2)[0],
+		s.Token, strings.NewReader("over TLS"), "text/plain")
+	require.Equal(t, http.StatusAccepted, res.StatusCode, body)
+	_, got := events.next(t, ofType("chat"))
+	require.Equal(t, "over TLS", got["body"])
 }
 
 func TestStream_IdleStreamIsClosed(t *testing.T) {

@@ -31,11 +31,12 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 			if status == 0 { // nothing written (net/http then sends 200), or an event stream that took its connection over
 				status = http.StatusOK
 			}
-			s.metrics.observe(route, r.Method, status, time.Since(start).Seconds())
+			took := time.Since(start)
+			s.metrics.observe(route, r.Method, status, took.Seconds())
 			s.log.LogAttrs(r.Context(), slog.LevelInfo, "http request",
 				slog.String("method", r.Method), slog.String("route", route),
 				slog.Int("status", status), slog.Int("bytes", ww.BytesWritten()),
-				slog.Duration("duration", time.Since(start)),
+				slog.Duration("duration", took),
 				slog.String("request_id", middleware.GetReqID(r.Context())))
 		}()
 		next.ServeHTTP(ww, r)

@@ -30,9 +30,31 @@ type xmppConn struct {
 	client *xmpp.Client
 	raw    net.Conn
 	dec    *xml.Decoder
+	// maxStanza is the server's XEP-0478 limit go-xmpp read at login
+	// (0 = none announced); SendOrg enforced it, so Write does too.
+	maxStanza int
 
-	writeMu sync.Mutex
+	mu       sync.Mutex  // guards the two fields below
+	pending  *writeBatch // stanzas not yet handed to a flush, or nil
+	inflight *writeBatch // the batch being written, or nil
 }
+
+// maxBatchBytes bounds one group-commit batch (one write syscall): a writer
+// whose stanza does not fit waits for the next batch. A stanza larger than
+// this (up to the manager's MaxStanzaBytes) is written alone.
+const maxBatchBytes = 64 * 1024
+
+// writeBatch is stanzas written together by one flush. err is set before
+// done is closed, so waiters read it after <-done without the lock.
+type writeBatch struct {
+	buf  *[]byte
+	err  error
+	done chan struct{}
+}
+
+// batchBufs recycles batch buffers across connections, so an idle stream
+// keeps no write buffer of its own.
+var batchBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
 // takeOver extracts the socket and XML decoder of a logged-in go-xmpp
 // client (v0.3.6, pinned in go.mod). The decoder is reused, not replaced:
@@ -50,7 +72,13 @@ func takeOver(c *xmpp.Client) (*xmppConn, error) {
 	if raw == nil || dec == nil {
 		return nil, errors.New("gateway: go-xmpp client has no connection")
 	}
-	return &xmppConn{client: c, raw: raw, dec: dec}, nil
+	// Write bypasses go-xmpp's stanzaWriter and writes to conn: they are the
+	// same value unless go-xmpp's Debug option tees writes to a log.
+	if w := v.FieldByName("stanzaWriter"); !w.IsValid() || w.Type() != reflect.TypeFor[io.Writer]() ||
+		reflect.NewAt(w.Type(), unsafe.Pointer(w.UnsafeAddr())).Elem().Interface() != any(raw) {
+		return nil, errors.New("gateway: go-xmpp does not write to its connection directly (Debug on?)")
+	}
+	return &xmppConn{client: c, raw: raw, dec: dec, maxStanza: c.LimitMaxBytes}, nil
 }
 
 // errStreamEnded is returned by Read when the server closed the XML stream.
@@ -84,13 +112,65 @@ func (c *xmppConn) Read() (xmlNode, error) {
 	}
 }
 
-// Write sends one stanza under a write deadline.
+// Write sends one stanza (followed by a newline, as go-xmpp's SendOrg did)
+// and returns once the write that carried it has ended, with its error.
+//
+// Concurrent writers on one connection share writes (group commit): a
+// writer that finds no open batch starts one and leads it; writers arriving
+// while an earlier batch is being written append to the open batch and wait
+// for it. The leader waits only for the write ahead of it, then writes the
+// whole batch in one Write. Under load this turns N stanzas into one
+// syscall here and, above all, into one read and one event-loop turn in
+// the XMPP server (Prosody is single-threaded and the bottleneck of the
+// send path); a lone writer finds nothing in flight and writes at once.
+// No goroutine of its own: the leader is always one of the callers.
 func (c *xmppConn) Write(raw []byte) error {
-	c.writeMu.Lock()
-	defer c.writeMu.Unlock()
+	n := len(raw) + 1
+	if c.maxStanza > 0 && n > c.maxStanza {
+		return fmt.Errorf("stanza size (%v bytes) exceeds server limit (%v bytes)", n, c.maxStanza)
+	}
+	c.mu.Lock()
+	for {
+		b := c.pending
+		if b == nil {
+			break
+		}
+		if len(*b.buf)+n <= maxBatchBytes {
+			// Join: the batch's leader writes our stanza with its own.
+			*b.buf = append(append(*b.buf, raw...), '\n')
+			c.mu.Unlock()
+			<-b.done
+			return b.err
+		}
+		// The open batch is full: wait until it is written, then retry.
+		c.mu.Unlock()
+		<-b.done
+		c.mu.Lock()
+	}
+	b := &writeBatch{buf: batchBufs.Get().(*[]byte), done: make(chan struct{})}
+	*b.buf = append(append((*b.buf)[:0], raw...), '\n')
+	c.pending = b
+	ahead := c.inflight
+	c.mu.Unlock()
+	if ahead != nil {
+		<-ahead.done // batches are written in order and never overlap
+	}
+	c.mu.Lock()
+	c.pending, c.inflight = nil, b // close the batch: later writers start the next
+	c.mu.Unlock()
+
 	_ = c.raw.SetWriteDeadline(time.Now().Add(writeTimeout))
-	_, err := c.client.SendOrg(string(raw))
-	return err
+	_, b.err = c.raw.Write(*b.buf)
+
+	c.mu.Lock()
+	c.inflight = nil
+	c.mu.Unlock()
+	if cap(*b.buf) <= maxBatchBytes {
+		batchBufs.Put(b.buf)
+	}
+	b.buf = nil
+	close(b.done)
+	return b.err
 }
 
 // JID is the bound full JID.
