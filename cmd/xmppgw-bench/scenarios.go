@@ -444,6 +444,15 @@ func (e *env) scale(ctx context.Context, k int, profileDir string) (ScaleRun, er
 	rss0, _, _ := procStats(e.gw.Pid())
 	streams := make([]gwStream, k)
 	var reached atomic.Int64
+	profiled := make(chan struct{})
+	if profileDir != "" { // CPU of the login burst (its first 3 s); the caller owns nothing after <-profiled
+		go func() {
+			defer close(profiled)
+			_ = e.gw.Profile("profile?seconds=3", filepath.Join(profileDir, fmt.Sprintf("scale-%d-login-cpu.pprof", k)))
+		}()
+	} else {
+		close(profiled)
+	}
 	t0 = time.Now()
 	err = parallel(k, conc, func(i int) error {
 		s, err := e.gwc.login(ctx, userName("s", i), benchPassword)
@@ -454,6 +463,7 @@ func (e *env) scale(ctx context.Context, k int, profileDir string) (ScaleRun, er
 		return err
 	})
 	dt = time.Since(t0)
+	<-profiled
 	r.GatewayLoginsPerSec = float64(reached.Load()) / dt.Seconds()
 	r.Reached = int(reached.Load())
 	if err != nil {
