@@ -73,6 +73,18 @@ func (g *gatedConn) SetWriteDeadline(time.Time) error {
 }
 
 // waitPending blocks until the open batch of c holds want bytes.
+// writeInFlight starts a Write of <first/> and returns once it is held in
+// the gated connection, so later writers queue behind it.
+func writeInFlight(t *testing.T) (*gatedConn, *xmppConn, chan error) {
+	t.Helper()
+	g := newGatedConn()
+	c := &xmppConn{raw: g}
+	first := make(chan error)
+	go func() { first <- c.Write([]byte("<first/>")) }()
+	<-g.entered
+	return g, c, first
+}
+
 func waitPending(t *testing.T, c *xmppConn, want int) {
 	t.Helper()
 	require.Eventually(t, func() bool {
@@ -99,11 +111,7 @@ func TestXMPPConnWrite_LoneWriterWritesAtOnce(t *testing.T) {
 
 func TestXMPPConnWrite_GroupCommit(t *testing.T) {
 	t.Parallel()
-	g := newGatedConn()
-	c := &xmppConn{raw: g}
-	first := make(chan error)
-	go func() { first <- c.Write([]byte("<first/>")) }()
-	<-g.entered // the first write is in flight and held
+	g, c, first := writeInFlight(t)
 
 	// Writers arriving now queue up in one batch behind it.
 	const n = 10
@@ -129,11 +137,7 @@ func TestXMPPConnWrite_GroupCommit(t *testing.T) {
 
 func TestXMPPConnWrite_ErrorReachesTheWholeBatch(t *testing.T) {
 	t.Parallel()
-	g := newGatedConn()
-	c := &xmppConn{raw: g}
-	first := make(chan error)
-	go func() { first <- c.Write([]byte("<first/>")) }()
-	<-g.entered
+	g, c, first := writeInFlight(t)
 
 	const n = 5
 	errs := make(chan error, n)
@@ -161,11 +165,7 @@ func TestXMPPConnWrite_ErrorReachesTheWholeBatch(t *testing.T) {
 
 func TestXMPPConnWrite_FullBatchWaitsForTheNext(t *testing.T) {
 	t.Parallel()
-	g := newGatedConn()
-	c := &xmppConn{raw: g}
-	first := make(chan error)
-	go func() { first <- c.Write([]byte("<first/>")) }()
-	<-g.entered
+	g, c, first := writeInFlight(t)
 
 	big := func(name string) []byte { // 0.4 of a batch: two fit, three do not
 		return []byte("<" + name + ">" + strings.Repeat("x", maxBatchBytes*4/10) + "</" + name + ">")
