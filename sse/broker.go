@@ -106,6 +106,10 @@ type Broker struct {
 	// own included). A counter, not a WaitGroup: they may start while Drain
 	// waits (a heartbeat, a late subscriber), which a WaitGroup forbids.
 	drainers atomic.Int64
+	// conns are the live connection subscribers, also those of topics
+	// already closed (still writing their last events), so Close reaches
+	// them all. Guarded by mu.
+	conns map[*connSubscriber]struct{}
 }
 
 type topic struct {
@@ -156,6 +160,7 @@ func NewBroker(opts ...Option) *Broker {
 		log:          slog.New(slog.DiscardHandler),
 		topics:       make(map[string]*topic),
 		done:         make(chan struct{}),
+		conns:        make(map[*connSubscriber]struct{}),
 	}
 	for _, o := range opts {
 		o(b)
@@ -327,17 +332,33 @@ func (b *Broker) Close() {
 	}
 	b.closed = true
 	close(b.done)
-	topics := b.topics
-	b.topics = map[string]*topic{}
+	topics, conns := b.topics, b.conns
+	b.topics, b.conns = map[string]*topic{}, map[*connSubscriber]struct{}{}
 	b.mu.Unlock()
 	for _, t := range topics {
-		for _, s := range t.close() {
-			// Queue readers watch b.done; connections have no reader to tell.
-			if c, ok := s.(*connSubscriber); ok {
-				c.evict()
-			}
-		}
+		t.close() // queue readers watch b.done
 	}
+	for c := range conns { // connections have no reader to tell
+		c.evict()
+	}
+}
+
+// track registers a live connection subscriber for Close; false once the
+// broker is closed.
+func (b *Broker) track(c *connSubscriber) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return false
+	}
+	b.conns[c] = struct{}{}
+	return true
+}
+
+func (b *Broker) untrack(c *connSubscriber) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.conns, c)
 }
 
 // Drain waits until no connection subscriber is still writing a backlog

@@ -52,6 +52,15 @@ var errWouldBlock = errors.New("sse: write would block")
 // without a goroutine until the client, the topic, opts.Context or an
 // eviction ends it.
 func (b *Broker) serveConn(w http.ResponseWriter, r *http.Request, t *topic, name string, opts ServeOptions) error {
+	// Until it hands writing over, this goroutine is a drainer: Drain (at
+	// shutdown) must wait for the head and replay too.
+	b.drainers.Add(1)
+	handedOver := false
+	defer func() {
+		if !handedOver {
+			b.drainers.Add(-1)
+		}
+	}()
 	// draining: while this goroutine writes the head and replay, Publish
 	// only queues, so live events follow the replay in order.
 	s := &connSubscriber{b: b, t: t, topic: name, draining: true}
@@ -60,16 +69,20 @@ func (b *Broker) serveConn(w http.ResponseWriter, r *http.Request, t *topic, nam
 		opts.closed()
 		return err
 	}
-	h := w.Header()
-	setEventStreamHeaders(h)
-	h.Set("Connection", "close") // the body ends when the connection does
-	h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	if !b.track(s) { // the broker closed meanwhile
+		s.close(nil)
+		opts.closed()
+		return ErrTopicNotFound
+	}
 	conn, _, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		s.close(nil)
 		opts.closed()
 		return err
 	}
+	// The Hijack contract leaves deadlines to the new owner; a stale read
+	// deadline would make every liveness probe fail.
+	_ = conn.SetDeadline(time.Time{})
 	s.mu.Lock()
 	s.conn, s.raw = conn, rawConnOf(conn)
 	if s.closed { // evicted or the broker closed while we were hijacking
@@ -86,9 +99,14 @@ func (b *Broker) serveConn(w http.ResponseWriter, r *http.Request, t *topic, nam
 	}
 	s.mu.Unlock()
 
-	// Raw HTTP/1.1 response head: the handler no longer owns the
-	// connection, so net/http will not write one. Without Content-Length or
-	// Transfer-Encoding the body is delimited by the close (RFC 9112 §6.3).
+	// Raw HTTP/1.1 response head, with the headers middleware set: the
+	// handler no longer owns the connection, so net/http will not write one.
+	// Without Content-Length or Transfer-Encoding the body is delimited by
+	// the close (RFC 9112 §6.3).
+	h := w.Header().Clone()
+	setEventStreamHeaders(h)
+	h.Set("Connection", "close")
+	h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
 	var head bytes.Buffer
 	head.WriteString("HTTP/1.1 200 OK\r\n")
 	_ = h.Write(&head)
@@ -99,7 +117,7 @@ func (b *Broker) serveConn(w http.ResponseWriter, r *http.Request, t *topic, nam
 		s.close(err)
 		return nil
 	}
-	b.drainers.Add(1)
+	handedOver = true
 	s.drain() // whatever was published meanwhile; then Publish writes directly
 	return nil
 }
@@ -230,7 +248,7 @@ func (s *connSubscriber) beat() {
 		s.mu.Unlock()
 		return
 	}
-	if s.draining { // a write is under way, bounded by its own deadline
+	if s.draining || len(s.pending) > 0 { // a write is under way or imminent
 		s.heartbeat.Reset(s.b.heartbeat)
 		s.mu.Unlock()
 		return
@@ -240,7 +258,7 @@ func (s *connSubscriber) beat() {
 		s.mu.Unlock()
 		return
 	}
-	if peerClosed(s.raw) {
+	if readGone(s.raw) {
 		s.mu.Unlock()
 		s.close(errPeerClosed)
 		return
@@ -257,7 +275,7 @@ func (s *connSubscriber) beat() {
 func (s *connSubscriber) gone() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.closed || peerClosed(s.raw)
+	return s.closed || readGone(s.raw)
 }
 
 // close ends the subscription once: the socket is closed, the subscriber
@@ -269,7 +287,7 @@ func (s *connSubscriber) close(err error) {
 		return
 	}
 	s.closed = true
-	conn, heartbeat, stopCtx, onClose := s.conn, s.heartbeat, s.stopCtx, s.onClose
+	conn, raw, heartbeat, stopCtx, onClose := s.conn, s.raw, s.heartbeat, s.stopCtx, s.onClose
 	s.pending = nil
 	s.mu.Unlock()
 	if heartbeat != nil {
@@ -279,9 +297,13 @@ func (s *connSubscriber) close(err error) {
 		stopCtx()
 	}
 	if conn != nil {
+		// Unread input (a client that sent a body, say) would make the
+		// kernel answer the close with a reset, dropping the last events.
+		readGone(raw)
 		_ = conn.Close()
 	}
 	s.t.unsubscribe(s)
+	s.b.untrack(s)
 	if err != nil {
 		s.b.log.Debug("sse: connection ended", "topic", s.topic, "err", err)
 	}

@@ -3,6 +3,7 @@ package sse
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -167,4 +169,163 @@ func TestHijackedCloseEndsAtOnce(t *testing.T) {
 	<-closed
 	s := &sseStream{rd: rd}
 	s.requireEOF(t)
+}
+
+func TestHijackedDrainWaitsForTheReplayWrite(t *testing.T) {
+	t.Parallel()
+	b := NewBroker(WithReplayBytes(64<<20), WithReplaySize(1000))
+	b.Open("s")
+	srv := newServer(t, b, nil)
+	payload := []byte(`{"blob":"` + strings.Repeat("z", 64<<10) + `"}`)
+	const n = 300 // ~19 MiB of replay: far more than the socket buffers hold
+	for range n {
+		b.Publish("s", payload)
+	}
+	_, rd := rawClient(t, srv, "s") // not reading yet: Serve is stuck writing the replay
+	require.Eventually(t, func() bool { return b.Subscribers("s") == 1 }, 5*time.Second, time.Millisecond)
+	b.CloseTopic("s")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, b.Drain(ctx), context.DeadlineExceeded, "Serve's own replay write counts as draining")
+
+	drained := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		drained <- b.Drain(ctx)
+	}()
+	readHead(t, rd)
+	s := &sseStream{rd: rd}
+	_, err := s.next() // preamble
+	require.NoError(t, err)
+	require.Len(t, s.ids(t, n), n)
+	s.requireEOF(t)
+	require.NoError(t, <-drained)
+}
+
+func TestHijackedCloseReachesClosedTopics(t *testing.T) {
+	t.Parallel()
+	b := NewBroker(WithQueueSize(1000))
+	b.Open("s")
+	closed := make(chan struct{})
+	srv := newServer(t, b, func(*http.Request) ServeOptions {
+		return ServeOptions{OnClose: func() { close(closed) }}
+	})
+	_, rd := rawClient(t, srv, "s")
+	readHead(t, rd)
+	require.Eventually(t, func() bool { return b.Subscribers("s") == 1 }, 5*time.Second, time.Millisecond)
+	for range 200 { // a backlog the stalled client will not take
+		b.Publish("s", []byte(`{"blob":"`+strings.Repeat("w", 64<<10)+`"}`))
+	}
+	b.CloseTopic("s") // its drainer is now stuck in a write (10 s timeout)
+	start := time.Now()
+	b.Close()
+	select {
+	case <-closed:
+		require.Less(t, time.Since(start), 5*time.Second)
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not end a subscriber of an already closed topic")
+	}
+}
+
+func TestHijackedOrderAndIntegrityUnderConcurrentPublishers(t *testing.T) {
+	t.Parallel()
+	const publishers, per = 4, 150
+	b := NewBroker(WithQueueSize(publishers*per), WithReplaySize(publishers*per))
+	b.Open("s")
+	srv := newServer(t, b, nil)
+	_, rd := rawClient(t, srv, "s")
+	readHead(t, rd)
+	require.Eventually(t, func() bool { return b.Subscribers("s") == 1 }, 5*time.Second, time.Millisecond)
+
+	// Each payload names its publisher and sequence number, and its size
+	// varies with them, so a torn, misplaced or repeated write shows.
+	payloadOf := func(p, seq int) string {
+		return fmt.Sprintf(`{"p":%d,"seq":%d,"pad":"%s"}`, p, seq, strings.Repeat("p", (p*31+seq)%7*9000))
+	}
+	var wg sync.WaitGroup
+	for p := range publishers {
+		wg.Go(func() {
+			for seq := range per {
+				b.Publish("s", []byte(payloadOf(p, seq)))
+			}
+		})
+	}
+	s := &sseStream{rd: rd}
+	_, err := s.next() // preamble
+	require.NoError(t, err)
+	next := make([]int, publishers) // next sequence number expected from each publisher
+	for i := 1; i <= publishers*per; i++ {
+		if i < 50 { // read slowly at first, so writes back up into drainers
+			time.Sleep(2 * time.Millisecond)
+		}
+		ev := s.event(t)
+		require.Equal(t, strconv.Itoa(i), ev.ID, "ids arrive in order, none lost or repeated")
+		var got struct{ P, Seq int }
+		require.NoError(t, json.Unmarshal([]byte(ev.Data), &got))
+		require.Equal(t, next[got.P], got.Seq, "publisher %d's events in order", got.P)
+		require.Equal(t, payloadOf(got.P, got.Seq), ev.Data)
+		next[got.P]++
+	}
+	wg.Wait()
+}
+
+func TestHijackedParallelFanOut(t *testing.T) {
+	t.Parallel()
+	b := NewBroker()
+	b.Open("s")
+	srv := newServer(t, b, nil)
+	const n = 3 * fanOutChunk // several writer goroutines
+	readers := make([]*bufio.Reader, n)
+	for i := range readers {
+		_, readers[i] = rawClient(t, srv, "s")
+		readHead(t, readers[i])
+	}
+	require.Eventually(t, func() bool { return b.Subscribers("s") == n }, 10*time.Second, time.Millisecond)
+	for i := 1; i <= 3; i++ {
+		b.Publish("s", fmt.Appendf(nil, `{"i":%d}`, i))
+	}
+	for _, rd := range readers {
+		require.Equal(t, []string{"1", "2", "3"}, (&sseStream{rd: rd}).ids(t, 3))
+	}
+}
+
+func TestHijackedHeadCarriesMiddlewareHeaders(t *testing.T) {
+	t.Parallel()
+	b := NewBroker()
+	b.Open("s")
+	t.Cleanup(b.Close)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Request-Id", "req-1")
+		w.Header().Set("Content-Security-Policy", "default-src 'none'")
+		require.NoError(t, b.Serve(w, r, "s", ServeOptions{}))
+	}))
+	t.Cleanup(srv.Close)
+	_, rd := rawClient(t, srv, "s")
+	resp := readHead(t, rd)
+	require.Equal(t, "req-1", resp.Header.Get("X-Request-Id"))
+	require.Equal(t, "default-src 'none'", resp.Header.Get("Content-Security-Policy"))
+	require.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
+	require.NotEmpty(t, resp.Header.Get("Date"))
+}
+
+func TestHijackedTLSConnectionUsesDrainer(t *testing.T) {
+	t.Parallel()
+	b := NewBroker()
+	b.Open("s")
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /events/{topic}", func(w http.ResponseWriter, r *http.Request) {
+		require.NoError(t, b.Serve(w, r, r.PathValue("topic"), ServeOptions{}))
+	})
+	srv := httptest.NewUnstartedServer(mux)
+	srv.StartTLS() // HTTP/1.1 over TLS: hijackable, but no file descriptor to write without blocking
+	t.Cleanup(srv.Close)
+	t.Cleanup(b.Close)
+	s := connect(t, srv, "s", "", "")
+	require.Equal(t, 1, s.resp.ProtoMajor)
+	for i := 1; i <= 3; i++ {
+		b.Publish("s", fmt.Appendf(nil, `{"i":%d}`, i))
+	}
+	require.Equal(t, []string{"1", "2", "3"}, s.ids(t, 3))
 }

@@ -8,5 +8,5 @@ import "syscall"
 // drainer goroutine with a blocking, deadline-bounded write.
 func tryWrite(syscall.RawConn, []byte) (int, error) { return 0, errWouldBlock }
 
-// peerClosed cannot probe here; a dead client is found by a failed write.
-func peerClosed(syscall.RawConn) bool { return false }
+// readGone cannot probe here; a dead client is found by a failed write.
+func readGone(syscall.RawConn) bool { return false }

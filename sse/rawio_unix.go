@@ -4,6 +4,7 @@ package sse
 
 import (
 	"errors"
+	"net"
 	"syscall"
 )
 
@@ -38,21 +39,36 @@ func tryWrite(rc syscall.RawConn, p []byte) (int, error) {
 	return n, nil
 }
 
-// peerClosed makes one non-blocking read(2): end of file or an error means
-// the client is gone. An SSE client sends nothing after its request, so
-// anything readable is discarded.
-func peerClosed(rc syscall.RawConn) bool {
+// readGone reads, without blocking, whatever the client sent and reports
+// whether it has hung up (end of file, reset, or the connection closed). An
+// SSE client sends nothing after its request, so what it reads is dropped.
+func readGone(rc syscall.RawConn) bool {
 	if rc == nil {
 		return false
 	}
-	var buf [64]byte
-	closed := false
-	if err := rc.Read(func(fd uintptr) bool {
-		n, rerr := syscall.Read(int(fd), buf[:])
-		closed = (n == 0 && rerr == nil) || (rerr != nil && !errors.Is(rerr, syscall.EAGAIN) && !errors.Is(rerr, syscall.EINTR))
-		return true
-	}); err != nil {
-		return true
+	var buf [512]byte
+	gone := false
+	for range 64 { // bounded: a client cannot keep this loop busy
+		more := false
+		if err := rc.Read(func(fd uintptr) bool {
+			n, rerr := syscall.Read(int(fd), buf[:])
+			switch {
+			case rerr == nil && n == 0:
+				gone = true
+			case rerr == nil:
+				more = true
+			case errors.Is(rerr, syscall.EINTR):
+				more = true
+			case errors.Is(rerr, syscall.ECONNRESET), errors.Is(rerr, syscall.EPIPE), errors.Is(rerr, syscall.ENOTCONN):
+				gone = true
+			}
+			return true
+		}); err != nil {
+			return errors.Is(err, net.ErrClosed)
+		}
+		if !more {
+			break
+		}
 	}
-	return closed
+	return gone
 }

@@ -19,6 +19,8 @@ type ServeOptions struct {
 	LastEventID string
 	// OnClose, when non-nil, runs exactly once when the subscription ends,
 	// including when Serve returns an error; never with a broker lock held.
+	// It may run on any goroutine (a publisher's, a timer's, another
+	// request's), so it must not block or need a lock held around Publish.
 	OnClose func()
 }
 
@@ -109,6 +111,15 @@ func (b *Broker) serveQueued(w http.ResponseWriter, r *http.Request, t *topic, n
 		case <-r.Context().Done():
 			return nil
 		case <-b.done:
+			// CloseTopic may have queued final events just before: send them.
+			for batch = batch[:0]; len(s.queue) > 0; {
+				if f, ok := <-s.queue; ok {
+					batch = append(batch, f)
+				}
+			}
+			if len(batch) > 0 {
+				write(batch...)
+			}
 			return nil
 		case <-stop:
 			return nil
