@@ -39,6 +39,38 @@ func readHead(t *testing.T, rd *bufio.Reader) *http.Response {
 	return resp
 }
 
+// serverWithOnClose serves b (see newServer); the channel closes when a
+// subscription's OnClose runs.
+func serverWithOnClose(t *testing.T, b *Broker) (*httptest.Server, chan struct{}) {
+	t.Helper()
+	closed := make(chan struct{})
+	srv := newServer(t, b, func(*http.Request) ServeOptions {
+		return ServeOptions{OnClose: func() { close(closed) }}
+	})
+	return srv, closed
+}
+
+// drainAsync runs b.Drain (bounded at 20 s) and delivers its result.
+func drainAsync(b *Broker) <-chan error {
+	drained := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		drained <- b.Drain(ctx)
+	}()
+	return drained
+}
+
+// requireAllThenEOF reads the preamble, n events and then the end of the stream.
+func requireAllThenEOF(t *testing.T, rd *bufio.Reader, n int) {
+	t.Helper()
+	s := &sseStream{rd: rd}
+	_, err := s.next() // preamble
+	require.NoError(t, err)
+	require.Len(t, s.ids(t, n), n)
+	s.requireEOF(t)
+}
+
 func TestHijackedStreamHasNoGoroutine(t *testing.T) {
 	b := NewBroker()
 	b.Open("s")
@@ -97,10 +129,7 @@ func TestHijackedHeartbeatAndHangUp(t *testing.T) {
 	t.Parallel()
 	b := NewBroker(WithHeartbeat(50 * time.Millisecond))
 	b.Open("s")
-	closed := make(chan struct{})
-	srv := newServer(t, b, func(*http.Request) ServeOptions {
-		return ServeOptions{OnClose: func() { close(closed) }}
-	})
+	srv, closed := serverWithOnClose(t, b)
 	c, rd := rawClient(t, srv, "s")
 	readHead(t, rd)
 	s := &sseStream{rd: rd}
@@ -139,18 +168,9 @@ func TestHijackedCloseTopicWritesBacklogThenEnds(t *testing.T) {
 		b.Publish("s", payload)
 	}
 	b.CloseTopic("s")
-	drained := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		drained <- b.Drain(ctx)
-	}()
+	drained := drainAsync(b)
 
-	s := &sseStream{rd: rd}
-	_, err := s.next() // preamble
-	require.NoError(t, err)
-	require.Len(t, s.ids(t, n), n)
-	s.requireEOF(t)
+	requireAllThenEOF(t, rd, n)
 	require.NoError(t, <-drained)
 }
 
@@ -158,10 +178,7 @@ func TestHijackedCloseEndsAtOnce(t *testing.T) {
 	t.Parallel()
 	b := NewBroker()
 	b.Open("s")
-	closed := make(chan struct{})
-	srv := newServer(t, b, func(*http.Request) ServeOptions {
-		return ServeOptions{OnClose: func() { close(closed) }}
-	})
+	srv, closed := serverWithOnClose(t, b)
 	_, rd := rawClient(t, srv, "s")
 	readHead(t, rd)
 	require.Eventually(t, func() bool { return b.Subscribers("s") == 1 }, 5*time.Second, time.Millisecond)
@@ -189,18 +206,9 @@ func TestHijackedDrainWaitsForTheReplayWrite(t *testing.T) {
 	defer cancel()
 	require.ErrorIs(t, b.Drain(ctx), context.DeadlineExceeded, "Serve's own replay write counts as draining")
 
-	drained := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		drained <- b.Drain(ctx)
-	}()
+	drained := drainAsync(b)
 	readHead(t, rd)
-	s := &sseStream{rd: rd}
-	_, err := s.next() // preamble
-	require.NoError(t, err)
-	require.Len(t, s.ids(t, n), n)
-	s.requireEOF(t)
+	requireAllThenEOF(t, rd, n)
 	require.NoError(t, <-drained)
 }
 
@@ -208,10 +216,7 @@ func TestHijackedCloseReachesClosedTopics(t *testing.T) {
 	t.Parallel()
 	b := NewBroker(WithQueueSize(1000))
 	b.Open("s")
-	closed := make(chan struct{})
-	srv := newServer(t, b, func(*http.Request) ServeOptions {
-		return ServeOptions{OnClose: func() { close(closed) }}
-	})
+	srv, closed := serverWithOnClose(t, b)
 	_, rd := rawClient(t, srv, "s")
 	readHead(t, rd)
 	require.Eventually(t, func() bool { return b.Subscribers("s") == 1 }, 5*time.Second, time.Millisecond)
