@@ -99,7 +99,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.DurationVar(&c.growthDuration, "growth-duration", 3*time.Second, "scale: duration of that run")
 	fs.StringVar(&c.jsonOut, "json", "", "write the results as JSON to this file")
 	fs.StringVar(&c.mdOut, "md", "", "replace the generated section of this Markdown file (docs/BENCHMARKS.md)")
-	fs.StringVar(&c.profileDir, "profile", "", "save gateway pprof profiles (CPU under throughput, heap/goroutines under scale) here")
+	fs.StringVar(&c.profileDir, "profile", "", "save gateway pprof profiles (CPU under throughput and fan-out, heap, goroutines and login CPU under scale) here")
 	fs.StringVar(&c.gatewayBin, "gateway-bin", "", "the xmppgw binary under test (required; make bench builds it)")
 	fs.StringVar(&c.xmppAddr, "xmpp-addr", "", "use a running loopback Prosody at this address instead of starting one (users t0.., s0.., f0, f1 with password "+benchPassword+" must exist)")
 	fs.BoolVar(&c.directOriginID, "direct-origin-id", false, "baseline stanzas carry an XEP-0359 origin-id like the gateway's")
