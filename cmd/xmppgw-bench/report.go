@@ -94,6 +94,7 @@ type FanoutSummary struct {
 	ToFirstP50   Spread      `json:"to_first_p50_ms"`
 	EventsPerSec Spread      `json:"events_per_sec"`
 	GatewayCPUus Spread      `json:"gateway_cpu_us_per_event"`
+	ClientsCPUus Spread      `json:"clients_cpu_us_per_event"`
 	Runs         []FanoutRun `json:"runs"`
 }
 
@@ -103,7 +104,8 @@ func summarizeFanout(s int, runs []FanoutRun) FanoutSummary {
 		ToLastP99:    collect(runs, func(r FanoutRun) float64 { return r.ToLast.P99 }),
 		ToFirstP50:   collect(runs, func(r FanoutRun) float64 { return r.ToFirst.P50 }),
 		EventsPerSec: collect(runs, func(r FanoutRun) float64 { return r.EventsPerSec }),
-		GatewayCPUus: collect(runs, func(r FanoutRun) float64 { return r.GatewayCPUus })}
+		GatewayCPUus: collect(runs, func(r FanoutRun) float64 { return r.GatewayCPUus }),
+		ClientsCPUus: collect(runs, func(r FanoutRun) float64 { return r.ClientsCPUus })}
 	for _, r := range runs {
 		out.Complete += r.Complete
 		out.Msgs += r.Msgs
@@ -214,10 +216,11 @@ func (r *Report) markdown() string {
 	if len(r.Fanout) > 0 {
 		p("### 4. Fan-out: one event to S SSE subscribers of one stream")
 		p("")
-		p("| S | to last subscriber p50 ms | p99 ms | to first p50 ms | events/s delivered | gateway CPU µs/event | complete |")
-		p("|---|---|---|---|---|---|---|")
+		p("| S | to last subscriber p50 ms | p99 ms | to first p50 ms | events/s delivered | gateway CPU µs/event | subscribers' (bench) CPU µs/event | complete |")
+		p("|---|---|---|---|---|---|---|---|")
 		for _, x := range r.Fanout {
-			p("| %d | %s | %s | %s | %s | %s | %d/%d |", x.S, f(x.ToLastP50, 1, 1), f(x.ToLastP99, 1, 1), f(x.ToFirstP50, 1, 1), f(x.EventsPerSec, 1, 0), f(x.GatewayCPUus, 1, 1), x.Complete, x.Msgs)
+			p("| %d | %s | %s | %s | %s | %s | %s | %d/%d |", x.S, f(x.ToLastP50, 1, 1), f(x.ToLastP99, 1, 1), f(x.ToFirstP50, 1, 1), f(x.EventsPerSec, 1, 0),
+				f(x.GatewayCPUus, 1, 1), f(x.ClientsCPUus, 1, 1), x.Complete, x.Msgs)
 		}
 		p("")
 	}

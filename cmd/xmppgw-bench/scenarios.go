@@ -530,6 +530,9 @@ type FanoutRun struct {
 	// GatewayCPUus is gateway CPU per delivered event (µs); CPU time barely
 	// depends on how busy the box is, unlike the wall-clock figures.
 	GatewayCPUus float64 `json:"gateway_cpu_us_per_event"`
+	// ClientsCPUus is this process's CPU per delivered event (µs): the S
+	// subscribers reading and parsing, which share the box with the gateway.
+	ClientsCPUus float64 `json:"clients_cpu_us_per_event"`
 	Load         string  `json:"loadavg"`
 }
 
@@ -574,7 +577,7 @@ func (e *env) fanout(ctx context.Context, s, msgs int) (FanoutRun, error) {
 	time.Sleep(200 * time.Millisecond)
 	var toLast, toFirst []time.Duration
 	to := "f0@" + e.domain
-	cpu0 := cpuOf(e.gw.Pid())
+	cpu0, me0 := cpuOf(e.gw.Pid()), cpuOf(os.Getpid())
 	for m := range msgs {
 		t0 := time.Now()
 		if err := e.gwc.send(ctx, sender, to, benchBody(int64(m), t0)); err != nil {
@@ -591,7 +594,8 @@ func (e *env) fanout(ctx context.Context, s, msgs int) (FanoutRun, error) {
 		time.Sleep(e.cfg.fanoutGap)
 	}
 	if r.Complete > 0 {
-		r.GatewayCPUus = float64((cpuOf(e.gw.Pid()) - cpu0).Microseconds()) / float64(r.Complete*s)
+		per := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(r.Complete*s) }
+		r.GatewayCPUus, r.ClientsCPUus = per(cpuOf(e.gw.Pid())-cpu0), per(cpuOf(os.Getpid())-me0)
 	}
 	r.ToLast, r.ToFirst = latencyOf(toLast), latencyOf(toFirst)
 	if r.ToLast.P50 > 0 {
