@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -200,10 +201,26 @@ func dialDirect(addr, domain, user, password, resource string) (*xmpp.Client, er
 }
 
 // startDirect logs in and runs a reader calling onChat for bench messages.
-func startDirect(addr, domain, user, password, resource string, onChat func(body string, at time.Time)) (*directClient, error) {
+// With setup, the client then asks for what every gateway stream asks for
+// after its login (carbons, the roster), without waiting for the answers,
+// as the gateway does not make its login wait for them either.
+func startDirect(addr, domain, user, password, resource string, setup bool, onChat func(body string, at time.Time)) (*directClient, error) {
 	c, err := dialDirect(addr, domain, user, password, resource)
 	if err != nil {
 		return nil, err
+	}
+	if setup {
+		for i, iq := range []setupIQ{{Type: "set", Payload: carbonsEnable{}}, {Type: "get", Payload: rosterQuery{}}} {
+			iq.ID = "setup" + strconv.Itoa(i)
+			raw, err := xml.Marshal(iq)
+			if err == nil {
+				_, err = c.SendOrg(string(raw))
+			}
+			if err != nil {
+				_ = c.Close()
+				return nil, err
+			}
+		}
 	}
 	d := &directClient{c: c, jid: c.JID(), done: make(chan struct{})}
 	go func() {
@@ -224,6 +241,23 @@ func startDirect(addr, domain, user, password, resource string, onChat func(body
 		}
 	}()
 	return d, nil
+}
+
+// setupIQ, carbonsEnable (XEP-0280) and rosterQuery (RFC 6121 §2.1.3) are
+// the -direct-session-setup requests, marshalled by encoding/xml.
+type setupIQ struct {
+	XMLName xml.Name `xml:"iq"`
+	Type    string   `xml:"type,attr"`
+	ID      string   `xml:"id,attr"`
+	Payload any
+}
+
+type carbonsEnable struct {
+	XMLName xml.Name `xml:"urn:xmpp:carbons:2 enable"`
+}
+
+type rosterQuery struct {
+	XMLName xml.Name `xml:"jabber:iq:roster query"`
 }
 
 func isFatal(err error) bool {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/xml"
 	"testing"
 	"time"
 )
@@ -24,5 +25,44 @@ func TestChatBody(t *testing.T) {
 	seq, _, ok := parseBenchBody(benchBody(42, time.Unix(0, 5)))
 	if !ok || seq != 42 {
 		t.Errorf("parseBenchBody: %d %v", seq, ok)
+	}
+}
+
+// TestBaselineStanzas checks the baseline's own stanzas as an XMPP server
+// parses them: names, namespaces and escaped text.
+func TestBaselineStanzas(t *testing.T) {
+	var msg struct {
+		To       string `xml:"to,attr"`
+		Body     string `xml:"body"`
+		OriginID struct {
+			XMLName xml.Name
+			ID      string `xml:"id,attr"`
+		} `xml:"urn:xmpp:sid:0 origin-id"`
+	}
+	raw, err := xml.Marshal(originIDMessage{To: "a@b", Type: "chat", ID: "x", Body: "bench <&>", OriginID: originID{ID: "x"}})
+	if err != nil || xml.Unmarshal(raw, &msg) != nil {
+		t.Fatalf("message %s: %v", raw, err)
+	}
+	if msg.To != "a@b" || msg.Body != "bench <&>" || msg.OriginID.ID != "x" || msg.OriginID.XMLName.Space != "urn:xmpp:sid:0" {
+		t.Errorf("message parsed as %+v from %s", msg, raw)
+	}
+	for _, c := range []struct {
+		iq          setupIQ
+		typ, wantNS string
+	}{
+		{setupIQ{Type: "set", ID: "1", Payload: carbonsEnable{}}, "set", "urn:xmpp:carbons:2"},
+		{setupIQ{Type: "get", ID: "2", Payload: rosterQuery{}}, "get", "jabber:iq:roster"},
+	} {
+		var iq struct {
+			Type    string                     `xml:"type,attr"`
+			Payload struct{ XMLName xml.Name } `xml:",any"`
+		}
+		raw, err := xml.Marshal(c.iq)
+		if err != nil || xml.Unmarshal(raw, &iq) != nil {
+			t.Fatalf("iq %s: %v", raw, err)
+		}
+		if iq.Type != c.typ || iq.Payload.XMLName.Space != c.wantNS {
+			t.Errorf("iq %s parsed as %+v", raw, iq)
+		}
 	}
 }

@@ -57,6 +57,7 @@ type config struct {
 	xmppAddr       string
 	smoke          bool
 	directOriginID bool
+	directSetup    bool
 	maxTotal       time.Duration
 }
 
@@ -103,6 +104,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.gatewayBin, "gateway-bin", "", "the xmppgw binary under test (required; make bench builds it)")
 	fs.StringVar(&c.xmppAddr, "xmpp-addr", "", "use a running loopback Prosody at this address instead of starting one (users t0.., s0.., f0, f1 with password "+benchPassword+" must exist)")
 	fs.BoolVar(&c.directOriginID, "direct-origin-id", false, "baseline stanzas carry an XEP-0359 origin-id like the gateway's")
+	fs.BoolVar(&c.directSetup, "direct-session-setup", false, "baseline clients enable carbons and fetch the roster after login, like every gateway stream")
 	fs.BoolVar(&c.smoke, "smoke", false, "a few-seconds end-to-end check with tiny sizes; fails unless messages were delivered")
 	fs.DurationVar(&c.maxTotal, "timeout", 60*time.Minute, "abort everything after this long")
 	if err := fs.Parse(args); err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/xml"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -233,8 +234,26 @@ func (e *env) directSend(c *xmpp.Client, to, body string) (int, error) {
 		return c.Send(xmpp.Chat{Remote: to, Type: "chat", Text: body})
 	}
 	id := strconv.FormatInt(directSeq.Add(1), 36) + "d"
-	return c.SendOrg("<message to='" + to + "' type='chat' id='" + id + "'><body>" + body +
-		"</body><origin-id xmlns='urn:xmpp:sid:0' id='" + id + "'/></message>")
+	raw, err := xml.Marshal(originIDMessage{To: to, Type: "chat", ID: id, Body: body, OriginID: originID{ID: id}})
+	if err != nil {
+		return 0, err
+	}
+	return c.SendOrg(string(raw))
+}
+
+// originIDMessage is a chat with an XEP-0359 origin-id, marshalled by
+// encoding/xml (the stream's default namespace, jabber:client, applies).
+type originIDMessage struct {
+	XMLName  xml.Name `xml:"message"`
+	To       string   `xml:"to,attr"`
+	Type     string   `xml:"type,attr"`
+	ID       string   `xml:"id,attr"`
+	Body     string   `xml:"body"`
+	OriginID originID `xml:"urn:xmpp:sid:0 origin-id"`
+}
+
+type originID struct {
+	ID string `xml:"id,attr"`
 }
 
 var directSeq atomic.Int64
@@ -412,7 +431,7 @@ func (e *env) scale(ctx context.Context, k int, profileDir string) (ScaleRun, er
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		c, err := startDirect(e.xmppAddr, e.domain, userName("s", i), benchPassword, "direct", nil)
+		c, err := startDirect(e.xmppAddr, e.domain, userName("s", i), benchPassword, "direct", e.cfg.directSetup, nil)
 		clients[i] = c
 		return err
 	})
@@ -648,9 +667,9 @@ func (e *env) directPairs(n int, prefix string, onChat func(i int) func(string, 
 	err = parallel(2*n, 16, func(j int) error {
 		var err error
 		if j < n {
-			snd[j], err = startDirect(e.xmppAddr, e.domain, userName("t", j), benchPassword, prefix+strconv.Itoa(j), nil)
+			snd[j], err = startDirect(e.xmppAddr, e.domain, userName("t", j), benchPassword, prefix+strconv.Itoa(j), e.cfg.directSetup, nil)
 		} else {
-			rcv[j-n], err = startDirect(e.xmppAddr, e.domain, userName("t", j), benchPassword, prefix+strconv.Itoa(j), onChat(j-n))
+			rcv[j-n], err = startDirect(e.xmppAddr, e.domain, userName("t", j), benchPassword, prefix+strconv.Itoa(j), e.cfg.directSetup, onChat(j-n))
 		}
 		return err
 	})
