@@ -74,21 +74,83 @@ type xmlIQRequest struct {
 // must answer, RFC 6120 §8.2.3, but a dropped connection loses it).
 const requestTimeout = 15 * time.Second
 
+// iqRequest is one IQ get/set to send: its type, addressee ("" for the
+// account) and payload element.
+type iqRequest struct {
+	Type    string
+	To      string
+	Payload any
+}
+
 // request sends an IQ and waits for its result; an error response becomes
 // an *IQError.
 func (s *Stream) request(ctx context.Context, typ, to string, payload any) (xmlNode, error) {
-	id := newStanzaID()
-	raw, err := xml.Marshal(xmlIQRequest{Type: typ, ID: id, To: to, Payload: payload})
+	ids, err := s.sendRequests(ctx, iqRequest{Type: typ, To: to, Payload: payload})
 	if err != nil {
-		return xmlNode{}, fmt.Errorf("%w: %v", ErrInvalidInput, err)
-	}
-	ch := s.iqs.wait(id)
-	defer s.iqs.forget(id)
-	if err := s.send(ctx, raw); err != nil {
 		return xmlNode{}, err
+	}
+	defer s.iqs.forget(ids[0].id)
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	return s.awaitAnswer(ctx, ids[0].ch)
+}
+
+// requestAll sends several IQs in one write and waits for every answer;
+// errs[i] is the outcome of reqs[i]. A client may have any number of
+// requests outstanding (RFC 6120 §8.2.3), so none waits for another.
+func (s *Stream) requestAll(ctx context.Context, reqs ...iqRequest) (errs []error) {
+	errs = make([]error, len(reqs))
+	waits, err := s.sendRequests(ctx, reqs...)
+	if err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
 	}
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
+	for i, w := range waits {
+		_, errs[i] = s.awaitAnswer(ctx, w.ch)
+		s.iqs.forget(w.id)
+	}
+	return errs
+}
+
+type iqWait struct {
+	id string
+	ch chan xmlNode
+}
+
+// sendRequests marshals the IQs, registers their waiters and sends them
+// in one write. On error no waiter is left registered.
+func (s *Stream) sendRequests(ctx context.Context, reqs ...iqRequest) ([]iqWait, error) {
+	var raw []byte
+	waits := make([]iqWait, 0, len(reqs))
+	forgetAll := func() {
+		for _, w := range waits {
+			s.iqs.forget(w.id)
+		}
+	}
+	for _, r := range reqs {
+		id := newStanzaID()
+		one, err := xml.Marshal(xmlIQRequest{Type: r.Type, ID: id, To: r.To, Payload: r.Payload})
+		if err != nil {
+			forgetAll()
+			return nil, fmt.Errorf("%w: %v", ErrInvalidInput, err)
+		}
+		raw = append(raw, one...)
+		waits = append(waits, iqWait{id: id, ch: s.iqs.wait(id)})
+	}
+	if err := s.send(ctx, raw); err != nil {
+		forgetAll()
+		return nil, err
+	}
+	return waits, nil
+}
+
+// awaitAnswer waits for one IQ's answer; the caller bounds ctx by
+// requestTimeout.
+func (s *Stream) awaitAnswer(ctx context.Context, ch <-chan xmlNode) (xmlNode, error) {
 	select {
 	case n := <-ch:
 		if n.attr("type") == "error" {
@@ -99,15 +161,6 @@ func (s *Stream) request(ctx context.Context, typ, to string, payload any) (xmlN
 		return xmlNode{}, ErrStreamClosed
 	case <-ctx.Done():
 		return xmlNode{}, fmt.Errorf("%w: no answer to the request", ErrServerTimeout)
-	}
-}
-
-// enableCarbons asks the server for XEP-0280 copies of the user's other
-// conversations, so this stream sees what the user's other devices send
-// and receive. Best effort: a server without carbons just says no.
-func (s *Stream) enableCarbons(ctx context.Context) {
-	if _, err := s.request(ctx, "set", "", elem(nsCarbons, "enable")); err != nil {
-		s.log.Info("carbons not enabled", "error", err.Error())
 	}
 }
 

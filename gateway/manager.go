@@ -96,6 +96,9 @@ type Manager struct {
 	// pending counts logins in flight per user (and in total), see reserveCapacity.
 	pending      map[string]int
 	pendingTotal int
+	// perUser counts open streams per bare JID, so a login's limit check
+	// does not scan every stream.
+	perUser map[string]int
 
 	serviceMu sync.Mutex // serialises service-account logins
 	service   *Stream
@@ -220,7 +223,8 @@ func (m *Manager) open(ctx context.Context, s *Stream, resource string) (*Stream
 	}
 	m.loginsOK.Add(1)
 	s.id, s.created, s.mgr, s.conn, s.full, s.state = newStreamID(), time.Now(), m, c, c.JID(), StateOnline
-	s.stop, s.done = make(chan struct{}), make(chan struct{})
+	s.stopCtx, s.cancelStop = context.WithCancel(context.Background())
+	s.stop, s.done = s.stopCtx.Done(), make(chan struct{})
 	s.log = m.log.With(slog.String("stream", s.id[:8]))
 	s.Touch()
 	m.mu.Lock()
@@ -230,6 +234,10 @@ func (m *Manager) open(ctx context.Context, s *Stream, resource string) (*Stream
 		return nil, ErrClosed
 	}
 	m.streams[s.id] = s
+	if m.perUser == nil {
+		m.perUser = map[string]int{}
+	}
+	m.perUser[s.user.String()]++
 	m.pub.Open(s.id)
 	m.wg.Add(1)
 	m.mu.Unlock()
@@ -257,13 +265,7 @@ func (m *Manager) reserveCapacity(user jid.JID) (func(), error) {
 	if len(m.streams)+m.pendingTotal >= m.cfg.MaxStreams {
 		return nil, fmt.Errorf("%w: %d streams open", ErrCapacity, len(m.streams))
 	}
-	n := m.pending[key]
-	for _, s := range m.streams {
-		if s.user.Equal(user) {
-			n++
-		}
-	}
-	if n >= m.cfg.MaxStreamsPerUser {
+	if n := m.pending[key] + m.perUser[key]; n >= m.cfg.MaxStreamsPerUser {
 		return nil, fmt.Errorf("%w: %d streams open for this user", ErrTooManyStreams, n)
 	}
 	if m.pending == nil {
@@ -332,7 +334,14 @@ func (m *Manager) Logoff(ctx context.Context, id string) error {
 // stream's own goroutine as it exits.
 func (m *Manager) remove(s *Stream) {
 	m.mu.Lock()
-	delete(m.streams, s.id)
+	if _, ok := m.streams[s.id]; ok {
+		delete(m.streams, s.id)
+		if key := s.user.String(); m.perUser[key] <= 1 {
+			delete(m.perUser, key)
+		} else {
+			m.perUser[key]--
+		}
+	}
 	m.mu.Unlock()
 	m.pub.CloseTopic(s.id)
 }

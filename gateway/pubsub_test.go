@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"encoding/xml"
@@ -24,6 +25,7 @@ type scriptedConn struct {
 	once    sync.Once
 	mu      sync.Mutex
 	written []xmlNode
+	batches [][]string // per Write call: the local names of its stanzas' first children
 }
 
 func newScriptedConn(full string, respond func(xmlNode) *xmlNode) *scriptedConn {
@@ -39,29 +41,42 @@ func (c *scriptedConn) Read() (xmlNode, error) {
 	}
 }
 
+// Write handles every stanza of the write: the stream may pipeline
+// several in one (afterConnect does).
 func (c *scriptedConn) Write(raw []byte) error {
 	if strings.Contains(string(raw), "</stream:stream>") {
 		c.Close()
 		return nil
 	}
-	var n xmlNode
-	if err := xml.Unmarshal(raw, &n); err != nil {
-		return nil
-	}
+	dec := xml.NewDecoder(bytes.NewReader(raw))
 	c.mu.Lock()
-	c.written = append(c.written, n)
+	c.batches = append(c.batches, nil)
+	batch := len(c.batches) - 1
 	c.mu.Unlock()
-	if n.XMLName.Local == "iq" && (n.attr("type") == "get" || n.attr("type") == "set") {
-		reply := elem("", "iq", "type", "result", "id", n.attr("id"), "from", n.attr("to"))
-		if c.respond != nil {
-			if r := c.respond(n); r != nil {
-				reply = *r
-				reply.Attrs = append(reply.Attrs, xmlAttr("id", n.attr("id")))
-			}
+	for {
+		var n xmlNode
+		if err := dec.Decode(&n); err != nil {
+			return nil
 		}
-		c.in <- reply
+		c.mu.Lock()
+		c.written = append(c.written, n)
+		first := ""
+		if len(n.Children) > 0 {
+			first = n.Children[0].XMLName.Local
+		}
+		c.batches[batch] = append(c.batches[batch], first)
+		c.mu.Unlock()
+		if n.XMLName.Local == "iq" && (n.attr("type") == "get" || n.attr("type") == "set") {
+			reply := elem("", "iq", "type", "result", "id", n.attr("id"), "from", n.attr("to"))
+			if c.respond != nil {
+				if r := c.respond(n); r != nil {
+					reply = *r
+					reply.Attrs = append(reply.Attrs, xmlAttr("id", n.attr("id")))
+				}
+			}
+			c.in <- reply
+		}
 	}
-	return nil
 }
 
 func (c *scriptedConn) JID() string { return c.full }

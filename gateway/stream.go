@@ -51,7 +51,11 @@ type Stream struct {
 	pubsub   pubsubState
 
 	closeOnce sync.Once
-	stop      chan struct{} // closed by Close
+	// stopCtx is cancelled by Close; stop is its Done channel. Work a
+	// stream starts for itself (afterConnect) runs under stopCtx.
+	stopCtx    context.Context
+	cancelStop context.CancelFunc
+	stop       <-chan struct{}
 	done      chan struct{} // closed when run returns
 }
 
@@ -172,7 +176,7 @@ func (s *Stream) Close(ctx context.Context, reason string) {
 		s.closing = true
 		c, online := s.conn, s.state == StateOnline
 		s.mu.Unlock()
-		close(s.stop)
+		s.cancelStop()
 		if c != nil && online {
 			s.unsubscribeOnLogoff(c)
 			// Say goodbye (RFC 6120 §4.4) and let the reader see the server's
@@ -300,20 +304,17 @@ func (s *Stream) afterConnect(dropped time.Time) {
 	s.mgr.wg.Add(1)
 	go func() {
 		defer s.mgr.wg.Done()
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		go func() {
-			select {
-			case <-s.stop:
-			case <-ctx.Done():
+		ctx := s.stopCtx
+		// Carbons (XEP-0280) let this stream see what the user's other
+		// devices send and receive; fetching the roster makes it an
+		// "interested resource" (RFC 6121 §2.1.6), the only kind that gets
+		// roster pushes. Both go out in one write: the server reads them
+		// together and neither waits for the other's answer.
+		errs := s.requestAll(ctx, iqRequest{Type: "set", Payload: elem(nsCarbons, "enable")}, iqRequest{Type: "get", Payload: rosterQuery{}})
+		for i, what := range []string{"carbons not enabled", "roster not fetched"} {
+			if errs[i] != nil {
+				s.log.Info(what, slog.String("error", errs[i].Error()))
 			}
-			cancel()
-		}()
-		s.enableCarbons(ctx)
-		// Fetching the roster makes this session an "interested resource"
-		// (RFC 6121 §2.1.6): only those receive roster pushes.
-		if _, err := s.request(ctx, "get", "", rosterQuery{}); err != nil {
-			s.log.Info("roster not fetched", slog.String("error", err.Error()))
 		}
 		if dropped.IsZero() && s.mgr.cfg.AutojoinBookmarks {
 			s.autojoinBookmarks(ctx)
