@@ -56,7 +56,7 @@ type Stream struct {
 	stopCtx    context.Context
 	cancelStop context.CancelFunc
 	stop       <-chan struct{}
-	done      chan struct{} // closed when run returns
+	done       chan struct{} // closed when run returns
 }
 
 // ID returns the stream id (the unguessable capability in URLs).
