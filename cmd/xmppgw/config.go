@@ -36,6 +36,7 @@ type config struct {
 	SSEReplay     int
 	SSEQueue      int
 	SSEHeartbeat  time.Duration
+	LogDelay      time.Duration
 	LogLevel      slog.Level
 
 	AdminUser, AdminPassword string
@@ -83,6 +84,7 @@ func options() []*option {
 		{flag: "sse-heartbeat", env: "XMPPGW_SSE_HEARTBEAT", def: "15s", usage: "interval of SSE heartbeat comments"},
 		{flag: "sse-max-subscribers", env: "XMPPGW_SSE_MAX_SUBSCRIBERS", def: "16", usage: "event subscribers allowed per stream"},
 		{flag: "log-level", env: "XMPPGW_LOG_LEVEL", def: "info", usage: "debug, info, warn or error"},
+		{flag: "log-delay", env: "XMPPGW_LOG_DELAY", def: "100ms", usage: "longest time info and debug lines are held to be written together (0: each at once); warnings and errors go out at once"},
 		{flag: "admin-user", env: "XMPPGW_ADMIN_USER", usage: "admin username for HTTP Basic (needs XMPPGW_ADMIN_PASSWORD)"},
 		{env: "XMPPGW_ADMIN_PASSWORD", secret: true, usage: "admin password, at least 12 characters"},
 		{env: "XMPPGW_XMPP_TOKEN_SECRET", secret: true, usage: "secret shared with the XMPP server's token auth module (≥ 32 bytes); enables admin logins on a user's behalf"},
@@ -220,6 +222,11 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 			bad(d.env, "must be a positive duration like 30s or 10m")
 		}
 		*d.dst = v
+	}
+	if v, err := time.ParseDuration(get("XMPPGW_LOG_DELAY")); err != nil || v < 0 || v > time.Minute {
+		bad("XMPPGW_LOG_DELAY", "must be a duration from 0 to 1m, like 100ms")
+	} else {
+		c.LogDelay = v
 	}
 	for _, n := range []struct {
 		env string

@@ -50,6 +50,8 @@ func TestParseConfig_Errors(t *testing.T) {
 		{map[string]string{"XMPPGW_LISTEN": "nope"}, "XMPPGW_LISTEN"},
 		{map[string]string{"XMPPGW_XMPP_DOMAIN": "bad domain"}, "XMPPGW_XMPP_DOMAIN"},
 		{map[string]string{"XMPPGW_LOG_LEVEL": "loud"}, "XMPPGW_LOG_LEVEL"},
+		{map[string]string{"XMPPGW_LOG_DELAY": "-1s"}, "XMPPGW_LOG_DELAY"},
+		{map[string]string{"XMPPGW_LOG_DELAY": "2m"}, "XMPPGW_LOG_DELAY"},
 	}
 	for _, tt := range tests {
 		_, err := parseConfig(nil, env(tt.env), io.Discard)

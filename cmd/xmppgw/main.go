@@ -19,6 +19,7 @@ import (
 	"github.com/xmppgw/xmppgw/api"
 	"github.com/xmppgw/xmppgw/fastpath"
 	"github.com/xmppgw/xmppgw/gateway"
+	"github.com/xmppgw/xmppgw/internal/logbuf"
 	"github.com/xmppgw/xmppgw/sse"
 )
 
@@ -52,7 +53,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		fmt.Fprintf(stderr, "xmppgw: invalid configuration:\n%v\n", err)
 		return 2
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	logOut := logbuf.New(stderr, cfg.LogDelay, 64<<10)
+	defer logOut.Close()
+	log := slog.New(logbuf.Handler(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: cfg.LogLevel}), logOut, slog.LevelWarn))
 	if cfg.JWTEphemeral {
 		log.Warn("XMPPGW_JWT_SECRET not set: using a random secret; tokens die with this process")
 	}
