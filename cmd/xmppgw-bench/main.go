@@ -45,6 +45,7 @@ type config struct {
 	settle         time.Duration
 	loginConc      int
 	fanout         []int
+	fanoutReaders  []string // "epoll", "http": each fan-out size is run with each
 	fanoutMsgs     int
 	fanoutGap      time.Duration
 	growthPairs    int
@@ -82,6 +83,7 @@ func parseFlags(args []string) (*config, error) {
 	pairs := fs.String("pairs", "8", "throughput: comma-separated numbers of sender→receiver pairs")
 	scale := fs.String("scale", "1000", "scale: comma-separated stream counts K")
 	fan := fs.String("fanout", "1,100,1000,10000", "fan-out: comma-separated subscriber counts S on one stream")
+	reader := fs.String("fanout-reader", defaultFanoutReader, "fan-out: how the bench reads the S streams: epoll (raw sockets on GOMAXPROCS epoll loops, Linux only) or http (net/http, a goroutine per subscriber); comma-separated runs each, e.g. epoll,http")
 	scen := fs.String("scenarios", "throughput,latency,fanout,scale", "which scenarios to run")
 	fs.IntVar(&c.runs, "runs", 3, "runs of every scenario (median and spread are reported)")
 	fs.IntVar(&c.window, "window", 16, "throughput: messages in flight per pair (sent, not yet received)")
@@ -126,6 +128,17 @@ func parseFlags(args []string) (*config, error) {
 	}
 	if c.fanout, err = ints(*fan); err != nil {
 		return nil, fmt.Errorf("-fanout: %w", err)
+	}
+	for _, r := range strings.Split(*reader, ",") {
+		switch r = strings.TrimSpace(r); {
+		case r == "epoll" && !haveEpoll:
+			return nil, errors.New("-fanout-reader: epoll needs Linux; use http")
+		case r != "epoll" && r != "http":
+			return nil, fmt.Errorf("-fanout-reader: unknown %q (epoll or http)", r)
+		case slices.Contains(c.fanoutReaders, r):
+			return nil, fmt.Errorf("-fanout-reader: %q given twice", r)
+		}
+		c.fanoutReaders = append(c.fanoutReaders, r)
 	}
 	c.scenarios = map[string]bool{}
 	for _, s := range strings.Split(*scen, ",") {
@@ -289,22 +302,31 @@ func run(ctx context.Context, cfg *config) (*Report, error) {
 	}
 	if cfg.scenarios["fanout"] {
 		for _, s := range cfg.fanout {
-			var runs []FanoutRun
+			runs := map[string][]FanoutRun{}
 			for i := range cfg.runs {
-				if cfg.profileDir != "" && i == 0 && s == slices.Max(cfg.fanout) {
-					go func() {
-						time.Sleep(time.Duration(s/5000+1) * time.Second) // after the subscriptions
-						_ = e.gw.Profile("profile?seconds=2", filepath.Join(cfg.profileDir, fmt.Sprintf("fanout-%d-cpu.pprof", s)))
-					}()
+				readers := slices.Clone(cfg.fanoutReaders)
+				if i%2 == 1 {
+					slices.Reverse(readers) // alternate: neither always runs on a warmer gateway
 				}
-				r, err := e.fanout(ctx, s, cfg.fanoutMsgs)
-				if err != nil {
-					return rep, fmt.Errorf("fanout S=%d: %w", s, err)
+				for j, reader := range readers {
+					if cfg.profileDir != "" && i == 0 && j == 0 && s == slices.Max(cfg.fanout) {
+						go func() {
+							time.Sleep(time.Duration(s/5000+1) * time.Second) // after the subscriptions
+							_ = e.gw.Profile("profile?seconds=2", filepath.Join(cfg.profileDir, fmt.Sprintf("fanout-%d-cpu.pprof", s)))
+						}()
+					}
+					r, err := e.fanout(ctx, s, cfg.fanoutMsgs, reader)
+					if err != nil {
+						return rep, fmt.Errorf("fanout S=%d %s: %w", s, reader, err)
+					}
+					logf("fanout S=%d run %d %s: to last p50 %.1f p99 %.1f ms, %.0f events/s, CPU µs/event gateway %.1f clients %.1f, %d/%d complete, load %s",
+						s, i+1, reader, r.ToLast.P50, r.ToLast.P99, r.EventsPerSec, r.GatewayCPUus, r.ClientsCPUus, r.Complete, r.Msgs, r.Load)
+					runs[reader] = append(runs[reader], r)
 				}
-				logf("fanout S=%d run %d: to last p50 %.1f p99 %.1f ms, %.0f events/s, %d/%d complete, load %s", s, i+1, r.ToLast.P50, r.ToLast.P99, r.EventsPerSec, r.Complete, r.Msgs, r.Load)
-				runs = append(runs, r)
 			}
-			rep.Fanout = append(rep.Fanout, summarizeFanout(s, runs))
+			for _, reader := range cfg.fanoutReaders {
+				rep.Fanout = append(rep.Fanout, summarizeFanout(s, reader, runs[reader]))
+			}
 		}
 	}
 	if cfg.scenarios["scale"] {
@@ -319,6 +341,8 @@ func run(ctx context.Context, cfg *config) (*Report, error) {
 				logf("scale K=%d run %d: logins direct %.0f/s gateway %.0f/s; gw %.1f KiB RSS, %.1f KiB heap, %.1f KiB stack, %.2f goroutines per stream; idle %.2f µs/s per stream; prosody %.1f KiB/session; msg/s gw %.0f direct %.0f; load %s %s",
 					k, i+1, r.DirectLoginsPerSec, r.GatewayLoginsPerSec, r.GWRSSPerStream/1024, r.GWHeapPerStream/1024, r.GWStackPerStream/1024,
 					r.GWGoroutinesPerStream, r.GWIdleCPUPerStream, r.ProsodyRSSPerSession/1024, r.GWMsgPerSec, r.DirectMsgPerSec, r.Load, r.StopReason)
+				logf("scale K=%d run %d: CPU µs per login: direct prosody %.0f + bench %.0f; gateway path gateway %.0f + prosody %.0f + bench %.0f",
+					k, i+1, r.DirectLoginCPU.Prosody, r.DirectLoginCPU.Bench, r.GatewayLoginCPU.Gateway, r.GatewayLoginCPU.Prosody, r.GatewayLoginCPU.Bench)
 				runs = append(runs, r)
 				if r.StopReason != "" {
 					stopped = true

@@ -378,24 +378,51 @@ func (e *env) latency(ctx context.Context, path string, n int, rate float64, d t
 
 // ScaleRun measures K idle streams, each with one SSE subscriber.
 type ScaleRun struct {
-	K                       int     `json:"k"`
-	Reached                 int     `json:"reached"`
-	StopReason              string  `json:"stop_reason,omitempty"`
-	DirectLoginsPerSec      float64 `json:"direct_logins_per_sec"`
-	GatewayLoginsPerSec     float64 `json:"gateway_logins_per_sec"`
-	SubscribeSeconds        float64 `json:"subscribe_seconds"`
-	DirectHeapPerClient     float64 `json:"direct_client_heap_bytes"` // bench process: go-xmpp client + its reader
-	DirectGoroutinesPerConn float64 `json:"direct_client_goroutines"`
-	GWRSSPerStream          float64 `json:"gw_rss_bytes_per_stream"`
-	GWHeapPerStream         float64 `json:"gw_heap_bytes_per_stream"`  // HeapInuse after GC
-	GWStackPerStream        float64 `json:"gw_stack_bytes_per_stream"` // goroutine stacks
-	GWGoroutinesPerStream   float64 `json:"gw_goroutines_per_stream"`
-	GWIdleCPUPerStream      float64 `json:"gw_idle_cpu_us_per_sec_per_stream"`
-	ProsodyRSSPerSession    float64 `json:"prosody_rss_bytes_per_session"`
+	K                   int     `json:"k"`
+	Reached             int     `json:"reached"`
+	StopReason          string  `json:"stop_reason,omitempty"`
+	DirectLoginsPerSec  float64 `json:"direct_logins_per_sec"`
+	GatewayLoginsPerSec float64 `json:"gateway_logins_per_sec"`
+	SubscribeSeconds    float64 `json:"subscribe_seconds"`
+	// CPU per login (µs) of each process during the login bursts: where a
+	// login's cost lands, and whether the XMPP server is the bottleneck.
+	DirectLoginCPU          LoginCPU `json:"direct_login_cpu_us"`
+	GatewayLoginCPU         LoginCPU `json:"gateway_login_cpu_us"`
+	DirectHeapPerClient     float64  `json:"direct_client_heap_bytes"` // bench process: go-xmpp client + its reader
+	DirectGoroutinesPerConn float64  `json:"direct_client_goroutines"`
+	GWRSSPerStream          float64  `json:"gw_rss_bytes_per_stream"`
+	GWHeapPerStream         float64  `json:"gw_heap_bytes_per_stream"`  // HeapInuse after GC
+	GWStackPerStream        float64  `json:"gw_stack_bytes_per_stream"` // goroutine stacks
+	GWGoroutinesPerStream   float64  `json:"gw_goroutines_per_stream"`
+	GWIdleCPUPerStream      float64  `json:"gw_idle_cpu_us_per_sec_per_stream"`
+	ProsodyRSSPerSession    float64  `json:"prosody_rss_bytes_per_session"`
 	// Growth: throughput of both paths while the K streams stay open.
 	GWMsgPerSec     float64 `json:"gw_msg_per_sec_with_k_open"`
 	DirectMsgPerSec float64 `json:"direct_msg_per_sec_with_k_open"`
 	Load            string  `json:"loadavg"`
+}
+
+// LoginCPU is CPU time per login (µs) of the gateway, Prosody and this
+// process (the clients) during a login burst.
+type LoginCPU struct {
+	Gateway float64 `json:"gateway"`
+	Prosody float64 `json:"prosody"`
+	Bench   float64 `json:"bench"`
+}
+
+// cpuSnapshot reads the CPU time used so far by the gateway, Prosody and
+// this process.
+func (e *env) cpuSnapshot() [3]time.Duration {
+	return [3]time.Duration{cpuOf(e.gw.Pid()), cpuOf(e.prosodyPid()), cpuOf(os.Getpid())}
+}
+
+// loginCPU turns two snapshots around n logins into CPU per login.
+func loginCPU(before, after [3]time.Duration, n int) LoginCPU {
+	if n <= 0 {
+		return LoginCPU{}
+	}
+	per := func(i int) float64 { return float64((after[i] - before[i]).Microseconds()) / float64(n) }
+	return LoginCPU{Gateway: per(0), Prosody: per(1), Bench: per(2)}
 }
 
 func benchHeap() (heap, stack uint64, goroutines int) {
@@ -426,6 +453,7 @@ func (e *env) scale(ctx context.Context, k int, profileDir string) (ScaleRun, er
 	// Baseline: K direct logins, measured in this process.
 	h0, st0, g0 := benchHeap()
 	clients := make([]*directClient, k)
+	cpu0 := e.cpuSnapshot()
 	t0 := time.Now()
 	err := parallel(k, conc, func(i int) error {
 		if err := ctx.Err(); err != nil {
@@ -436,6 +464,7 @@ func (e *env) scale(ctx context.Context, k int, profileDir string) (ScaleRun, er
 		return err
 	})
 	dt := time.Since(t0)
+	r.DirectLoginCPU = loginCPU(cpu0, e.cpuSnapshot(), k)
 	if err != nil {
 		r.StopReason = "direct login: " + err.Error()
 	}
@@ -472,6 +501,7 @@ func (e *env) scale(ctx context.Context, k int, profileDir string) (ScaleRun, er
 	} else {
 		close(profiled)
 	}
+	cpu0 = e.cpuSnapshot()
 	t0 = time.Now()
 	err = parallel(k, conc, func(i int) error {
 		s, err := e.gwc.login(ctx, userName("s", i), benchPassword)
@@ -482,6 +512,7 @@ func (e *env) scale(ctx context.Context, k int, profileDir string) (ScaleRun, er
 		return err
 	})
 	dt = time.Since(t0)
+	r.GatewayLoginCPU = loginCPU(cpu0, e.cpuSnapshot(), int(reached.Load()))
 	<-profiled
 	r.GatewayLoginsPerSec = float64(reached.Load()) / dt.Seconds()
 	r.Reached = int(reached.Load())
@@ -506,7 +537,7 @@ func (e *env) scale(ctx context.Context, k int, profileDir string) (ScaleRun, er
 	if err != nil {
 		return r, err
 	}
-	rss1, cpu0, _ := procStats(e.gw.Pid())
+	rss1, idle0, _ := procStats(e.gw.Pid())
 	r.GWRSSPerStream = (float64(rss1) - float64(rss0)) / float64(k)
 	r.GWHeapPerStream = (float64(d1.HeapInuse) - float64(d0.HeapInuse)) / float64(k)
 	r.GWStackPerStream = (float64(d1.StackInuse) - float64(d0.StackInuse)) / float64(k)
@@ -521,7 +552,7 @@ func (e *env) scale(ctx context.Context, k int, profileDir string) (ScaleRun, er
 	t1 := time.Now()
 	time.Sleep(e.cfg.idle)
 	_, cpu1, _ := procStats(e.gw.Pid())
-	r.GWIdleCPUPerStream = float64((cpu1 - cpu0).Microseconds()) / time.Since(t1).Seconds() / float64(k)
+	r.GWIdleCPUPerStream = float64((cpu1 - idle0).Microseconds()) / time.Since(t1).Seconds() / float64(k)
 
 	// Growth: throughput of both paths with the K streams still open.
 	if e.cfg.growthPairs > 0 {
@@ -540,7 +571,10 @@ func (e *env) scale(ctx context.Context, k int, profileDir string) (ScaleRun, er
 
 // FanoutRun: one event to S subscribers of one stream, repeated Msgs times.
 type FanoutRun struct {
-	S            int     `json:"s"`
+	S int `json:"s"`
+	// Reader is how the bench reads the S streams: "epoll" (raw sockets,
+	// GOMAXPROCS epoll loops) or "http" (net/http, a goroutine each).
+	Reader       string  `json:"reader"`
 	Msgs         int     `json:"msgs"`
 	Complete     int     `json:"complete"` // messages every subscriber got
 	ToLast       Latency `json:"to_last"`  // REST request start → last subscriber parsed it
@@ -555,8 +589,8 @@ type FanoutRun struct {
 	Load         string  `json:"loadavg"`
 }
 
-func (e *env) fanout(ctx context.Context, s, msgs int) (FanoutRun, error) {
-	r := FanoutRun{S: s, Msgs: msgs, Load: loadavg()}
+func (e *env) fanout(ctx context.Context, s, msgs int, reader string) (FanoutRun, error) {
+	r := FanoutRun{S: s, Msgs: msgs, Reader: reader, Load: loadavg()}
 	target, err := e.gwc.login(ctx, "f0", benchPassword)
 	if err != nil {
 		return r, err
@@ -587,10 +621,65 @@ func (e *env) fanout(ctx context.Context, s, msgs int) (FanoutRun, error) {
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if err := parallel(s, e.cfg.loginConc, func(int) error {
-		_, err := e.gwc.subscribe(sctx, target, onChat)
-		return err
-	}); err != nil {
+	// stop ends every subscriber (goroutines exited, sockets closed) before
+	// the deferred logoffs, so that a stream the gateway ended during the
+	// run is told apart from the end of the run.
+	var subscribe func() error
+	var stop func() error
+	switch reader {
+	case "epoll":
+		rd, err := newEpollReader(sctx, e.gwc.base, runtime.GOMAXPROCS(0), epollReadBuf)
+		if err != nil {
+			return r, err
+		}
+		subscribe = func() error { return rd.subscribe(sctx, target, onChat) }
+		stop = rd.close
+	case "http":
+		var mu sync.Mutex
+		var dones []<-chan error
+		subscribe = func() error {
+			done, err := e.gwc.subscribe(sctx, target, onChat)
+			if err == nil {
+				mu.Lock()
+				dones = append(dones, done)
+				mu.Unlock()
+			}
+			return err
+		}
+		stop = func() error {
+			cancel()
+			mu.Lock()
+			defer mu.Unlock()
+			var early int
+			var first error
+			timeout := time.After(10 * time.Second)
+			for _, d := range dones {
+				select {
+				case err := <-d:
+					if err != nil {
+						if early == 0 {
+							first = err
+						}
+						early++
+					}
+				case <-timeout:
+					return fmt.Errorf("http reader: subscribers still reading 10 s after the end of the run")
+				}
+			}
+			if early > 0 {
+				return fmt.Errorf("http reader: the gateway ended %d streams early: %w", early, first)
+			}
+			return nil
+		}
+	default:
+		return r, fmt.Errorf("unknown fan-out reader %q", reader)
+	}
+	defer func() {
+		if err := stop(); err != nil {
+			logf("fanout S=%d %s: %v", s, reader, err)
+		}
+	}()
+	if err := parallel(s, e.cfg.loginConc, func(int) error { return subscribe() }); err != nil {
 		return r, err
 	}
 	time.Sleep(200 * time.Millisecond)
