@@ -203,7 +203,7 @@ func raiseNoFile() uint64 {
 }
 
 func run(ctx context.Context, cfg *config) (*Report, error) {
-	rep := &Report{Started: time.Now().UTC(), Command: "xmppgw-bench " + strings.Join(os.Args[1:], " "),
+	rep := &Report{Started: time.Now().UTC(), LoginConcurrency: cfg.loginConc, Command: "xmppgw-bench " + strings.Join(os.Args[1:], " "),
 		Machine: machine(), NoFile: raiseNoFile(),
 		Prosody: "Prosody " + prosodyVersion() + ", gc = generational, MAM on (mod_mam, default_archive_policy = true, storage_archive_item_limit = 1000000), storage internal, no TLS on loopback, no mod_limits",
 		Gateway: "gateway: XMPPGW_XMPP_TLS=none, log level info (JSON to a file), SSE queue 256, replay 1024, heartbeat 15s; limits raised (sends/s, streams, subscribers)"}
@@ -334,15 +334,16 @@ func run(ctx context.Context, cfg *config) (*Report, error) {
 			var runs []ScaleRun
 			stopped := false
 			for i := range cfg.runs {
-				r, err := e.scale(ctx, k, cfg.profileDir)
+				r, err := e.scale(ctx, k, cfg.profileDir, i)
 				if err != nil {
 					return rep, fmt.Errorf("scale K=%d: %w", k, err)
 				}
-				logf("scale K=%d run %d: logins direct %.0f/s gateway %.0f/s; gw %.1f KiB RSS, %.1f KiB heap, %.1f KiB stack, %.2f goroutines per stream; idle %.2f µs/s per stream; prosody %.1f KiB/session; msg/s gw %.0f direct %.0f; load %s %s",
-					k, i+1, r.DirectLoginsPerSec, r.GatewayLoginsPerSec, r.GWRSSPerStream/1024, r.GWHeapPerStream/1024, r.GWStackPerStream/1024,
+				logf("scale K=%d run %d: logins direct %.0f/s, direct with setup %.0f/s, gateway %.0f/s (gateway first: %v); gw %.1f KiB RSS, %.1f KiB heap, %.1f KiB stack, %.2f goroutines per stream; idle %.2f µs/s per stream; prosody %.1f KiB/session; msg/s gw %.0f direct %.0f; load %s %s",
+					k, i+1, r.DirectLoginsPerSec, r.DirectSetupLoginsPerSec, r.GatewayLoginsPerSec, r.GatewayFirst, r.GWRSSPerStream/1024, r.GWHeapPerStream/1024, r.GWStackPerStream/1024,
 					r.GWGoroutinesPerStream, r.GWIdleCPUPerStream, r.ProsodyRSSPerSession/1024, r.GWMsgPerSec, r.DirectMsgPerSec, r.Load, r.StopReason)
-				logf("scale K=%d run %d: CPU µs per login: direct prosody %.0f + bench %.0f; gateway path gateway %.0f + prosody %.0f + bench %.0f",
-					k, i+1, r.DirectLoginCPU.Prosody, r.DirectLoginCPU.Bench, r.GatewayLoginCPU.Gateway, r.GatewayLoginCPU.Prosody, r.GatewayLoginCPU.Bench)
+				logf("scale K=%d run %d: CPU µs per login: direct prosody %.0f + bench %.0f; with setup prosody %.0f + bench %.0f; gateway path gateway %.0f + prosody %.0f + bench %.0f",
+					k, i+1, r.DirectLoginCPU.Prosody, r.DirectLoginCPU.Bench, r.DirectSetupLoginCPU.Prosody, r.DirectSetupLoginCPU.Bench,
+					r.GatewayLoginCPU.Gateway, r.GatewayLoginCPU.Prosody, r.GatewayLoginCPU.Bench)
 				runs = append(runs, r)
 				if r.StopReason != "" {
 					stopped = true

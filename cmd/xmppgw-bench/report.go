@@ -22,6 +22,8 @@ type Report struct {
 	Latency    *LatencySummary     `json:"latency,omitempty"`
 	Fanout     []FanoutSummary     `json:"fanout,omitempty"`
 	Scale      []ScaleSummary      `json:"scale,omitempty"`
+	// LoginConcurrency is how many logins the scale bursts run at once.
+	LoginConcurrency int `json:"login_concurrency"`
 }
 
 type ThroughputSummary struct {
@@ -115,22 +117,28 @@ func summarizeFanout(s int, reader string, runs []FanoutRun) FanoutSummary {
 }
 
 type ScaleSummary struct {
-	K                 int        `json:"k"`
-	Reached           int        `json:"reached"`
-	StopReason        string     `json:"stop_reason,omitempty"`
-	DirectLogins      Spread     `json:"direct_logins_per_sec"`
-	GatewayLogins     Spread     `json:"gateway_logins_per_sec"`
-	LoginRatio        Spread     `json:"login_ratio"`
-	GWRSS             Spread     `json:"gw_rss_bytes_per_stream"`
-	GWHeap            Spread     `json:"gw_heap_bytes_per_stream"`
-	GWStack           Spread     `json:"gw_stack_bytes_per_stream"`
-	GWGoroutines      Spread     `json:"gw_goroutines_per_stream"`
-	GWIdleCPU         Spread     `json:"gw_idle_cpu_us_per_sec_per_stream"`
-	DirectClientBytes Spread     `json:"direct_client_bytes"`
-	ProsodyPerSession Spread     `json:"prosody_rss_bytes_per_session"`
-	GWMsgPerSec       Spread     `json:"gw_msg_per_sec_with_k_open"`
-	DirectMsgPerSec   Spread     `json:"direct_msg_per_sec_with_k_open"`
-	Runs              []ScaleRun `json:"runs"`
+	K                 int    `json:"k"`
+	Reached           int    `json:"reached"`
+	StopReason        string `json:"stop_reason,omitempty"`
+	DirectLogins      Spread `json:"direct_logins_per_sec"`
+	GatewayLogins     Spread `json:"gateway_logins_per_sec"`
+	LoginRatio        Spread `json:"login_ratio"`
+	DirectSetupLogins Spread `json:"direct_setup_logins_per_sec"`
+	LoginRatioSetup   Spread `json:"login_ratio_setup"`
+	// CPU µs per login (medians over the runs) on each path.
+	GatewayLoginCPU     LoginCPU   `json:"gateway_login_cpu_us"`
+	DirectLoginCPU      LoginCPU   `json:"direct_login_cpu_us"`
+	DirectSetupLoginCPU LoginCPU   `json:"direct_setup_login_cpu_us"`
+	GWRSS               Spread     `json:"gw_rss_bytes_per_stream"`
+	GWHeap              Spread     `json:"gw_heap_bytes_per_stream"`
+	GWStack             Spread     `json:"gw_stack_bytes_per_stream"`
+	GWGoroutines        Spread     `json:"gw_goroutines_per_stream"`
+	GWIdleCPU           Spread     `json:"gw_idle_cpu_us_per_sec_per_stream"`
+	DirectClientBytes   Spread     `json:"direct_client_bytes"`
+	ProsodyPerSession   Spread     `json:"prosody_rss_bytes_per_session"`
+	GWMsgPerSec         Spread     `json:"gw_msg_per_sec_with_k_open"`
+	DirectMsgPerSec     Spread     `json:"direct_msg_per_sec_with_k_open"`
+	Runs                []ScaleRun `json:"runs"`
 }
 
 func summarizeScale(k int, runs []ScaleRun) ScaleSummary {
@@ -146,6 +154,18 @@ func summarizeScale(k int, runs []ScaleRun) ScaleSummary {
 	s.DirectLogins = collect(ok, func(r ScaleRun) float64 { return r.DirectLoginsPerSec })
 	s.GatewayLogins = collect(ok, func(r ScaleRun) float64 { return r.GatewayLoginsPerSec })
 	s.LoginRatio = collect(ok, func(r ScaleRun) float64 { return ratio(r.GatewayLoginsPerSec, r.DirectLoginsPerSec) })
+	s.DirectSetupLogins = collect(ok, func(r ScaleRun) float64 { return r.DirectSetupLoginsPerSec })
+	s.LoginRatioSetup = collect(ok, func(r ScaleRun) float64 { return ratio(r.GatewayLoginsPerSec, r.DirectSetupLoginsPerSec) })
+	cpu := func(pick func(ScaleRun) LoginCPU) LoginCPU {
+		return LoginCPU{
+			Gateway: collect(ok, func(r ScaleRun) float64 { return pick(r).Gateway }).Median,
+			Prosody: collect(ok, func(r ScaleRun) float64 { return pick(r).Prosody }).Median,
+			Bench:   collect(ok, func(r ScaleRun) float64 { return pick(r).Bench }).Median,
+		}
+	}
+	s.GatewayLoginCPU = cpu(func(r ScaleRun) LoginCPU { return r.GatewayLoginCPU })
+	s.DirectLoginCPU = cpu(func(r ScaleRun) LoginCPU { return r.DirectLoginCPU })
+	s.DirectSetupLoginCPU = cpu(func(r ScaleRun) LoginCPU { return r.DirectSetupLoginCPU })
 	s.GWRSS = collect(ok, func(r ScaleRun) float64 { return r.GWRSSPerStream })
 	s.GWHeap = collect(ok, func(r ScaleRun) float64 { return r.GWHeapPerStream })
 	s.GWStack = collect(ok, func(r ScaleRun) float64 { return r.GWStackPerStream })
@@ -233,10 +253,22 @@ func (r *Report) markdown() string {
 	if len(r.Scale) > 0 {
 		p("### 3. Scale: K streams, each with one open SSE subscriber (and 5. growth)")
 		p("")
-		p("| K | reached | logins/s gateway | logins/s direct | ratio | gateway RSS KiB/stream | heap KiB/stream | stacks KiB/stream | goroutines/stream | idle CPU µs/s per stream | go-xmpp client KiB (direct) | Prosody KiB/session | msg/s gateway with K open | msg/s direct with K open |")
-		p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+		p("Logins: K in a burst, %d in parallel. Direct = plain go-xmpp; direct + setup = go-xmpp that also enables carbons and fetches the roster, "+
+			"as every gateway stream (and a chat client) does. The order of the bursts alternates between runs. CPU µs per login: gateway + Prosody + bench clients.", r.LoginConcurrency)
+		p("")
+		p("| K | logins/s gateway | logins/s direct | ratio | logins/s direct + setup | ratio vs direct + setup | CPU µs/login gateway path | direct | direct + setup |")
+		p("|---|---|---|---|---|---|---|---|---|")
 		for _, x := range r.Scale {
-			p("| %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", x.K, x.Reached, f(x.GatewayLogins, 1, 0), f(x.DirectLogins, 1, 0), f(x.LoginRatio, 1, 2),
+			p("| %d | %s | %s | %s | %s | %s | %.0f + %.0f + %.0f | %.0f + %.0f | %.0f + %.0f |", x.K, f(x.GatewayLogins, 1, 0), f(x.DirectLogins, 1, 0), f(x.LoginRatio, 1, 2),
+				f(x.DirectSetupLogins, 1, 0), f(x.LoginRatioSetup, 1, 2),
+				x.GatewayLoginCPU.Gateway, x.GatewayLoginCPU.Prosody, x.GatewayLoginCPU.Bench,
+				x.DirectLoginCPU.Prosody, x.DirectLoginCPU.Bench, x.DirectSetupLoginCPU.Prosody, x.DirectSetupLoginCPU.Bench)
+		}
+		p("")
+		p("| K | reached | gateway RSS KiB/stream | heap KiB/stream | stacks KiB/stream | goroutines/stream | idle CPU µs/s per stream | go-xmpp client KiB (direct) | Prosody KiB/session | msg/s gateway with K open | msg/s direct with K open |")
+		p("|---|---|---|---|---|---|---|---|---|---|---|")
+		for _, x := range r.Scale {
+			p("| %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |", x.K, x.Reached,
 				f(x.GWRSS, 1024, 1), f(x.GWHeap, 1024, 1), f(x.GWStack, 1024, 1), f(x.GWGoroutines, 1, 2), f(x.GWIdleCPU, 1, 2),
 				f(x.DirectClientBytes, 1024, 1), f(x.ProsodyPerSession, 1024, 1), f(x.GWMsgPerSec, 1, 0), f(x.DirectMsgPerSec, 1, 0))
 			if x.StopReason != "" {

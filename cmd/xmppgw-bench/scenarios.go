@@ -384,9 +384,17 @@ type ScaleRun struct {
 	DirectLoginsPerSec  float64 `json:"direct_logins_per_sec"`
 	GatewayLoginsPerSec float64 `json:"gateway_logins_per_sec"`
 	SubscribeSeconds    float64 `json:"subscribe_seconds"`
+	// DirectSetupLoginsPerSec is the like-for-like baseline: go-xmpp
+	// logins that also enable carbons and fetch the roster, as every
+	// gateway stream does (and as chat clients do).
+	DirectSetupLoginsPerSec float64 `json:"direct_setup_logins_per_sec"`
+	// GatewayFirst: this run logged the gateway's streams in before the
+	// direct clients.
+	GatewayFirst bool `json:"gateway_first"`
 	// CPU per login (µs) of each process during the login bursts: where a
 	// login's cost lands, and whether the XMPP server is the bottleneck.
 	DirectLoginCPU          LoginCPU `json:"direct_login_cpu_us"`
+	DirectSetupLoginCPU     LoginCPU `json:"direct_setup_login_cpu_us"`
 	GatewayLoginCPU         LoginCPU `json:"gateway_login_cpu_us"`
 	DirectHeapPerClient     float64  `json:"direct_client_heap_bytes"` // bench process: go-xmpp client + its reader
 	DirectGoroutinesPerConn float64  `json:"direct_client_goroutines"`
@@ -442,47 +450,79 @@ func (e *env) prosodyRSS() uint64 {
 	return rss
 }
 
-func (e *env) scale(ctx context.Context, k int, profileDir string) (ScaleRun, error) {
-	r := ScaleRun{K: k, Load: loadavg()}
-	conc := e.cfg.loginConc
-	if err := e.restartGateway(ctx); err != nil {
-		return r, err
-	}
-	prosody0 := e.prosodyRSS()
-
-	// Baseline: K direct logins, measured in this process.
+// directLogins logs K go-xmpp clients in (50 in parallel), with or without
+// the session setup every gateway stream makes, and closes them again.
+func (e *env) directLogins(ctx context.Context, k int, setup bool) (directBurst, error) {
+	var b directBurst
 	h0, st0, g0 := benchHeap()
 	clients := make([]*directClient, k)
 	cpu0 := e.cpuSnapshot()
 	t0 := time.Now()
-	err := parallel(k, conc, func(i int) error {
+	err := parallel(k, e.cfg.loginConc, func(i int) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		c, err := startDirect(e.xmppAddr, e.domain, userName("s", i), benchPassword, "direct", e.cfg.directSetup, nil)
+		c, err := startDirect(e.xmppAddr, e.domain, userName("s", i), benchPassword, "direct", setup, nil)
 		clients[i] = c
 		return err
 	})
 	dt := time.Since(t0)
-	r.DirectLoginCPU = loginCPU(cpu0, e.cpuSnapshot(), k)
-	if err != nil {
-		r.StopReason = "direct login: " + err.Error()
-	}
-	r.DirectLoginsPerSec = float64(k) / dt.Seconds()
+	b.CPU = loginCPU(cpu0, e.cpuSnapshot(), k)
+	b.PerSec = float64(k) / dt.Seconds()
 	h1, st1, g1 := benchHeap()
-	r.DirectHeapPerClient = (float64(h1+st1) - float64(h0+st0)) / float64(k)
-	r.DirectGoroutinesPerConn = float64(g1-g0) / float64(k)
+	b.HeapPerClient = (float64(h1+st1) - float64(h0+st0)) / float64(k)
+	b.GoroutinesPerConn = float64(g1-g0) / float64(k)
 	_ = parallel(k, 200, func(i int) error {
 		if clients[i] != nil {
 			clients[i].close()
 		}
 		return nil
 	})
-	clients = nil
-	if r.StopReason != "" {
+	time.Sleep(e.cfg.settle) // let Prosody finish the closed sessions
+	return b, err
+}
+
+// directBurst is one burst of direct logins.
+type directBurst struct {
+	PerSec            float64
+	CPU               LoginCPU
+	HeapPerClient     float64
+	GoroutinesPerConn float64
+}
+
+// scale measures K gateway streams with an SSE subscriber each, against
+// two bursts of K direct logins: plain go-xmpp, and go-xmpp making the
+// session setup (carbons, roster) every gateway stream makes. Whatever
+// goes first leaves Prosody work behind (closed sessions, garbage), so
+// the order alternates with run: even runs start with the direct logins,
+// odd runs with the gateway's.
+func (e *env) scale(ctx context.Context, k int, profileDir string, run int) (ScaleRun, error) {
+	r := ScaleRun{K: k, Load: loadavg(), GatewayFirst: run%2 == 1}
+	conc := e.cfg.loginConc
+	if err := e.restartGateway(ctx); err != nil {
+		return r, err
+	}
+	prosody0 := e.prosodyRSS()
+
+	baselines := func() bool {
+		for _, setup := range []bool{run%4 >= 2, run%4 < 2} {
+			b, err := e.directLogins(ctx, k, setup)
+			if setup {
+				r.DirectSetupLoginsPerSec, r.DirectSetupLoginCPU = b.PerSec, b.CPU
+			} else {
+				r.DirectLoginsPerSec, r.DirectLoginCPU = b.PerSec, b.CPU
+				r.DirectHeapPerClient, r.DirectGoroutinesPerConn = b.HeapPerClient, b.GoroutinesPerConn
+			}
+			if err != nil {
+				r.StopReason = "direct login: " + err.Error()
+				return false
+			}
+		}
+		return true
+	}
+	if !r.GatewayFirst && !baselines() {
 		return r, nil
 	}
-	time.Sleep(e.cfg.settle)
 
 	// Gateway: K logins, then one SSE subscriber each.
 	d0, err := e.gw.Debug()
@@ -501,8 +541,8 @@ func (e *env) scale(ctx context.Context, k int, profileDir string) (ScaleRun, er
 	} else {
 		close(profiled)
 	}
-	cpu0 = e.cpuSnapshot()
-	t0 = time.Now()
+	cpu0 := e.cpuSnapshot()
+	t0 := time.Now()
 	err = parallel(k, conc, func(i int) error {
 		s, err := e.gwc.login(ctx, userName("s", i), benchPassword)
 		streams[i] = s
@@ -511,7 +551,7 @@ func (e *env) scale(ctx context.Context, k int, profileDir string) (ScaleRun, er
 		}
 		return err
 	})
-	dt = time.Since(t0)
+	dt := time.Since(t0)
 	r.GatewayLoginCPU = loginCPU(cpu0, e.cpuSnapshot(), int(reached.Load()))
 	<-profiled
 	r.GatewayLoginsPerSec = float64(reached.Load()) / dt.Seconds()
@@ -564,7 +604,13 @@ func (e *env) scale(ctx context.Context, k int, profileDir string) (ScaleRun, er
 		}
 	}
 	cancel()
-	return r, e.restartGateway(ctx)
+	if err := e.restartGateway(ctx); err != nil { // Prosody drops the K streams
+		return r, err
+	}
+	if r.GatewayFirst {
+		baselines()
+	}
+	return r, nil
 }
 
 // ---------- 4. fan-out ----------
