@@ -33,6 +33,7 @@ type env struct {
 func (e *env) restartGateway(ctx context.Context) error {
 	if e.gw != nil {
 		e.gw.Kill()
+		e.gwc.close()
 		e.gw = nil
 		time.Sleep(e.cfg.settle) // let Prosody drop the killed sessions
 	}
@@ -170,7 +171,7 @@ func (e *env) throughput(ctx context.Context, path string, n, w int, d time.Dura
 				go func() {
 					defer wg.Done()
 					for acquire(i) {
-						if err := e.gwc.send(ctx, snd[i], to[i], benchBody(sent.Load(), time.Now())); err != nil {
+						if err := e.gwc.send(snd[i], to[i], benchBody(sent.Load(), time.Now())); err != nil {
 							errs.Add(1)
 							<-sems[i]
 						}
@@ -310,7 +311,7 @@ func (e *env) latency(ctx context.Context, path string, n int, rate float64, d t
 			wg.Add(1)
 			go func() {
 				defer func() { <-inflight; wg.Done() }()
-				_ = e.gwc.send(ctx, snd[i%n], userName("t", n+i%n)+"@"+e.domain, benchBody(int64(i), time.Now()))
+				_ = e.gwc.send(snd[i%n], userName("t", n+i%n)+"@"+e.domain, benchBody(int64(i), time.Now()))
 			}()
 		}
 	case "direct":
@@ -734,7 +735,7 @@ func (e *env) fanout(ctx context.Context, s, msgs int, reader string) (FanoutRun
 	cpu0, me0 := cpuOf(e.gw.Pid()), cpuOf(os.Getpid())
 	for m := range msgs {
 		t0 := time.Now()
-		if err := e.gwc.send(ctx, sender, to, benchBody(int64(m), t0)); err != nil {
+		if err := e.gwc.send(sender, to, benchBody(int64(m), t0)); err != nil {
 			return r, err
 		}
 		for deadline := t0.Add(10 * time.Second); counts[m].Load() < int64(s) && time.Now().Before(deadline); {
