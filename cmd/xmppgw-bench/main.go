@@ -56,6 +56,7 @@ type config struct {
 	profileDir     string
 	gatewayBin     string
 	xmppAddr       string
+	workParent     string
 	smoke          bool
 	directOriginID bool
 	directSetup    bool
@@ -104,6 +105,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.mdOut, "md", "", "replace the generated section of this Markdown file (docs/BENCHMARKS.md)")
 	fs.StringVar(&c.profileDir, "profile", "", "save gateway pprof profiles (CPU under throughput and fan-out, heap, goroutines and login CPU under scale) here")
 	fs.StringVar(&c.gatewayBin, "gateway-bin", "", "the xmppgw binary under test (required; make bench builds it)")
+	fs.StringVar(&c.workParent, "work-dir", defaultWorkParent(), "where the bench's Prosody keeps its data and the gateway its log (a RAM disk keeps the disk's write-back, which grows with the archive, out of the figures)")
 	fs.StringVar(&c.xmppAddr, "xmpp-addr", "", "use a running loopback Prosody at this address instead of starting one (users t0.., s0.., f0, f1 with password "+benchPassword+" must exist)")
 	fs.BoolVar(&c.directOriginID, "direct-origin-id", false, "baseline stanzas carry an XEP-0359 origin-id like the gateway's")
 	fs.BoolVar(&c.directSetup, "direct-session-setup", false, "baseline clients enable carbons and fetch the roster after login, like every gateway stream")
@@ -202,15 +204,50 @@ func raiseNoFile() uint64 {
 	return l.Cur
 }
 
+// defaultWorkParent is /dev/shm when it is a writable directory, else the
+// system's temporary directory.
+func defaultWorkParent() string {
+	if f, err := os.CreateTemp("/dev/shm", "xmppgw-bench-probe-"); err == nil {
+		f.Close()
+		os.Remove(f.Name())
+		return "/dev/shm"
+	}
+	return os.TempDir()
+}
+
+// fsType names the file system dir is on, from /proc/mounts ("?" when
+// unknown): the longest mount point that is a prefix of dir.
+func fsType(dir string) string {
+	b, err := os.ReadFile("/proc/mounts")
+	if err != nil {
+		return "?"
+	}
+	best, typ := -1, "?"
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 {
+			continue
+		}
+		mp := f[1]
+		if (dir == mp || strings.HasPrefix(dir, strings.TrimSuffix(mp, "/")+"/")) && len(mp) > best {
+			best, typ = len(mp), f[2]
+		}
+	}
+	return typ
+}
+
 func run(ctx context.Context, cfg *config) (*Report, error) {
 	rep := &Report{Started: time.Now().UTC(), LoginConcurrency: cfg.loginConc, Command: "xmppgw-bench " + strings.Join(os.Args[1:], " "),
 		Machine: machine(), NoFile: raiseNoFile(),
 		Prosody: "Prosody " + prosodyVersion() + ", gc = generational, MAM on (mod_mam, default_archive_policy = true, storage_archive_item_limit = 1000000), storage internal, no TLS on loopback, no mod_limits",
-		Gateway: "gateway: XMPPGW_XMPP_TLS=none, log level info (JSON to a file), SSE queue 256, replay 1024, heartbeat 15s; limits raised (sends/s, streams, subscribers)"}
+		Gateway: "gateway: XMPPGW_XMPP_TLS=none, log level info (JSON to a file, XMPPGW_LOG_DELAY default 100ms), SSE queue 256, replay 1024, heartbeat 15s; limits raised (sends/s, streams, subscribers)"}
 	rep.Gateway = "binary " + cfg.gatewayBin + " (XMPPGW_DEBUG_LISTEN for pprof and memstats); " + rep.Gateway
-	work, err := os.MkdirTemp("", "xmppgw-bench-")
+	work, err := os.MkdirTemp(cfg.workParent, "xmppgw-bench-")
 	if err != nil {
 		return nil, err
+	}
+	if cfg.xmppAddr == "" {
+		rep.Prosody += ", data in " + cfg.workParent + " (" + fsType(cfg.workParent) + ")"
 	}
 	defer os.RemoveAll(work)
 	e := &env{cfg: cfg, workDir: work, domain: prosody.DefaultDomain, xmppAddr: cfg.xmppAddr}
@@ -289,7 +326,11 @@ func run(ctx context.Context, cfg *config) (*Report, error) {
 		}
 		var runs []LatencyRun
 		for i := range cfg.runs {
-			for _, p := range []string{"gateway", "direct"} {
+			order := []string{"gateway", "direct"}
+			if i%2 == 1 {
+				order = []string{"direct", "gateway"} // alternate, as throughput does
+			}
+			for _, p := range order {
 				r, err := e.latency(ctx, p, cfg.latencyPairs, rate, cfg.latencyDur)
 				if err != nil {
 					return rep, fmt.Errorf("latency %s: %w", p, err)
