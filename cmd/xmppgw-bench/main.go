@@ -58,8 +58,7 @@ type config struct {
 	xmppAddr       string
 	workParent     string
 	smoke          bool
-	directOriginID bool
-	directSetup    bool
+	baselines      []string // pathDirect and/or pathDirectLike
 	maxTotal       time.Duration
 }
 
@@ -107,8 +106,8 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.gatewayBin, "gateway-bin", "", "the xmppgw binary under test (required; make bench builds it)")
 	fs.StringVar(&c.workParent, "work-dir", defaultWorkParent(), "where the bench's Prosody keeps its data and the gateway its log (a RAM disk keeps the disk's write-back, which grows with the archive, out of the figures)")
 	fs.StringVar(&c.xmppAddr, "xmpp-addr", "", "use a running loopback Prosody at this address instead of starting one (users t0.., s0.., f0, f1 with password "+benchPassword+" must exist)")
-	fs.BoolVar(&c.directOriginID, "direct-origin-id", false, "baseline stanzas carry an XEP-0359 origin-id like the gateway's")
-	fs.BoolVar(&c.directSetup, "direct-session-setup", false, "baseline clients enable carbons and fetch the roster after login, like every gateway stream")
+	bases := fs.String("baselines", pathDirect+","+pathDirectLike, "throughput and latency baselines measured in the same run: "+pathDirect+" (plain go-xmpp) and/or "+pathDirectLike+
+		" (go-xmpp doing the gateway's XMPP work: carbons, roster, XEP-0359 origin-id)")
 	fs.BoolVar(&c.smoke, "smoke", false, "a few-seconds end-to-end check with tiny sizes; fails unless messages were delivered")
 	fs.DurationVar(&c.maxTotal, "timeout", 60*time.Minute, "abort everything after this long")
 	if err := fs.Parse(args); err != nil {
@@ -141,6 +140,15 @@ func parseFlags(args []string) (*config, error) {
 			return nil, fmt.Errorf("-fanout-reader: %q given twice", r)
 		}
 		c.fanoutReaders = append(c.fanoutReaders, r)
+	}
+	for _, b := range strings.Split(*bases, ",") {
+		switch b = strings.TrimSpace(b); {
+		case b != pathDirect && b != pathDirectLike:
+			return nil, fmt.Errorf("-baselines: unknown %q (%s or %s)", b, pathDirect, pathDirectLike)
+		case slices.Contains(c.baselines, b):
+			return nil, fmt.Errorf("-baselines: %q given twice", b)
+		}
+		c.baselines = append(c.baselines, b)
 	}
 	c.scenarios = map[string]bool{}
 	for _, s := range strings.Split(*scen, ",") {
@@ -286,15 +294,10 @@ func run(ctx context.Context, cfg *config) (*Report, error) {
 	if cfg.scenarios["throughput"] {
 		for _, n := range cfg.pairs {
 			var runs []ThroughputRun
-			var ratios []float64
 			for i := range cfg.runs {
-				order := []string{"gateway", "direct"}
-				if i%2 == 1 {
-					order = []string{"direct", "gateway"} // alternate: neither always runs on a warmer server
-				}
 				got := map[string]ThroughputRun{}
-				for j, p := range order {
-					if cfg.profileDir != "" && p == "gateway" && i == 0 {
+				for _, p := range cfg.pathOrder(i) {
+					if cfg.profileDir != "" && p == pathGateway && i == 0 {
 						go func() {
 							_ = e.gw.Profile(fmt.Sprintf("profile?seconds=%d", max(1, int(cfg.duration.Seconds())-1)),
 								filepath.Join(cfg.profileDir, fmt.Sprintf("throughput-%d-cpu.pprof", n)))
@@ -307,18 +310,16 @@ func run(ctx context.Context, cfg *config) (*Report, error) {
 					logf("throughput N=%d run %d %s: %.0f msg/s (%d delivered, %d errors) load %s", n, i+1, p, r.MsgPerSec, r.Delivered, r.Errors, r.Load)
 					got[p] = r
 					runs = append(runs, r)
-					_ = j
 				}
-				ratios = append(ratios, ratio(got["gateway"].MsgPerSec, got["direct"].MsgPerSec))
 			}
-			rep.Throughput = append(rep.Throughput, summarizeThroughput(n, cfg.window, runs, ratios))
+			rep.Throughput = append(rep.Throughput, summarizeThroughput(n, cfg.window, runs))
 		}
 	}
 	if cfg.scenarios["latency"] {
 		rate := cfg.latencyRate
 		if rate == 0 {
 			for _, t := range rep.Throughput {
-				rate = t.Direct.Median / 2
+				rate = max(t.Direct.Median, t.DirectLike.Median) / 2
 			}
 		}
 		if rate <= 0 {
@@ -326,11 +327,7 @@ func run(ctx context.Context, cfg *config) (*Report, error) {
 		}
 		var runs []LatencyRun
 		for i := range cfg.runs {
-			order := []string{"gateway", "direct"}
-			if i%2 == 1 {
-				order = []string{"direct", "gateway"} // alternate, as throughput does
-			}
-			for _, p := range order {
+			for _, p := range cfg.pathOrder(i) {
 				r, err := e.latency(ctx, p, cfg.latencyPairs, rate, cfg.latencyDur)
 				if err != nil {
 					return rep, fmt.Errorf("latency %s: %w", p, err)
@@ -450,6 +447,15 @@ func prosodyVersion() string {
 	return "?"
 }
 
+// pathOrder is the order in which run i measures the gateway path and the
+// baselines: rotated from run to run, so none always runs on a warmer
+// (or more tired) server.
+func (c *config) pathOrder(i int) []string {
+	paths := append([]string{pathGateway}, c.baselines...)
+	k := i % len(paths)
+	return append(paths[k:], paths[:k]...)
+}
+
 // smokeCheck re-reads the JSON and insists that both paths delivered.
 func smokeCheck(cfg *config, rep *Report) error {
 	var back Report
@@ -470,10 +476,12 @@ func smokeCheck(cfg *config, rep *Report) error {
 		}
 	}
 	if cfg.scenarios["throughput"] {
-		check(len(rep.Throughput) > 0 && rep.Throughput[0].Gateway.Median > 0 && rep.Throughput[0].Direct.Median > 0, "throughput delivered nothing on a path")
+		check(len(rep.Throughput) > 0 && rep.Throughput[0].Gateway.Median > 0 &&
+			(rep.Throughput[0].Direct.Median > 0 || rep.Throughput[0].DirectLike.Median > 0), "throughput delivered nothing on a path")
 	}
 	if cfg.scenarios["latency"] {
-		check(rep.Latency != nil && rep.Latency.Gateway.P50.Median > 0 && rep.Latency.Direct.P50.Median > 0, "latency measured nothing")
+		check(rep.Latency != nil && rep.Latency.Gateway.P50.Median > 0 &&
+			(rep.Latency.Direct.P50.Median > 0 || rep.Latency.DirectLike.P50.Median > 0), "latency measured nothing")
 	}
 	if cfg.scenarios["fanout"] {
 		check(len(rep.Fanout) > 0 && rep.Fanout[len(rep.Fanout)-1].Complete > 0, "fan-out delivered to nobody")

@@ -125,6 +125,16 @@ func (e *env) prosodyPid() int {
 
 func userName(prefix string, i int) string { return prefix + strconv.Itoa(i) }
 
+// The paths a message can take in the throughput and latency scenarios.
+const (
+	pathGateway = "gateway" // REST POST → gateway → Prosody → gateway → SSE
+	pathDirect  = "direct"  // plain go-xmpp client → Prosody → go-xmpp client
+	// pathDirectLike is the like-for-like baseline: go-xmpp clients that do
+	// the XMPP work every gateway stream does (carbons, roster, origin-id),
+	// as chat clients and browser XMPP libraries do.
+	pathDirectLike = "direct+"
+)
+
 func (e *env) throughput(ctx context.Context, path string, n, w int, d time.Duration) (ThroughputRun, error) {
 	r := ThroughputRun{Path: path, Pairs: n, Window: w, Load: loadavg()}
 	sems := make([]chan struct{}, n)
@@ -179,8 +189,9 @@ func (e *env) throughput(ctx context.Context, path string, n, w int, d time.Dura
 				}()
 			}
 		}
-	case "direct":
-		snd, rcv, closeAll, err := e.directPairs(n, "direct", onChat)
+	case pathDirect, pathDirectLike:
+		like := path == pathDirectLike
+		snd, rcv, closeAll, err := e.directPairs(n, "direct", like, onChat)
 		defer closeAll()
 		if err != nil {
 			return r, err
@@ -194,7 +205,7 @@ func (e *env) throughput(ctx context.Context, path string, n, w int, d time.Dura
 			go func() {
 				defer wg.Done()
 				for acquire(i) {
-					if _, err := e.directSend(snd[i].c, to, benchBody(sent.Load(), time.Now())); err != nil {
+					if _, err := directSend(snd[i].c, to, benchBody(sent.Load(), time.Now()), like); err != nil {
 						errs.Add(1)
 						<-sems[i]
 					}
@@ -220,18 +231,18 @@ func (e *env) throughput(ctx context.Context, path string, n, w int, d time.Dura
 	if r.Delivered > 0 {
 		per := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(r.Delivered) }
 		r.GatewayCPUus, r.ProsodyCPUus, r.BenchCPUus = per(gw1-gw0), per(pr1-pr0), per(me1-me0)
-		if path == "direct" {
+		if path != pathGateway {
 			r.GatewayCPUus = per(gw1 - gw0) // idle gateway, for reference
 		}
 	}
 	return r, nil
 }
 
-// directSend sends a chat as go-xmpp does; with -direct-origin-id the
-// stanza also carries the XEP-0359 origin-id the gateway adds, so Prosody
-// parses and archives the same shape on both paths.
-func (e *env) directSend(c *xmpp.Client, to, body string) (int, error) {
-	if !e.cfg.directOriginID {
+// directSend sends a chat as go-xmpp does; for the like-for-like
+// baseline (path direct+) the stanza also carries the XEP-0359 origin-id
+// the gateway adds, so Prosody parses and archives the same shape.
+func directSend(c *xmpp.Client, to, body string, like bool) (int, error) {
+	if !like {
 		return c.Send(xmpp.Chat{Remote: to, Type: "chat", Text: body})
 	}
 	id := strconv.FormatInt(directSeq.Add(1), 36) + "d"
@@ -314,8 +325,9 @@ func (e *env) latency(ctx context.Context, path string, n int, rate float64, d t
 				_ = e.gwc.send(snd[i%n], userName("t", n+i%n)+"@"+e.domain, benchBody(int64(i), time.Now()))
 			}()
 		}
-	case "direct":
-		snd, _, closeAll, err := e.directPairs(n, "lat", func(int) func(string, time.Time) { return onChat })
+	case pathDirect, pathDirectLike:
+		like := path == pathDirectLike
+		snd, _, closeAll, err := e.directPairs(n, "lat", like, func(int) func(string, time.Time) { return onChat })
 		defer closeAll()
 		if err != nil {
 			return r, err
@@ -328,7 +340,7 @@ func (e *env) latency(ctx context.Context, path string, n int, rate float64, d t
 			go func() {
 				defer wg.Done()
 				for seq := range queues[i] {
-					_, _ = e.directSend(snd[i].c, to, benchBody(int64(seq), time.Now()))
+					_, _ = directSend(snd[i].c, to, benchBody(int64(seq), time.Now()), like)
 				}
 			}()
 		}
@@ -791,7 +803,9 @@ func (e *env) gatewayPairs(ctx, rctx context.Context, n int, onChat func(i int) 
 
 // directPairs connects the same users directly with go-xmpp (resources
 // prefix+j); receiver i calls onChat(i). The returned func closes them.
-func (e *env) directPairs(n int, prefix string, onChat func(i int) func(string, time.Time)) (snd, rcv []*directClient, closeAll func(), err error) {
+// With like, every client makes the gateway's session setup (carbons,
+// roster).
+func (e *env) directPairs(n int, prefix string, like bool, onChat func(i int) func(string, time.Time)) (snd, rcv []*directClient, closeAll func(), err error) {
 	snd, rcv = make([]*directClient, n), make([]*directClient, n)
 	closeAll = func() {
 		for _, c := range append(snd, rcv...) {
@@ -803,9 +817,9 @@ func (e *env) directPairs(n int, prefix string, onChat func(i int) func(string, 
 	err = parallel(2*n, 16, func(j int) error {
 		var err error
 		if j < n {
-			snd[j], err = startDirect(e.xmppAddr, e.domain, userName("t", j), benchPassword, prefix+strconv.Itoa(j), e.cfg.directSetup, nil)
+			snd[j], err = startDirect(e.xmppAddr, e.domain, userName("t", j), benchPassword, prefix+strconv.Itoa(j), like, nil)
 		} else {
-			rcv[j-n], err = startDirect(e.xmppAddr, e.domain, userName("t", j), benchPassword, prefix+strconv.Itoa(j), e.cfg.directSetup, onChat(j-n))
+			rcv[j-n], err = startDirect(e.xmppAddr, e.domain, userName("t", j), benchPassword, prefix+strconv.Itoa(j), like, onChat(j-n))
 		}
 		return err
 	})
