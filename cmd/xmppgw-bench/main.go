@@ -32,6 +32,7 @@ import (
 
 type config struct {
 	runs           int
+	scaleRuns      int
 	pairs          []int
 	window         int
 	duration       time.Duration
@@ -86,6 +87,7 @@ func parseFlags(args []string) (*config, error) {
 	reader := fs.String("fanout-reader", defaultFanoutReader, "fan-out: how the bench reads the S streams: epoll (raw sockets on GOMAXPROCS epoll loops, Linux only) or http (net/http, a goroutine per subscriber); comma-separated runs each, e.g. epoll,http")
 	scen := fs.String("scenarios", "throughput,latency,fanout,scale", "which scenarios to run")
 	fs.IntVar(&c.runs, "runs", 3, "runs of every scenario (median and spread are reported)")
+	fs.IntVar(&c.scaleRuns, "scale-runs", 0, "runs of the scale scenario (0: -runs); its login bursts alternate their order, so an even number balances it")
 	fs.IntVar(&c.window, "window", 16, "throughput: messages in flight per pair (sent, not yet received)")
 	fs.DurationVar(&c.duration, "duration", 5*time.Second, "throughput: measured time per run and path")
 	fs.DurationVar(&c.warmup, "warmup", 500*time.Millisecond, "excluded start of every throughput/latency run")
@@ -159,6 +161,9 @@ func parseFlags(args []string) (*config, error) {
 		default:
 			return nil, fmt.Errorf("-scenarios: unknown %q", s)
 		}
+	}
+	if c.scaleRuns <= 0 {
+		c.scaleRuns = c.runs
 	}
 	if c.runs < 1 || c.window < 1 || c.latencyPairs < 1 || c.loginConc < 1 || c.fanoutMsgs < 1 {
 		return nil, errors.New("counts must be positive")
@@ -371,8 +376,12 @@ func run(ctx context.Context, cfg *config) (*Report, error) {
 		for _, k := range cfg.scale {
 			var runs []ScaleRun
 			stopped := false
-			for i := range cfg.runs {
-				r, err := e.scale(ctx, k, cfg.profileDir, i)
+			for i := range cfg.scaleRuns {
+				profile := cfg.profileDir
+				if i > 0 {
+					profile = "" // the first run's profiles; profiling costs the gateway CPU
+				}
+				r, err := e.scale(ctx, k, profile, i)
 				if err != nil {
 					return rep, fmt.Errorf("scale K=%d: %w", k, err)
 				}
