@@ -365,7 +365,8 @@ func startDirect(addr, domain, user, password, resource string, setup bool, onCh
 }
 
 // setupIQ, carbonsEnable (XEP-0280) and rosterQuery (RFC 6121 §2.1.3) are
-// the -direct-session-setup requests, marshalled by encoding/xml.
+// the session setup of the direct+ baseline and of the "direct + setup"
+// logins, marshalled by encoding/xml.
 type setupIQ struct {
 	XMLName xml.Name `xml:"iq"`
 	Type    string   `xml:"type,attr"`
