@@ -67,9 +67,9 @@ clean: ## remove build output and the dev Prosody data
 
 # --- benchmarks (issue 9): the gateway against direct XMPP, same run, same Prosody ---
 .PHONY: bench bench-smoke
-BENCH_FLAGS ?= -runs 3 -scale-runs 4 -pairs 1,8 -window 64 -scale 1000,5000,9000 -fanout 1,100,1000,10000 -fanout-reader epoll,http -profile bench-profiles
+BENCH_FLAGS ?= -runs 3 -scale-runs 4 -pairs 1,8 -window 64 -scale 1000,5000,9000 -fanout 1,100,1000,10000 -fanout-reader epoll,http -room-fanout 10,100,1000 -profile bench-profiles
 
-bench: deps ## the real benchmark runs (~25 min, run on a quiet box): docs/BENCHMARKS.md + docs/benchmarks.json
+bench: deps ## the real benchmark runs (~28 min, run on a quiet box): docs/BENCHMARKS.md + docs/benchmarks.json
 	CGO_ENABLED=0 go build -trimpath -o bin/xmppgw-bench ./cmd/xmppgw-bench
 	CGO_ENABLED=0 go build -trimpath -o bin/xmppgw ./cmd/xmppgw
 	@echo "machine: $$(nproc) cores; $$(free -h | awk '/^Mem:/{print $$2}') RAM; $$(go version); $$(prosodyctl about 2>/dev/null | grep -m1 '^Prosody'); load: $$(cut -d' ' -f1-3 /proc/loadavg)"

@@ -214,7 +214,19 @@ func (g *gwClient) login(ctx context.Context, user, password string) (gwStream, 
 
 // send POSTs a text message from stream s to the JID to.
 func (g *gwClient) send(s gwStream, to, body string) error {
-	status, b, err := g.msgs.post("/restapi/v1/chat/"+s.ID+"/messages/"+url.PathEscape(to), s.Token, "text/plain", body)
+	return g.postText(s, "/messages/"+url.PathEscape(to), body)
+}
+
+// sendRoom POSTs a text message from stream s to a room it joined (a room
+// name on the default MUC service): the gateway sends it as a groupchat
+// message to the room's bare JID (XEP-0045 §7.4).
+func (g *gwClient) sendRoom(s gwStream, room, body string) error {
+	return g.postText(s, "/rooms/"+url.PathEscape(room), body)
+}
+
+// postText POSTs body as text/plain to path under stream s and expects 202.
+func (g *gwClient) postText(s gwStream, path, body string) error {
+	status, b, err := g.msgs.post("/restapi/v1/chat/"+s.ID+path, s.Token, "text/plain", body)
 	if err != nil {
 		return fmt.Errorf("send: %w", err)
 	}
@@ -285,12 +297,13 @@ func (g *gwClient) subscribe(ctx context.Context, s gwStream, onChat func(body s
 	return ch, nil
 }
 
-// chatBody parses a "data:" line of a chat event carrying a bench body. The
-// gateway's JSON encoder writes "type" first and bench bodies need no
-// escaping, so a scan suffices; anything else is left to the full decoder.
+// chatBody parses a "data:" line of a chat or groupchat (room) event
+// carrying a bench body. The gateway's JSON encoder writes "type" first and
+// bench bodies need no escaping, so a scan suffices; anything else is left
+// to the full decoder.
 func chatBody(line []byte) (string, bool) {
 	data, ok := bytes.CutPrefix(line, []byte("data: "))
-	if !ok || !bytes.HasPrefix(data, []byte(`{"type":"chat"`)) {
+	if !ok || !bytes.HasPrefix(data, []byte(`{"type":"chat"`)) && !bytes.HasPrefix(data, []byte(`{"type":"groupchat"`)) {
 		return "", false
 	}
 	if _, rest, ok := bytes.Cut(data, []byte(`"body":"bench `)); ok {
@@ -302,7 +315,7 @@ func chatBody(line []byte) (string, bool) {
 		Type string `json:"type"`
 		Body string `json:"body"`
 	}
-	if json.Unmarshal(bytes.TrimSpace(data), &ev) != nil || ev.Type != "chat" || !strings.HasPrefix(ev.Body, "bench ") {
+	if json.Unmarshal(bytes.TrimSpace(data), &ev) != nil || ev.Type != "chat" && ev.Type != "groupchat" || !strings.HasPrefix(ev.Body, "bench ") {
 		return "", false
 	}
 	return ev.Body, true

@@ -13,6 +13,8 @@ func TestChatBody(t *testing.T) {
 	}{
 		{`data: {"type":"chat","id":"x","from":"a@l/r","to":"b@l/r","body":"bench 1 2"}` + "\n", "bench 1 2", true},
 		{`data: {"type":"chat","body":"bench 1 \"2"}` + "\n", `bench 1 "2`, true},
+		{`data: {"type":"groupchat","id":"x","from":"r@conference.l/n","to":"b@l/r","body":"bench 3 4","room":"r@conference.l"}` + "\n", "bench 3 4", true},
+		{`data: {"type":"groupchat","body":"bench 3 \"4"}` + "\n", `bench 3 "4`, true},
 		{`data: {"type":"presence","from":"a"}` + "\n", "", false},
 		{`data: {"type":"chat","body":"hello"}` + "\n", "", false},
 		{": heartbeat\n", "", false},

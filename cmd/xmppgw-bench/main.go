@@ -49,6 +49,7 @@ type config struct {
 	fanoutReaders  []string // "epoll", "http": each fan-out size is run with each
 	fanoutMsgs     int
 	fanoutGap      time.Duration
+	roomFanout     []int // room fan-out: members M per room; none = off
 	growthPairs    int
 	growthDuration time.Duration
 	scenarios      map[string]bool
@@ -84,8 +85,9 @@ func parseFlags(args []string) (*config, error) {
 	pairs := fs.String("pairs", "8", "throughput: comma-separated numbers of sender→receiver pairs")
 	scale := fs.String("scale", "1000", "scale: comma-separated stream counts K")
 	fan := fs.String("fanout", "1,100,1000,10000", "fan-out: comma-separated subscriber counts S on one stream")
+	roomFan := fs.String("room-fanout", "", "room fan-out (4b): comma-separated member counts M of one MUC room, every member a gateway stream with one subscriber (none: off); uses -fanout-msgs, -fanout-gap and -fanout-reader")
 	reader := fs.String("fanout-reader", defaultFanoutReader, "fan-out: how the bench reads the S streams: epoll (raw sockets on GOMAXPROCS epoll loops, Linux only) or http (net/http, a goroutine per subscriber); comma-separated runs each, e.g. epoll,http")
-	scen := fs.String("scenarios", "throughput,latency,fanout,scale", "which scenarios to run")
+	scen := fs.String("scenarios", "throughput,latency,fanout,roomfanout,scale", "which scenarios to run (roomfanout only with -room-fanout sizes)")
 	fs.IntVar(&c.runs, "runs", 3, "runs of every scenario (median and spread are reported)")
 	fs.IntVar(&c.scaleRuns, "scale-runs", 0, "runs of the scale scenario (0: -runs); its login bursts alternate their order, so an even number balances it")
 	fs.IntVar(&c.window, "window", 16, "throughput: messages in flight per pair (sent, not yet received)")
@@ -116,7 +118,7 @@ func parseFlags(args []string) (*config, error) {
 		return nil, err
 	}
 	if c.smoke {
-		*pairs, *scale, *fan = "2", "20", "1,10"
+		*pairs, *scale, *fan, *roomFan = "2", "20", "1,10", "3"
 		c.runs, c.window, c.duration, c.warmup = 1, 4, time.Second, 200*time.Millisecond
 		c.latencyRate, c.latencyPairs, c.latencyDur = 100, 2, time.Second
 		c.idle, c.settle, c.fanoutMsgs, c.growthPairs, c.growthDuration = time.Second, 300*time.Millisecond, 3, 2, time.Second
@@ -131,6 +133,9 @@ func parseFlags(args []string) (*config, error) {
 	}
 	if c.fanout, err = ints(*fan); err != nil {
 		return nil, fmt.Errorf("-fanout: %w", err)
+	}
+	if c.roomFanout, err = ints(*roomFan); err != nil {
+		return nil, fmt.Errorf("-room-fanout: %w", err)
 	}
 	for _, r := range strings.Split(*reader, ",") {
 		switch r = strings.TrimSpace(r); {
@@ -155,12 +160,20 @@ func parseFlags(args []string) (*config, error) {
 	c.scenarios = map[string]bool{}
 	for _, s := range strings.Split(*scen, ",") {
 		switch s = strings.TrimSpace(s); s {
-		case "throughput", "latency", "fanout", "scale":
+		case "throughput", "latency", "fanout", "roomfanout", "scale":
 			c.scenarios[s] = true
 		case "":
 		default:
 			return nil, fmt.Errorf("-scenarios: unknown %q", s)
 		}
+	}
+	if c.scenarios["roomfanout"] && len(c.roomFanout) == 0 {
+		explicit := false
+		fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "scenarios" })
+		if explicit {
+			return nil, errors.New("-scenarios roomfanout needs -room-fanout sizes")
+		}
+		delete(c.scenarios, "roomfanout") // in the default list, off without sizes
 	}
 	if c.scaleRuns <= 0 {
 		c.scaleRuns = c.runs
@@ -281,10 +294,8 @@ func run(ctx context.Context, cfg *config) (*Report, error) {
 		for i := range 2 * max(slices.Max(cfg.pairs), cfg.latencyPairs, cfg.growthPairs) {
 			users[userName("t", i)] = benchPassword
 		}
-		if cfg.scenarios["scale"] {
-			for i := range slices.Max(cfg.scale) {
-				users[userName("s", i)] = benchPassword
-			}
+		for i := range cfg.sUsers() {
+			users[userName("s", i)] = benchPassword
 		}
 		t0 := time.Now()
 		if err := srv.RegisterMany(ctx, users); err != nil {
@@ -347,11 +358,7 @@ func run(ctx context.Context, cfg *config) (*Report, error) {
 		for _, s := range cfg.fanout {
 			runs := map[string][]FanoutRun{}
 			for i := range cfg.runs {
-				readers := slices.Clone(cfg.fanoutReaders)
-				if i%2 == 1 {
-					slices.Reverse(readers) // alternate: neither always runs on a warmer gateway
-				}
-				for j, reader := range readers {
+				for j, reader := range cfg.readerOrder(i) {
 					if cfg.profileDir != "" && i == 0 && j == 0 && s == slices.Max(cfg.fanout) {
 						go func() {
 							time.Sleep(time.Duration(s/5000+1) * time.Second) // after the subscriptions
@@ -369,6 +376,29 @@ func run(ctx context.Context, cfg *config) (*Report, error) {
 			}
 			for _, reader := range cfg.fanoutReaders {
 				rep.Fanout = append(rep.Fanout, summarizeFanout(s, reader, runs[reader]))
+			}
+		}
+	}
+	if cfg.scenarios["roomfanout"] {
+		for _, m := range cfg.roomFanout {
+			runs := map[string][]RoomFanoutRun{}
+			for i := range cfg.runs {
+				for j, reader := range cfg.readerOrder(i) {
+					profile := ""
+					if cfg.profileDir != "" && i == 0 && j == 0 && m == slices.Max(cfg.roomFanout) {
+						profile = filepath.Join(cfg.profileDir, fmt.Sprintf("roomfanout-%d-cpu.pprof", m))
+					}
+					r, err := e.roomFanout(ctx, m, cfg.fanoutMsgs, reader, profile)
+					if err != nil {
+						return rep, fmt.Errorf("room fanout M=%d %s: %w", m, reader, err)
+					}
+					logf("room fanout M=%d run %d %s: to last p50 %.1f p99 %.1f ms, %.0f events/s, CPU µs/event gateway %.1f prosody %.1f clients %.1f, %d/%d complete, joins %.1f s, load %s",
+						m, i+1, reader, r.ToLast.P50, r.ToLast.P99, r.EventsPerSec, r.GatewayCPUus, r.ProsodyCPUus, r.ClientsCPUus, r.Complete, r.Msgs, r.JoinSeconds, r.Load)
+					runs[reader] = append(runs[reader], r)
+				}
+			}
+			for _, reader := range cfg.fanoutReaders {
+				rep.RoomFanout = append(rep.RoomFanout, summarizeRoomFanout(m, reader, runs[reader]))
 			}
 		}
 	}
@@ -465,6 +495,16 @@ func (c *config) pathOrder(i int) []string {
 	return append(paths[k:], paths[:k]...)
 }
 
+// readerOrder is the order in which run i of a fan-out uses the readers:
+// alternating, so neither always runs on a warmer gateway.
+func (c *config) readerOrder(i int) []string {
+	readers := slices.Clone(c.fanoutReaders)
+	if i%2 == 1 {
+		slices.Reverse(readers)
+	}
+	return readers
+}
+
 // smokeCheck re-reads the JSON and insists that both paths delivered.
 func smokeCheck(cfg *config, rep *Report) error {
 	var back Report
@@ -494,6 +534,9 @@ func smokeCheck(cfg *config, rep *Report) error {
 	}
 	if cfg.scenarios["fanout"] {
 		check(len(rep.Fanout) > 0 && rep.Fanout[len(rep.Fanout)-1].Complete > 0, "fan-out delivered to nobody")
+	}
+	if cfg.scenarios["roomfanout"] {
+		check(len(rep.RoomFanout) > 0 && rep.RoomFanout[len(rep.RoomFanout)-1].Complete > 0, "room fan-out delivered to nobody")
 	}
 	if cfg.scenarios["scale"] {
 		check(len(rep.Scale) > 0 && rep.Scale[0].Reached == rep.Scale[0].K && rep.Scale[0].GatewayLogins.Median > 0, "scale did not open every stream")

@@ -21,6 +21,7 @@ type Report struct {
 	Throughput []ThroughputSummary `json:"throughput,omitempty"`
 	Latency    *LatencySummary     `json:"latency,omitempty"`
 	Fanout     []FanoutSummary     `json:"fanout,omitempty"`
+	RoomFanout []RoomFanoutSummary `json:"room_fanout,omitempty"`
 	Scale      []ScaleSummary      `json:"scale,omitempty"`
 	// LoginConcurrency is how many logins the scale bursts run at once.
 	LoginConcurrency int `json:"login_concurrency"`
@@ -277,6 +278,7 @@ func (r *Report) markdown() string {
 			"The subscribers share the box with the gateway, so their CPU is taken from it: in production the browsers are elsewhere.")
 		p("")
 	}
+	r.roomFanoutMarkdown(p)
 	if len(r.Scale) > 0 {
 		p("### 3. Scale: K streams, each with one open SSE subscriber (and 5. growth)")
 		p("")

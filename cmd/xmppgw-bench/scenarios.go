@@ -660,44 +660,141 @@ func (e *env) fanout(ctx context.Context, s, msgs int, reader string) (FanoutRun
 		return r, err
 	}
 	defer e.gwc.logoff(context.Background(), sender)
-	counts := make([]atomic.Int64, msgs)
-	first := make([]atomic.Int64, msgs)
-	last := make([]atomic.Int64, msgs)
-	onChat := func(body string, at time.Time) {
-		seq, _, ok := parseBenchBody(body)
-		if !ok || seq < 0 || seq >= int64(msgs) {
-			return
-		}
-		ns := at.UnixNano()
-		first[seq].CompareAndSwap(0, ns)
-		for {
-			old := last[seq].Load()
-			if ns <= old || last[seq].CompareAndSwap(old, ns) {
-				break
-			}
-		}
-		counts[seq].Add(1)
+	a := newArrivals(msgs)
+	subscribe, stop, err := fanoutSubscribers(ctx, e.gwc, reader, a.onChat, fmt.Sprintf("fanout S=%d %s", s, reader))
+	if err != nil {
+		return r, err
 	}
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	// stop ends every subscriber (goroutines exited, sockets closed) before
 	// the deferred logoffs, so that a stream the gateway ended during the
 	// run is told apart from the end of the run.
-	var subscribe func() error
-	var stop func() error
+	defer stop()
+	if err := parallel(s, e.cfg.loginConc, func(int) error { return subscribe(target) }); err != nil {
+		return r, err
+	}
+	time.Sleep(200 * time.Millisecond)
+	to := "f0@" + e.domain
+	cpu0, me0 := cpuOf(e.gw.Pid()), cpuOf(os.Getpid())
+	if err := e.fanoutRounds(&r, a, func(body string) error { return e.gwc.send(sender, to, body) }); err != nil {
+		return r, err
+	}
+	if r.Complete > 0 {
+		per := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(r.Complete*s) }
+		r.GatewayCPUus, r.ClientsCPUus = per(cpuOf(e.gw.Pid())-cpu0), per(cpuOf(os.Getpid())-me0)
+	}
+	return r, nil
+}
+
+// arrivals records, for each message of a fan-out run (its bench body's
+// sequence number), how many subscribers parsed it and when the first and
+// the last did (Unix ns).
+type arrivals struct {
+	counts, first, last []atomic.Int64
+}
+
+func newArrivals(msgs int) *arrivals {
+	return &arrivals{counts: make([]atomic.Int64, msgs), first: make([]atomic.Int64, msgs), last: make([]atomic.Int64, msgs)}
+}
+
+// onChat is the subscribers' callback; bodies that are not this run's
+// messages are ignored. It runs on many reader goroutines at once.
+func (a *arrivals) onChat(body string, at time.Time) {
+	seq, _, ok := parseBenchBody(body)
+	if !ok || seq < 0 || seq >= int64(len(a.counts)) {
+		return
+	}
+	ns := at.UnixNano()
+	a.first[seq].CompareAndSwap(0, ns)
+	for {
+		old := a.last[seq].Load()
+		if ns <= old || a.last[seq].CompareAndSwap(old, ns) {
+			break
+		}
+	}
+	a.counts[seq].Add(1)
+}
+
+// delivered is how many events the subscribers parsed so far, all messages
+// together.
+func (a *arrivals) delivered() int64 {
+	var n int64
+	for i := range a.counts {
+		n += a.counts[i].Load()
+	}
+	return n
+}
+
+// fanoutRounds sends r.Msgs messages one at a time through send, which
+// gets the bench body (sequence number and the REST request's start), and
+// waits (at most 10 s) until r.S subscribers parsed each; after each it
+// pauses -fanout-gap. It fills r's Complete, ToLast, ToFirst and
+// EventsPerSec (r.S over the median time to last) from the messages every
+// subscriber got.
+func (e *env) fanoutRounds(r *FanoutRun, a *arrivals, send func(body string) error) error {
+	var toLast, toFirst []time.Duration
+	for m := range r.Msgs {
+		t0 := time.Now()
+		if err := send(benchBody(int64(m), t0)); err != nil {
+			return err
+		}
+		for deadline := t0.Add(10 * time.Second); a.counts[m].Load() < int64(r.S) && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+		if a.counts[m].Load() == int64(r.S) {
+			r.Complete++
+			toLast = append(toLast, time.Duration(a.last[m].Load()-t0.UnixNano()))
+			toFirst = append(toFirst, time.Duration(a.first[m].Load()-t0.UnixNano()))
+		}
+		time.Sleep(e.cfg.fanoutGap)
+	}
+	r.ToLast, r.ToFirst = latencyOf(toLast), latencyOf(toFirst)
+	if r.ToLast.P50 > 0 {
+		r.EventsPerSec = float64(r.S) / (r.ToLast.P50 / 1000)
+	}
+	return nil
+}
+
+// fanoutSubscribers is readerSubscribers whose stop logs (with label)
+// what went wrong instead of returning it, for a deferred call.
+func fanoutSubscribers(ctx context.Context, g *gwClient, reader string, onChat func(string, time.Time), label string) (subscribe func(gwStream) error, stop func(), err error) {
+	subscribe, stopErr, err := readerSubscribers(ctx, g, reader, onChat)
+	if err != nil {
+		return nil, nil, err
+	}
+	return subscribe, func() {
+		if err := stopErr(); err != nil {
+			logf("%s: %v", label, err)
+		}
+	}, nil
+}
+
+// readerSubscribers prepares SSE subscribers of g's gateway, read
+// by reader: "epoll" (raw sockets on GOMAXPROCS epoll loops) or "http"
+// (net/http, a goroutine each). Every subscriber calls onChat for each chat
+// or groupchat event with a bench body. subscribe opens one subscriber of a
+// stream and returns once its preamble arrived. stop ends them all
+// (goroutines exited, sockets closed) and reports streams the gateway ended
+// before; it must be called, also after a failed subscribe.
+func readerSubscribers(ctx context.Context, g *gwClient, reader string, onChat func(string, time.Time)) (subscribe func(gwStream) error, stop func() error, err error) {
+	sctx, cancel := context.WithCancel(ctx)
 	switch reader {
 	case "epoll":
-		rd, err := newEpollReader(sctx, e.gwc.base, runtime.GOMAXPROCS(0), epollReadBuf)
+		rd, err := newEpollReader(sctx, g.base, runtime.GOMAXPROCS(0), epollReadBuf)
 		if err != nil {
-			return r, err
+			cancel()
+			return nil, nil, err
 		}
-		subscribe = func() error { return rd.subscribe(sctx, target, onChat) }
-		stop = rd.close
+		subscribe = func(s gwStream) error { return rd.subscribe(sctx, s, onChat) }
+		stop = func() error {
+			defer cancel()
+			return rd.close()
+		}
+		return subscribe, stop, nil
 	case "http":
 		var mu sync.Mutex
 		var dones []<-chan error
-		subscribe = func() error {
-			done, err := e.gwc.subscribe(sctx, target, onChat)
+		subscribe = func(s gwStream) error {
+			done, err := g.subscribe(sctx, s, onChat)
 			if err == nil {
 				mu.Lock()
 				dones = append(dones, done)
@@ -730,45 +827,10 @@ func (e *env) fanout(ctx context.Context, s, msgs int, reader string) (FanoutRun
 			}
 			return nil
 		}
-	default:
-		return r, fmt.Errorf("unknown fan-out reader %q", reader)
+		return subscribe, stop, nil
 	}
-	defer func() {
-		if err := stop(); err != nil {
-			logf("fanout S=%d %s: %v", s, reader, err)
-		}
-	}()
-	if err := parallel(s, e.cfg.loginConc, func(int) error { return subscribe() }); err != nil {
-		return r, err
-	}
-	time.Sleep(200 * time.Millisecond)
-	var toLast, toFirst []time.Duration
-	to := "f0@" + e.domain
-	cpu0, me0 := cpuOf(e.gw.Pid()), cpuOf(os.Getpid())
-	for m := range msgs {
-		t0 := time.Now()
-		if err := e.gwc.send(sender, to, benchBody(int64(m), t0)); err != nil {
-			return r, err
-		}
-		for deadline := t0.Add(10 * time.Second); counts[m].Load() < int64(s) && time.Now().Before(deadline); {
-			time.Sleep(time.Millisecond)
-		}
-		if counts[m].Load() == int64(s) {
-			r.Complete++
-			toLast = append(toLast, time.Duration(last[m].Load()-t0.UnixNano()))
-			toFirst = append(toFirst, time.Duration(first[m].Load()-t0.UnixNano()))
-		}
-		time.Sleep(e.cfg.fanoutGap)
-	}
-	if r.Complete > 0 {
-		per := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(r.Complete*s) }
-		r.GatewayCPUus, r.ClientsCPUus = per(cpuOf(e.gw.Pid())-cpu0), per(cpuOf(os.Getpid())-me0)
-	}
-	r.ToLast, r.ToFirst = latencyOf(toLast), latencyOf(toFirst)
-	if r.ToLast.P50 > 0 {
-		r.EventsPerSec = float64(s) / (r.ToLast.P50 / 1000)
-	}
-	return r, nil
+	cancel()
+	return nil, nil, fmt.Errorf("unknown fan-out reader %q", reader)
 }
 
 // gatewayPairs logs in n senders (t0..t(n-1)) and n receivers (tn..) on the
