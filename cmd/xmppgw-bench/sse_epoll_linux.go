@@ -61,10 +61,10 @@ const (
 // The loops exit when the context given to newEpollReader is done or close
 // is called; close also waits for them and closes every descriptor.
 type epollReader struct {
-	family int // AF_INET or AF_INET6
-	addr   unix.Sockaddr
-	host   string // Host header
-	base   string // URL path prefix of the gateway ("" at the root)
+	family int            // AF_INET or AF_INET6
+	addr   netip.AddrPort // the gateway; see sockaddr
+	host   string         // Host header
+	base   string         // URL path prefix of the gateway ("" at the root)
 	loops  []*epollLoop
 	next   atomic.Uint32 // round-robin over loops
 	wg     sync.WaitGroup
@@ -111,11 +111,11 @@ func newEpollReader(ctx context.Context, base string, loops, bufSize int) (*epol
 	if err != nil {
 		return nil, fmt.Errorf("epoll reader: gateway address %q must be ip:port: %w", u.Host, err)
 	}
-	r := &epollReader{host: u.Host, base: strings.TrimSuffix(u.Path, "/"), stop: -1}
-	if a := ap.Addr().Unmap(); a.Is4() {
-		r.family, r.addr = unix.AF_INET, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: a.As4()}
-	} else {
-		r.family, r.addr = unix.AF_INET6, &unix.SockaddrInet6{Port: int(ap.Port()), Addr: a.As16()}
+	r := &epollReader{host: u.Host, base: strings.TrimSuffix(u.Path, "/"), stop: -1,
+		addr: netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())}
+	r.family = unix.AF_INET6
+	if r.addr.Addr().Is4() {
+		r.family = unix.AF_INET
 	}
 	if r.stop, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
 		return nil, fmt.Errorf("epoll reader: eventfd: %w", err)
@@ -198,7 +198,7 @@ func (r *epollReader) subscribe(ctx context.Context, s gwStream, onChat func(bod
 			unix.Close(fd)
 		}
 	}()
-	if err := connectFD(ctx, fd, r.addr, deadline); err != nil {
+	if err := connectFD(ctx, fd, r.sockaddr(), deadline); err != nil {
 		return fmt.Errorf("events: connect %s: %w", r.host, err)
 	}
 	// The same request net/http sends for gwClient.subscribe, minus
@@ -281,6 +281,16 @@ func readHead(ctx context.Context, fd int, deadline time.Time) ([]byte, error) {
 		return nil, fmt.Errorf("events: bad preamble %q", line)
 	}
 	return rest, nil
+}
+
+// sockaddr is a new Sockaddr of the gateway for each connect: unix.Connect
+// writes its raw form into the value it is given, so one shared value is a
+// data race between concurrent subscribers.
+func (r *epollReader) sockaddr() unix.Sockaddr {
+	if a := r.addr.Addr(); a.Is4() {
+		return &unix.SockaddrInet4{Port: int(r.addr.Port()), Addr: a.As4()}
+	}
+	return &unix.SockaddrInet6{Port: int(r.addr.Port()), Addr: r.addr.Addr().As16()}
 }
 
 // connectFD connects a non-blocking socket, waiting until deadline.
