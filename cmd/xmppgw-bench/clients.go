@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	// The bench talks XMPP directly for the baseline with the same library
@@ -327,6 +328,18 @@ type directClient struct {
 	c    *xmpp.Client
 	jid  string
 	done chan struct{}
+	// presences counts the presence stanzas the reader saw: the room
+	// fan-out checks that joining costs no M² presence broadcast.
+	presences atomic.Int64
+	// watch is the one pending await, if any (see await).
+	watch atomic.Pointer[stanzaWatch]
+}
+
+// stanzaWatch is what await waits for: the first IQ or presence match
+// accepts, handed over on got (capacity 1, so the reader never blocks).
+type stanzaWatch struct {
+	match func(any) bool
+	got   chan any
 }
 
 func dialDirect(addr, domain, user, password, resource string) (*xmpp.Client, error) {
@@ -369,12 +382,57 @@ func startDirect(addr, domain, user, password, resource string, setup bool, onCh
 				soft++
 				continue
 			}
-			if ch, ok := v.(xmpp.Chat); ok && onChat != nil && strings.HasPrefix(ch.Text, "bench ") {
-				onChat(ch.Text, time.Now())
+			switch v := v.(type) {
+			case xmpp.Chat: // type chat or groupchat alike (go-xmpp returns both as Chat)
+				if onChat != nil && strings.HasPrefix(v.Text, "bench ") {
+					onChat(v.Text, time.Now())
+				}
+			case xmpp.Presence:
+				d.presences.Add(1)
+				d.notify(v)
+			case xmpp.IQ:
+				d.notify(v)
 			}
 		}
 	}()
 	return d, nil
+}
+
+// notify hands v to a pending await that wants it.
+func (d *directClient) notify(v any) {
+	if w := d.watch.Load(); w != nil && w.match(v) {
+		select {
+		case w.got <- v:
+		default: // already has its answer
+		}
+	}
+}
+
+// await calls send and waits, at most timeout, for the first stanza of
+// type T (xmpp.IQ or xmpp.Presence) after it that match accepts. go-xmpp
+// has no request/response API, so the answer is picked out of d's
+// receive loop; one await at a time per client.
+func await[T xmpp.IQ | xmpp.Presence](d *directClient, send func() (int, error), match func(T) bool, timeout time.Duration) (T, error) {
+	var zero T
+	w := &stanzaWatch{got: make(chan any, 1), match: func(v any) bool {
+		t, ok := v.(T)
+		return ok && match(t)
+	}}
+	d.watch.Store(w) // before sending: the answer cannot overtake it
+	defer d.watch.Store(nil)
+	if _, err := send(); err != nil {
+		return zero, err
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case v := <-w.got:
+		return v.(T), nil
+	case <-d.done:
+		return zero, errors.New("stream closed while waiting for an answer")
+	case <-t.C:
+		return zero, fmt.Errorf("no answer within %v", timeout)
+	}
 }
 
 // setupIQ, carbonsEnable (XEP-0280) and rosterQuery (RFC 6121 §2.1.3) are
@@ -384,6 +442,7 @@ type setupIQ struct {
 	XMLName xml.Name `xml:"iq"`
 	Type    string   `xml:"type,attr"`
 	ID      string   `xml:"id,attr"`
+	To      string   `xml:"to,attr,omitempty"` // none: the account
 	Payload any
 }
 

@@ -85,7 +85,7 @@ func parseFlags(args []string) (*config, error) {
 	pairs := fs.String("pairs", "8", "throughput: comma-separated numbers of sender→receiver pairs")
 	scale := fs.String("scale", "1000", "scale: comma-separated stream counts K")
 	fan := fs.String("fanout", "1,100,1000,10000", "fan-out: comma-separated subscriber counts S on one stream")
-	roomFan := fs.String("room-fanout", "", "room fan-out (4b): comma-separated member counts M of one MUC room, every member a gateway stream with one subscriber (none: off); uses -fanout-msgs, -fanout-gap and -fanout-reader")
+	roomFan := fs.String("room-fanout", "", "room fan-out (4b): comma-separated member counts M of one MUC room, every member a gateway stream with one subscriber, against the same with M go-xmpp clients (none: off); uses -fanout-msgs, -fanout-gap and, for the gateway path, -fanout-reader")
 	reader := fs.String("fanout-reader", defaultFanoutReader, "fan-out: how the bench reads the S streams: epoll (raw sockets on GOMAXPROCS epoll loops, Linux only) or http (net/http, a goroutine per subscriber); comma-separated runs each, e.g. epoll,http")
 	scen := fs.String("scenarios", "throughput,latency,fanout,roomfanout,scale", "which scenarios to run (roomfanout only with -room-fanout sizes)")
 	fs.IntVar(&c.runs, "runs", 3, "runs of every scenario (median and spread are reported)")
@@ -381,25 +381,33 @@ func run(ctx context.Context, cfg *config) (*Report, error) {
 	}
 	if cfg.scenarios["roomfanout"] {
 		for _, m := range cfg.roomFanout {
-			runs := map[string][]RoomFanoutRun{}
+			var runs []RoomFanoutRun
 			for i := range cfg.runs {
-				for j, reader := range cfg.readerOrder(i) {
-					profile := ""
-					if cfg.profileDir != "" && i == 0 && j == 0 && m == slices.Max(cfg.roomFanout) {
-						profile = filepath.Join(cfg.profileDir, fmt.Sprintf("roomfanout-%d-cpu.pprof", m))
+				for j, v := range cfg.roomOrder(i) {
+					var r RoomFanoutRun
+					var err error
+					if v.path == pathDirect {
+						r, err = e.roomFanoutDirect(ctx, m, cfg.fanoutMsgs)
+					} else {
+						profile := ""
+						if cfg.profileDir != "" && i == 0 && j == 0 && m == slices.Max(cfg.roomFanout) {
+							profile = filepath.Join(cfg.profileDir, fmt.Sprintf("roomfanout-%d-cpu.pprof", m))
+						}
+						r, err = e.roomFanout(ctx, m, cfg.fanoutMsgs, v.reader, profile)
 					}
-					r, err := e.roomFanout(ctx, m, cfg.fanoutMsgs, reader, profile)
 					if err != nil {
-						return rep, fmt.Errorf("room fanout M=%d %s: %w", m, reader, err)
+						return rep, fmt.Errorf("room fanout M=%d %s %s: %w", m, v.path, v.reader, err)
 					}
-					logf("room fanout M=%d run %d %s: to last p50 %.1f p99 %.1f ms, %.0f events/s, CPU µs/event gateway %.1f prosody %.1f clients %.1f, %d/%d complete, joins %.1f s, load %s",
-						m, i+1, reader, r.ToLast.P50, r.ToLast.P99, r.EventsPerSec, r.GatewayCPUus, r.ProsodyCPUus, r.ClientsCPUus, r.Complete, r.Msgs, r.JoinSeconds, r.Load)
-					runs[reader] = append(runs[reader], r)
+					presences := "" // counted on the direct path only
+					if v.path == pathDirect {
+						presences = fmt.Sprintf(" (%d presences to the members)", r.JoinPresences)
+					}
+					logf("room fanout M=%d run %d %s %s: to last p50 %.1f p99 %.1f ms, %.0f events/s, CPU µs/event gateway %.1f prosody %.1f clients %.1f, %d/%d complete, joins %.1f s%s, load %s",
+						m, i+1, r.Path, r.Reader, r.ToLast.P50, r.ToLast.P99, r.EventsPerSec, r.GatewayCPUus, r.ProsodyCPUus, r.ClientsCPUus, r.Complete, r.Msgs, r.JoinSeconds, presences, r.Load)
+					runs = append(runs, r)
 				}
 			}
-			for _, reader := range cfg.fanoutReaders {
-				rep.RoomFanout = append(rep.RoomFanout, summarizeRoomFanout(m, reader, runs[reader]))
-			}
+			rep.RoomFanout = append(rep.RoomFanout, summarizeRoomFanouts(m, cfg.fanoutReaders, runs)...)
 		}
 	}
 	if cfg.scenarios["scale"] {
@@ -536,7 +544,12 @@ func smokeCheck(cfg *config, rep *Report) error {
 		check(len(rep.Fanout) > 0 && rep.Fanout[len(rep.Fanout)-1].Complete > 0, "fan-out delivered to nobody")
 	}
 	if cfg.scenarios["roomfanout"] {
-		check(len(rep.RoomFanout) > 0 && rep.RoomFanout[len(rep.RoomFanout)-1].Complete > 0, "room fan-out delivered to nobody")
+		complete := map[string]int{}
+		for _, x := range rep.RoomFanout {
+			complete[x.Path] += x.Complete
+		}
+		check(complete[pathGateway] > 0, "room fan-out delivered to nobody on the gateway")
+		check(complete[pathDirect] > 0, "room fan-out delivered to nobody on the direct path")
 	}
 	if cfg.scenarios["scale"] {
 		check(len(rep.Scale) > 0 && rep.Scale[0].Reached == rep.Scale[0].K && rep.Scale[0].GatewayLogins.Median > 0, "scale did not open every stream")

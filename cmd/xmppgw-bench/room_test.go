@@ -2,6 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -70,7 +73,7 @@ func TestSummarizeRoomFanout(t *testing.T) {
 		return RoomFanoutRun{FanoutRun: FanoutRun{S: 10, Reader: "epoll", Msgs: 20, Complete: complete, ToLast: Latency{P50: p50}},
 			ProsodyCPUus: prosody}
 	}
-	s := summarizeRoomFanout(10, "epoll", []RoomFanoutRun{run(3, 100, 20), run(1, 300, 19), run(2, 200, 20)})
+	s := summarizeRoomFanout(10, pathGateway, "epoll", []RoomFanoutRun{run(3, 100, 20), run(1, 300, 19), run(2, 200, 20)})
 	if s.S != 10 || s.Complete != 59 || s.Msgs != 60 {
 		t.Errorf("S %d complete %d/%d", s.S, s.Complete, s.Msgs)
 	}
@@ -86,5 +89,108 @@ func TestSummarizeRoomFanout(t *testing.T) {
 	}
 	if err := json.Unmarshal(b, &back); err != nil || len(back.Runs) != 3 || back.Runs[0]["prosody_cpu_us_per_event"] != 100.0 {
 		t.Errorf("JSON runs %s: %v", b, err)
+	}
+}
+
+// TestSummarizeRoomFanouts: runs are split by path and reader, gateway
+// rows come first in the readers' order, the direct row last, and each
+// gateway row's ratio is per run of the bench against the direct path.
+func TestSummarizeRoomFanouts(t *testing.T) {
+	run := func(path, reader string, p50 float64) RoomFanoutRun {
+		return RoomFanoutRun{Path: path, FanoutRun: FanoutRun{S: 10, Reader: reader, Msgs: 5, Complete: 5, ToLast: Latency{P50: p50}}}
+	}
+	// Two runs of the bench, in roomOrder's order: run 1 direct last, run 2 first.
+	runs := []RoomFanoutRun{
+		run(pathGateway, "epoll", 4), run(pathGateway, "http", 6), run(pathDirect, readerGoXMPP, 2),
+		run(pathDirect, readerGoXMPP, 1), run(pathGateway, "http", 5), run(pathGateway, "epoll", 3),
+	}
+	got := summarizeRoomFanouts(10, []string{"epoll", "http"}, runs)
+	var rows []string
+	for _, s := range got {
+		rows = append(rows, fmt.Sprintf("%s/%s %d runs ratio %v", s.Path, s.Reader, len(s.Runs), s.ToLastRatio.Runs))
+	}
+	want := []string{"gateway/epoll 2 runs ratio [2 3]", "gateway/http 2 runs ratio [3 5]", "direct/go-xmpp 2 runs ratio []"}
+	if !slices.Equal(rows, want) {
+		t.Errorf("rows %q, want %q", rows, want)
+	}
+	if got[2].ToLastP50.Median != 1.5 || got[2].Complete != 10 {
+		t.Errorf("direct row %+v", got[2].FanoutSummary)
+	}
+	b, err := json.Marshal(got[2])
+	if err != nil || !strings.Contains(string(b), `"path":"direct"`) {
+		t.Errorf("JSON %s: %v", b, err)
+	}
+	// Without direct runs (none ran): gateway rows only, no ratio.
+	if got := summarizeRoomFanouts(10, []string{"epoll"}, runs[:1]); len(got) != 1 || len(got[0].ToLastRatio.Runs) != 0 {
+		t.Errorf("gateway only: %+v", got)
+	}
+}
+
+// TestRoomOrder: every run measures each reader on the gateway and the
+// direct path once, and the direct path alternates between last and first.
+func TestRoomOrder(t *testing.T) {
+	cfg := &config{fanoutReaders: []string{"epoll", "http"}}
+	for i, want := range []string{"gateway/epoll gateway/http direct/go-xmpp", "direct/go-xmpp gateway/http gateway/epoll", "gateway/epoll gateway/http direct/go-xmpp"} {
+		var got []string
+		for _, v := range cfg.roomOrder(i) {
+			got = append(got, v.path+"/"+v.reader)
+		}
+		if strings.Join(got, " ") != want {
+			t.Errorf("run %d: %q, want %q", i, got, want)
+		}
+	}
+}
+
+// TestRoomConfigSubmit: the owner's configuration submission (XEP-0045
+// §10.2) read back with encoding/xml: an IQ set to the room, the
+// muc#owner query holding a jabber:x:data submit form whose first field
+// is FORM_TYPE; the fields' values survive escaping.
+func TestRoomConfigSubmit(t *testing.T) {
+	raw, err := xml.Marshal(roomConfigSubmit("r@conference.localhost", "cfg1",
+		map[string]string{"muc#roomconfig_presencebroadcast": "moderator", "muc#roomconfig_roomname": "a<b & 'c'"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back struct {
+		XMLName xml.Name
+		Type    string `xml:"type,attr"`
+		ID      string `xml:"id,attr"`
+		To      string `xml:"to,attr"`
+		Query   struct {
+			XMLName xml.Name
+			Form    struct {
+				XMLName xml.Name
+				Type    string `xml:"type,attr"`
+				Fields  []struct {
+					XMLName xml.Name
+					Var     string   `xml:"var,attr"`
+					Values  []string `xml:"jabber:x:data value"`
+				} `xml:"jabber:x:data field"`
+			} `xml:"jabber:x:data x"`
+		} `xml:"http://jabber.org/protocol/muc#owner query"`
+	}
+	if err := xml.Unmarshal(raw, &back); err != nil {
+		t.Fatalf("%s: %v", raw, err)
+	}
+	if back.XMLName.Local != "iq" || back.XMLName.Space != "" || back.Type != "set" || back.ID != "cfg1" || back.To != "r@conference.localhost" {
+		t.Errorf("iq %+v in %s", back.XMLName, raw)
+	}
+	if q := back.Query.XMLName; q.Space != nsMUCOwner || q.Local != "query" {
+		t.Errorf("query %+v in %s", q, raw)
+	}
+	form := back.Query.Form
+	if form.XMLName.Space != nsDataForms || form.Type != "submit" {
+		t.Errorf("form %+v type %q in %s", form.XMLName, form.Type, raw)
+	}
+	var fields []string
+	for _, f := range form.Fields {
+		if f.XMLName.Space != nsDataForms {
+			t.Errorf("field %s in namespace %q", f.Var, f.XMLName.Space)
+		}
+		fields = append(fields, f.Var+"="+strings.Join(f.Values, ","))
+	}
+	want := []string{"FORM_TYPE=" + nsMUCRoomConfig, "muc#roomconfig_presencebroadcast=moderator", "muc#roomconfig_roomname=a<b & 'c'"}
+	if !slices.Equal(fields, want) {
+		t.Errorf("fields %q, want %q", fields, want)
 	}
 }

@@ -632,7 +632,8 @@ func (e *env) scale(ctx context.Context, k int, profileDir string, run int) (Sca
 type FanoutRun struct {
 	S int `json:"s"`
 	// Reader is how the bench reads the S streams: "epoll" (raw sockets,
-	// GOMAXPROCS epoll loops) or "http" (net/http, a goroutine each).
+	// GOMAXPROCS epoll loops) or "http" (net/http, a goroutine each); on
+	// the room fan-out's direct path "go-xmpp" (each client its own).
 	Reader       string  `json:"reader"`
 	Msgs         int     `json:"msgs"`
 	Complete     int     `json:"complete"` // messages every subscriber got
