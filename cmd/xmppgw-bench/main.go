@@ -423,9 +423,10 @@ func run(ctx context.Context, cfg *config) (*Report, error) {
 				if err != nil {
 					return rep, fmt.Errorf("scale K=%d: %w", k, err)
 				}
-				logf("scale K=%d run %d: logins direct %.0f/s, direct with setup %.0f/s, gateway %.0f/s (gateway first: %v); gw %.1f KiB RSS, %.1f KiB heap, %.1f KiB stack, %.2f goroutines per stream; idle %.2f µs/s per stream; prosody %.1f KiB/session; msg/s gw %.0f direct %.0f; load %s %s",
+				logf("scale K=%d run %d: logins direct %.0f/s, direct with setup %.0f/s, gateway %.0f/s (gateway first: %v); gw %.1f KiB RSS, %.1f KiB heap, %.1f KiB stack, %.2f goroutines per stream; idle %.2f µs/s per stream; prosody %.1f KiB/session; msg/s gw %.0f (CPU µs/msg gateway %.0f prosody %.0f bench %.0f) direct %.0f (prosody %.0f bench %.0f); load %s %s",
 					k, i+1, r.DirectLoginsPerSec, r.DirectSetupLoginsPerSec, r.GatewayLoginsPerSec, r.GatewayFirst, r.GWRSSPerStream/1024, r.GWHeapPerStream/1024, r.GWStackPerStream/1024,
-					r.GWGoroutinesPerStream, r.GWIdleCPUPerStream, r.ProsodyRSSPerSession/1024, r.GWMsgPerSec, r.DirectMsgPerSec, r.Load, r.StopReason)
+					r.GWGoroutinesPerStream, r.GWIdleCPUPerStream, r.ProsodyRSSPerSession/1024,
+					r.GWMsgPerSec, r.GWGrowthCPU.Gateway, r.GWGrowthCPU.Prosody, r.GWGrowthCPU.Bench, r.DirectMsgPerSec, r.DirectGrowthCPU.Prosody, r.DirectGrowthCPU.Bench, r.Load, r.StopReason)
 				logf("scale K=%d run %d: CPU µs per login: direct prosody %.0f + bench %.0f; with setup prosody %.0f + bench %.0f; gateway path gateway %.0f + prosody %.0f + bench %.0f",
 					k, i+1, r.DirectLoginCPU.Prosody, r.DirectLoginCPU.Bench, r.DirectSetupLoginCPU.Prosody, r.DirectSetupLoginCPU.Bench,
 					r.GatewayLoginCPU.Gateway, r.GatewayLoginCPU.Prosody, r.GatewayLoginCPU.Bench)

@@ -142,9 +142,9 @@ type ScaleSummary struct {
 	DirectSetupLogins Spread `json:"direct_setup_logins_per_sec"`
 	LoginRatioSetup   Spread `json:"login_ratio_setup"`
 	// CPU µs per login (medians over the runs) on each path.
-	GatewayLoginCPU     LoginCPU   `json:"gateway_login_cpu_us"`
-	DirectLoginCPU      LoginCPU   `json:"direct_login_cpu_us"`
-	DirectSetupLoginCPU LoginCPU   `json:"direct_setup_login_cpu_us"`
+	GatewayLoginCPU     ProcessCPU `json:"gateway_login_cpu_us"`
+	DirectLoginCPU      ProcessCPU `json:"direct_login_cpu_us"`
+	DirectSetupLoginCPU ProcessCPU `json:"direct_setup_login_cpu_us"`
 	GWRSS               Spread     `json:"gw_rss_bytes_per_stream"`
 	GWHeap              Spread     `json:"gw_heap_bytes_per_stream"`
 	GWStack             Spread     `json:"gw_stack_bytes_per_stream"`
@@ -154,7 +154,10 @@ type ScaleSummary struct {
 	ProsodyPerSession   Spread     `json:"prosody_rss_bytes_per_session"`
 	GWMsgPerSec         Spread     `json:"gw_msg_per_sec_with_k_open"`
 	DirectMsgPerSec     Spread     `json:"direct_msg_per_sec_with_k_open"`
-	Runs                []ScaleRun `json:"runs"`
+	// CPU µs per message with the K streams open (medians over the runs).
+	GWGrowthCPU     ProcessCPU `json:"gw_cpu_us_per_msg_with_k_open"`
+	DirectGrowthCPU ProcessCPU `json:"direct_cpu_us_per_msg_with_k_open"`
+	Runs            []ScaleRun `json:"runs"`
 }
 
 func summarizeScale(k int, runs []ScaleRun) ScaleSummary {
@@ -172,16 +175,16 @@ func summarizeScale(k int, runs []ScaleRun) ScaleSummary {
 	s.LoginRatio = collect(ok, func(r ScaleRun) float64 { return ratio(r.GatewayLoginsPerSec, r.DirectLoginsPerSec) })
 	s.DirectSetupLogins = collect(ok, func(r ScaleRun) float64 { return r.DirectSetupLoginsPerSec })
 	s.LoginRatioSetup = collect(ok, func(r ScaleRun) float64 { return ratio(r.GatewayLoginsPerSec, r.DirectSetupLoginsPerSec) })
-	cpu := func(pick func(ScaleRun) LoginCPU) LoginCPU {
-		return LoginCPU{
+	cpu := func(pick func(ScaleRun) ProcessCPU) ProcessCPU {
+		return ProcessCPU{
 			Gateway: collect(ok, func(r ScaleRun) float64 { return pick(r).Gateway }).Median,
 			Prosody: collect(ok, func(r ScaleRun) float64 { return pick(r).Prosody }).Median,
 			Bench:   collect(ok, func(r ScaleRun) float64 { return pick(r).Bench }).Median,
 		}
 	}
-	s.GatewayLoginCPU = cpu(func(r ScaleRun) LoginCPU { return r.GatewayLoginCPU })
-	s.DirectLoginCPU = cpu(func(r ScaleRun) LoginCPU { return r.DirectLoginCPU })
-	s.DirectSetupLoginCPU = cpu(func(r ScaleRun) LoginCPU { return r.DirectSetupLoginCPU })
+	s.GatewayLoginCPU = cpu(func(r ScaleRun) ProcessCPU { return r.GatewayLoginCPU })
+	s.DirectLoginCPU = cpu(func(r ScaleRun) ProcessCPU { return r.DirectLoginCPU })
+	s.DirectSetupLoginCPU = cpu(func(r ScaleRun) ProcessCPU { return r.DirectSetupLoginCPU })
 	s.GWRSS = collect(ok, func(r ScaleRun) float64 { return r.GWRSSPerStream })
 	s.GWHeap = collect(ok, func(r ScaleRun) float64 { return r.GWHeapPerStream })
 	s.GWStack = collect(ok, func(r ScaleRun) float64 { return r.GWStackPerStream })
@@ -191,6 +194,8 @@ func summarizeScale(k int, runs []ScaleRun) ScaleSummary {
 	s.ProsodyPerSession = collect(ok, func(r ScaleRun) float64 { return r.ProsodyRSSPerSession })
 	s.GWMsgPerSec = collect(ok, func(r ScaleRun) float64 { return r.GWMsgPerSec })
 	s.DirectMsgPerSec = collect(ok, func(r ScaleRun) float64 { return r.DirectMsgPerSec })
+	s.GWGrowthCPU = cpu(func(r ScaleRun) ProcessCPU { return r.GWGrowthCPU })
+	s.DirectGrowthCPU = cpu(func(r ScaleRun) ProcessCPU { return r.DirectGrowthCPU })
 	return s
 }
 
@@ -294,12 +299,13 @@ func (r *Report) markdown() string {
 				x.DirectLoginCPU.Prosody, x.DirectLoginCPU.Bench, x.DirectSetupLoginCPU.Prosody, x.DirectSetupLoginCPU.Bench)
 		}
 		p("")
-		p("| K | reached | gateway RSS KiB/stream | heap KiB/stream | stacks KiB/stream | goroutines/stream | idle CPU µs/s per stream | go-xmpp client KiB (direct) | Prosody KiB/session | msg/s gateway with K open | msg/s direct with K open |")
-		p("|---|---|---|---|---|---|---|---|---|---|---|")
+		p("| K | reached | gateway RSS KiB/stream | heap KiB/stream | stacks KiB/stream | goroutines/stream | idle CPU µs/s per stream | go-xmpp client KiB (direct) | Prosody KiB/session | msg/s gateway with K open | msg/s direct with K open | CPU µs/msg with K open, gateway path | direct |")
+		p("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 		for _, x := range r.Scale {
-			p("| %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |", x.K, x.Reached,
+			p("| %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.0f + %.0f + %.0f | %.0f + %.0f |", x.K, x.Reached,
 				f(x.GWRSS, 1024, 1), f(x.GWHeap, 1024, 1), f(x.GWStack, 1024, 1), f(x.GWGoroutines, 1, 2), f(x.GWIdleCPU, 1, 2),
-				f(x.DirectClientBytes, 1024, 1), f(x.ProsodyPerSession, 1024, 1), f(x.GWMsgPerSec, 1, 0), f(x.DirectMsgPerSec, 1, 0))
+				f(x.DirectClientBytes, 1024, 1), f(x.ProsodyPerSession, 1024, 1), f(x.GWMsgPerSec, 1, 0), f(x.DirectMsgPerSec, 1, 0),
+				x.GWGrowthCPU.Gateway, x.GWGrowthCPU.Prosody, x.GWGrowthCPU.Bench, x.DirectGrowthCPU.Prosody, x.DirectGrowthCPU.Bench)
 			if x.StopReason != "" {
 				p("")
 				p("K=%d stopped: %s", x.K, x.StopReason)

@@ -102,6 +102,11 @@ type ThroughputRun struct {
 	Load         string  `json:"loadavg"`
 }
 
+// cpu is the run's CPU per delivered message of each process.
+func (r ThroughputRun) cpu() ProcessCPU {
+	return ProcessCPU{Gateway: r.GatewayCPUus, Prosody: r.ProsodyCPUus, Bench: r.BenchCPUus}
+}
+
 // cpuOf returns the CPU time used so far by pid (0 when unknown).
 func cpuOf(pid int) time.Duration {
 	if pid <= 0 {
@@ -406,26 +411,31 @@ type ScaleRun struct {
 	GatewayFirst bool `json:"gateway_first"`
 	// CPU per login (µs) of each process during the login bursts: where a
 	// login's cost lands, and whether the XMPP server is the bottleneck.
-	DirectLoginCPU          LoginCPU `json:"direct_login_cpu_us"`
-	DirectSetupLoginCPU     LoginCPU `json:"direct_setup_login_cpu_us"`
-	GatewayLoginCPU         LoginCPU `json:"gateway_login_cpu_us"`
-	DirectHeapPerClient     float64  `json:"direct_client_heap_bytes"` // bench process: go-xmpp client + its reader
-	DirectGoroutinesPerConn float64  `json:"direct_client_goroutines"`
-	GWRSSPerStream          float64  `json:"gw_rss_bytes_per_stream"`
-	GWHeapPerStream         float64  `json:"gw_heap_bytes_per_stream"`  // HeapInuse after GC
-	GWStackPerStream        float64  `json:"gw_stack_bytes_per_stream"` // goroutine stacks
-	GWGoroutinesPerStream   float64  `json:"gw_goroutines_per_stream"`
-	GWIdleCPUPerStream      float64  `json:"gw_idle_cpu_us_per_sec_per_stream"`
-	ProsodyRSSPerSession    float64  `json:"prosody_rss_bytes_per_session"`
-	// Growth: throughput of both paths while the K streams stay open.
-	GWMsgPerSec     float64 `json:"gw_msg_per_sec_with_k_open"`
-	DirectMsgPerSec float64 `json:"direct_msg_per_sec_with_k_open"`
-	Load            string  `json:"loadavg"`
+	DirectLoginCPU          ProcessCPU `json:"direct_login_cpu_us"`
+	DirectSetupLoginCPU     ProcessCPU `json:"direct_setup_login_cpu_us"`
+	GatewayLoginCPU         ProcessCPU `json:"gateway_login_cpu_us"`
+	DirectHeapPerClient     float64    `json:"direct_client_heap_bytes"` // bench process: go-xmpp client + its reader
+	DirectGoroutinesPerConn float64    `json:"direct_client_goroutines"`
+	GWRSSPerStream          float64    `json:"gw_rss_bytes_per_stream"`
+	GWHeapPerStream         float64    `json:"gw_heap_bytes_per_stream"`  // HeapInuse after GC
+	GWStackPerStream        float64    `json:"gw_stack_bytes_per_stream"` // goroutine stacks
+	GWGoroutinesPerStream   float64    `json:"gw_goroutines_per_stream"`
+	GWIdleCPUPerStream      float64    `json:"gw_idle_cpu_us_per_sec_per_stream"`
+	ProsodyRSSPerSession    float64    `json:"prosody_rss_bytes_per_session"`
+	// Growth: throughput of both paths while the K streams stay open, and
+	// each process's CPU per delivered message meanwhile (where the cost
+	// of K open streams lands). The paths take turns going first, with
+	// the login bursts' order.
+	GWMsgPerSec     float64    `json:"gw_msg_per_sec_with_k_open"`
+	DirectMsgPerSec float64    `json:"direct_msg_per_sec_with_k_open"`
+	GWGrowthCPU     ProcessCPU `json:"gw_cpu_us_per_msg_with_k_open"`
+	DirectGrowthCPU ProcessCPU `json:"direct_cpu_us_per_msg_with_k_open"`
+	Load            string     `json:"loadavg"`
 }
 
-// LoginCPU is CPU time per login (µs) of the gateway, Prosody and this
-// process (the clients) during a login burst.
-type LoginCPU struct {
+// ProcessCPU is CPU time (µs) per unit of work (a login, or a delivered
+// message) of the gateway, Prosody and this process (the clients).
+type ProcessCPU struct {
 	Gateway float64 `json:"gateway"`
 	Prosody float64 `json:"prosody"`
 	Bench   float64 `json:"bench"`
@@ -437,13 +447,13 @@ func (e *env) cpuSnapshot() [3]time.Duration {
 	return [3]time.Duration{cpuOf(e.gw.Pid()), cpuOf(e.prosodyPid()), cpuOf(os.Getpid())}
 }
 
-// loginCPU turns two snapshots around n logins into CPU per login.
-func loginCPU(before, after [3]time.Duration, n int) LoginCPU {
+// cpuPer turns two snapshots around n units of work into CPU per unit.
+func cpuPer(before, after [3]time.Duration, n int) ProcessCPU {
 	if n <= 0 {
-		return LoginCPU{}
+		return ProcessCPU{}
 	}
 	per := func(i int) float64 { return float64((after[i] - before[i]).Microseconds()) / float64(n) }
-	return LoginCPU{Gateway: per(0), Prosody: per(1), Bench: per(2)}
+	return ProcessCPU{Gateway: per(0), Prosody: per(1), Bench: per(2)}
 }
 
 func benchHeap() (heap, stack uint64, goroutines int) {
@@ -480,7 +490,7 @@ func (e *env) directLogins(ctx context.Context, k int, setup bool) (directBurst,
 		return err
 	})
 	dt := time.Since(t0)
-	b.CPU = loginCPU(cpu0, e.cpuSnapshot(), k)
+	b.CPU = cpuPer(cpu0, e.cpuSnapshot(), k)
 	b.PerSec = float64(k) / dt.Seconds()
 	h1, st1, g1 := benchHeap()
 	b.HeapPerClient = (float64(h1+st1) - float64(h0+st0)) / float64(k)
@@ -498,7 +508,7 @@ func (e *env) directLogins(ctx context.Context, k int, setup bool) (directBurst,
 // directBurst is one burst of direct logins.
 type directBurst struct {
 	PerSec            float64
-	CPU               LoginCPU
+	CPU               ProcessCPU
 	HeapPerClient     float64
 	GoroutinesPerConn float64
 }
@@ -565,7 +575,7 @@ func (e *env) scale(ctx context.Context, k int, profileDir string, run int) (Sca
 		return err
 	})
 	dt := time.Since(t0)
-	r.GatewayLoginCPU = loginCPU(cpu0, e.cpuSnapshot(), int(reached.Load()))
+	r.GatewayLoginCPU = cpuPer(cpu0, e.cpuSnapshot(), int(reached.Load()))
 	<-profiled
 	r.GatewayLoginsPerSec = float64(reached.Load()) / dt.Seconds()
 	r.Reached = int(reached.Load())
@@ -609,11 +619,30 @@ func (e *env) scale(ctx context.Context, k int, profileDir string, run int) (Sca
 
 	// Growth: throughput of both paths with the K streams still open.
 	if e.cfg.growthPairs > 0 {
-		if g, err := e.throughput(ctx, "gateway", e.cfg.growthPairs, e.cfg.window, e.cfg.growthDuration); err == nil {
-			r.GWMsgPerSec = g.MsgPerSec
+		gateway := func() {
+			var profiled sync.WaitGroup
+			if profileDir != "" { // the gateway's CPU with K streams open, while it moves messages
+				profiled.Go(func() {
+					seconds := max(1, int(e.cfg.growthDuration.Seconds())-1)
+					_ = e.gw.Profile(fmt.Sprintf("profile?seconds=%d", seconds), filepath.Join(profileDir, fmt.Sprintf("scale-%d-growth-cpu.pprof", k)))
+				})
+			}
+			if g, err := e.throughput(ctx, pathGateway, e.cfg.growthPairs, e.cfg.window, e.cfg.growthDuration); err == nil {
+				r.GWMsgPerSec, r.GWGrowthCPU = g.MsgPerSec, g.cpu()
+			}
+			profiled.Wait()
 		}
-		if d, err := e.throughput(ctx, "direct", e.cfg.growthPairs, e.cfg.window, e.cfg.growthDuration); err == nil {
-			r.DirectMsgPerSec = d.MsgPerSec
+		direct := func() {
+			if d, err := e.throughput(ctx, pathDirect, e.cfg.growthPairs, e.cfg.window, e.cfg.growthDuration); err == nil {
+				r.DirectMsgPerSec, r.DirectGrowthCPU = d.MsgPerSec, d.cpu()
+			}
+		}
+		if r.GatewayFirst {
+			gateway()
+			direct()
+		} else {
+			direct()
+			gateway()
 		}
 	}
 	cancel()
