@@ -344,11 +344,18 @@ func run(ctx context.Context, cfg *config) (*Report, error) {
 		var runs []LatencyRun
 		for i := range cfg.runs {
 			for _, p := range cfg.pathOrder(i) {
+				if cfg.profileDir != "" && p == pathGateway && i == 0 {
+					go func() {
+						_ = e.gw.Profile(fmt.Sprintf("profile?seconds=%d", max(1, int(cfg.latencyDur.Seconds())-1)),
+							filepath.Join(cfg.profileDir, "latency-cpu.pprof"))
+					}()
+				}
 				r, err := e.latency(ctx, p, cfg.latencyPairs, rate, cfg.latencyDur)
 				if err != nil {
 					return rep, fmt.Errorf("latency %s: %w", p, err)
 				}
-				logf("latency run %d %s @%.0f/s: p50 %.2f p99 %.2f max %.2f ms (%d/%d) load %s", i+1, p, rate, r.Latency.P50, r.Latency.P99, r.Latency.Max, r.Received, r.Sent, r.Load)
+				logf("latency run %d %s @%.0f/s: p50 %.2f p99 %.2f max %.2f ms (%d/%d), Prosody's core %.2f busy, CPU µs/msg gateway %.0f prosody %.0f bench %.0f; load %s",
+					i+1, p, rate, r.Latency.P50, r.Latency.P99, r.Latency.Max, r.Received, r.Sent, r.ProsodyBusy, r.CPU.Gateway, r.CPU.Prosody, r.CPU.Bench, r.Load)
 				runs = append(runs, r)
 			}
 		}

@@ -69,6 +69,8 @@ func summarizeThroughput(n, w int, runs []ThroughputRun) ThroughputSummary {
 
 type LatencyPath struct {
 	P50, P90, P99, Max Spread
+	ProsodyBusy        Spread     `json:"prosody_core_busy"`
+	CPU                ProcessCPU `json:"cpu_us_per_msg"` // medians over the runs
 }
 
 type LatencySummary struct {
@@ -86,9 +88,15 @@ type LatencySummary struct {
 
 func latencyPath(runs []LatencyRun) LatencyPath {
 	return LatencyPath{P50: collect(runs, func(r LatencyRun) float64 { return r.Latency.P50 }),
-		P90: collect(runs, func(r LatencyRun) float64 { return r.Latency.P90 }),
-		P99: collect(runs, func(r LatencyRun) float64 { return r.Latency.P99 }),
-		Max: collect(runs, func(r LatencyRun) float64 { return r.Latency.Max })}
+		P90:         collect(runs, func(r LatencyRun) float64 { return r.Latency.P90 }),
+		P99:         collect(runs, func(r LatencyRun) float64 { return r.Latency.P99 }),
+		Max:         collect(runs, func(r LatencyRun) float64 { return r.Latency.Max }),
+		ProsodyBusy: collect(runs, func(r LatencyRun) float64 { return r.ProsodyBusy }),
+		CPU: ProcessCPU{
+			Gateway: collect(runs, func(r LatencyRun) float64 { return r.CPU.Gateway }).Median,
+			Prosody: collect(runs, func(r LatencyRun) float64 { return r.CPU.Prosody }).Median,
+			Bench:   collect(runs, func(r LatencyRun) float64 { return r.CPU.Bench }).Median,
+		}}
 }
 
 func summarizeLatency(rate float64, pairs int, runs []LatencyRun) *LatencySummary {
@@ -258,13 +266,17 @@ func (r *Report) markdown() string {
 	if l := r.Latency; l != nil {
 		p("### 2. Latency at %.0f msg/s offered (open loop, %d pairs), ms", l.Rate, l.Pairs)
 		p("")
-		p("| path | p50 | p90 | p99 | max |")
-		p("|---|---|---|---|---|")
-		p("| gateway (REST request start → SSE event parsed) | %s | %s | %s | %s |", f(l.Gateway.P50, 1, 2), f(l.Gateway.P90, 1, 2), f(l.Gateway.P99, 1, 2), f(l.Gateway.Max, 1, 1))
-		p("| direct XMPP (send → receiver parsed) | %s | %s | %s | %s |", f(l.Direct.P50, 1, 2), f(l.Direct.P90, 1, 2), f(l.Direct.P99, 1, 2), f(l.Direct.Max, 1, 1))
-		p("| direct+ XMPP (the gateway's XMPP work) | %s | %s | %s | %s |", f(l.DirectLike.P50, 1, 2), f(l.DirectLike.P90, 1, 2), f(l.DirectLike.P99, 1, 2), f(l.DirectLike.Max, 1, 1))
-		p("| **added by the gateway** vs direct | %s | | %s | |", f(l.AddedP50, 1, 2), f(l.AddedP99, 1, 2))
-		p("| **added by the gateway** vs direct+ | %s | | %s | |", f(l.AddedP50Like, 1, 2), f(l.AddedP99Like, 1, 2))
+		p("| path | p50 | p90 | p99 | max | Prosody's core busy | CPU µs/msg gateway + Prosody + clients |")
+		p("|---|---|---|---|---|---|---|")
+		row := func(name string, x LatencyPath) {
+			p("| %s | %s | %s | %s | %s | %s | %.0f + %.0f + %.0f |", name, f(x.P50, 1, 2), f(x.P90, 1, 2), f(x.P99, 1, 2), f(x.Max, 1, 1),
+				f(x.ProsodyBusy, 1, 2), x.CPU.Gateway, x.CPU.Prosody, x.CPU.Bench)
+		}
+		row("gateway (REST request start → SSE event parsed)", l.Gateway)
+		row("direct XMPP (send → receiver parsed)", l.Direct)
+		row("direct+ XMPP (the gateway's XMPP work)", l.DirectLike)
+		p("| **added by the gateway** vs direct | %s | | %s | | | |", f(l.AddedP50, 1, 2), f(l.AddedP99, 1, 2))
+		p("| **added by the gateway** vs direct+ | %s | | %s | | | |", f(l.AddedP50Like, 1, 2), f(l.AddedP99Like, 1, 2))
 		p("")
 	}
 	if len(r.Fanout) > 0 {

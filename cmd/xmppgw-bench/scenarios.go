@@ -284,7 +284,14 @@ type LatencyRun struct {
 	Sent     int64   `json:"sent"`
 	Received int64   `json:"received"`
 	Latency  Latency `json:"latency"`
-	Load     string  `json:"loadavg"`
+	// ProsodyBusy is the share of one core Prosody used while the messages
+	// were offered. Near 1 the offered rate is Prosody's capacity of the
+	// moment (its cost per message drifts), and the latencies measure its
+	// queue rather than the path.
+	ProsodyBusy float64 `json:"prosody_core_busy"`
+	// CPU per offered message of each process over the same window.
+	CPU  ProcessCPU `json:"cpu_us_per_msg"`
+	Load string     `json:"loadavg"`
 }
 
 func (e *env) latency(ctx context.Context, path string, n int, rate float64, d time.Duration) (LatencyRun, error) {
@@ -362,6 +369,7 @@ func (e *env) latency(ctx context.Context, path string, n int, rate float64, d t
 		}()
 	}
 	interval := time.Duration(float64(time.Second) / rate)
+	cpu0 := e.cpuSnapshot()
 	start := time.Now()
 	warm = start.Add(e.cfg.warmup)
 	end := warm.Add(d)
@@ -378,6 +386,9 @@ func (e *env) latency(ctx context.Context, path string, n int, rate float64, d t
 		i++
 	}
 	r.Sent = int64(i)
+	cpu1 := e.cpuSnapshot()
+	r.ProsodyBusy = (cpu1[1] - cpu0[1]).Seconds() / time.Since(start).Seconds()
+	r.CPU = cpuPer(cpu0, cpu1, i)
 	// Let the tail arrive (bounded).
 	for deadline := time.Now().Add(3 * time.Second); received.Load() < r.Sent && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
