@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/xmppgw/xmppgw/openapi"
@@ -50,6 +51,12 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 //	@Router		/openapi/swagger.json [get]
 func (s *Server) openAPISpec(w http.ResponseWriter, _ *http.Request) error {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	_, err := w.Write([]byte(openapi.SwaggerInfo.ReadDoc()))
+	_, err := w.Write([]byte(specJSON()))
 	return err
 }
+
+// specJSON is this API's OpenAPI document, rendered once: swag's
+// Spec.ReadDoc rewrites the Spec's Description on every call (a data race
+// between concurrent requests) and parses its template each time. Nothing
+// changes openapi.SwaggerInfo after start-up.
+var specJSON = sync.OnceValue(openapi.SwaggerInfo.ReadDoc)

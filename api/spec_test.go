@@ -3,13 +3,13 @@ package api
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/stretchr/testify/require"
-
-	"github.com/xmppgw/xmppgw/openapi"
 )
 
 // specAlias maps a route to the documented route that covers it: the
@@ -37,7 +37,7 @@ func TestSpec_MatchesRouter(t *testing.T) {
 	var spec struct {
 		Paths map[string]map[string]json.RawMessage `json:"paths"`
 	}
-	require.NoError(t, json.Unmarshal([]byte(openapi.SwaggerInfo.ReadDoc()), &spec))
+	require.NoError(t, json.Unmarshal([]byte(specJSON()), &spec))
 	documented := map[string]bool{}
 	for path, ops := range spec.Paths {
 		for method := range ops {
@@ -64,4 +64,30 @@ func TestSpec_MatchesRouter(t *testing.T) {
 			t.Errorf("openapi/ documents %s, which the router does not have", op)
 		}
 	}
+}
+
+// The spec endpoints serve concurrent requests. swag's Spec.ReadDoc is not
+// safe for concurrent use (it rewrites the Spec), so the document is
+// rendered once; under -race a per-request ReadDoc fails this test.
+func TestSpec_ConcurrentRequests(t *testing.T) {
+	t.Parallel()
+	h := NewServer(Config{JWTSecret: testSecret}, nil, nil, nil).Routes()
+	paths := []string{"/openapi/swagger.json", "/openapi/swagger.yaml"}
+	const perPath = 4
+	codes := make([]int, len(paths)*perPath)
+	bodies := make([]string, len(codes))
+	var wg sync.WaitGroup
+	for i := range codes {
+		wg.Go(func() {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, paths[i%len(paths)], nil))
+			codes[i], bodies[i] = rec.Code, rec.Body.String()
+		})
+	}
+	wg.Wait()
+	for i := range codes {
+		require.Equal(t, http.StatusOK, codes[i], paths[i%len(paths)])
+		require.Equal(t, bodies[i%len(paths)], bodies[i], "every request gets the same document")
+	}
+	require.Equal(t, specJSON(), bodies[0])
 }

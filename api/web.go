@@ -16,7 +16,6 @@ import (
 	"github.com/go-chi/chi/v5"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/xmppgw/xmppgw/openapi"
 	"github.com/xmppgw/xmppgw/web"
 )
 
@@ -72,7 +71,7 @@ func (s *Server) mountWeb(r chi.Router) {
 //	@Success	200	{string}	string	"the document of /openapi/swagger.json, in YAML"
 //	@Router		/openapi/swagger.yaml [get]
 func (s *Server) openAPISpecYAML(w http.ResponseWriter, _ *http.Request) error {
-	b, err := specYAML(openapi.SwaggerInfo.ReadDoc())
+	b, err := specYAMLOnce()
 	if err != nil {
 		return err
 	}
@@ -80,6 +79,9 @@ func (s *Server) openAPISpecYAML(w http.ResponseWriter, _ *http.Request) error {
 	_, err = w.Write(b)
 	return err
 }
+
+// specYAMLOnce is specJSON as YAML, converted once.
+var specYAMLOnce = sync.OnceValues(func() ([]byte, error) { return specYAML(specJSON()) })
 
 // specYAML converts the JSON document to block-style YAML. JSON is YAML
 // 1.2, so it parses into a node tree that keeps the key order; clearing the
