@@ -92,11 +92,17 @@ func latencyPath(runs []LatencyRun) LatencyPath {
 		P99:         collect(runs, func(r LatencyRun) float64 { return r.Latency.P99 }),
 		Max:         collect(runs, func(r LatencyRun) float64 { return r.Latency.Max }),
 		ProsodyBusy: collect(runs, func(r LatencyRun) float64 { return r.ProsodyBusy }),
-		CPU: ProcessCPU{
-			Gateway: collect(runs, func(r LatencyRun) float64 { return r.CPU.Gateway }).Median,
-			Prosody: collect(runs, func(r LatencyRun) float64 { return r.CPU.Prosody }).Median,
-			Bench:   collect(runs, func(r LatencyRun) float64 { return r.CPU.Bench }).Median,
-		}}
+		CPU:         medianCPU(runs, func(r LatencyRun) ProcessCPU { return r.CPU })}
+}
+
+// medianCPU is each process's median over the runs of the CPU that pick
+// reads from a run.
+func medianCPU[T any](runs []T, pick func(T) ProcessCPU) ProcessCPU {
+	return ProcessCPU{
+		Gateway: collect(runs, func(r T) float64 { return pick(r).Gateway }).Median,
+		Prosody: collect(runs, func(r T) float64 { return pick(r).Prosody }).Median,
+		Bench:   collect(runs, func(r T) float64 { return pick(r).Bench }).Median,
+	}
 }
 
 func summarizeLatency(rate float64, pairs int, runs []LatencyRun) *LatencySummary {
@@ -183,13 +189,7 @@ func summarizeScale(k int, runs []ScaleRun) ScaleSummary {
 	s.LoginRatio = collect(ok, func(r ScaleRun) float64 { return ratio(r.GatewayLoginsPerSec, r.DirectLoginsPerSec) })
 	s.DirectSetupLogins = collect(ok, func(r ScaleRun) float64 { return r.DirectSetupLoginsPerSec })
 	s.LoginRatioSetup = collect(ok, func(r ScaleRun) float64 { return ratio(r.GatewayLoginsPerSec, r.DirectSetupLoginsPerSec) })
-	cpu := func(pick func(ScaleRun) ProcessCPU) ProcessCPU {
-		return ProcessCPU{
-			Gateway: collect(ok, func(r ScaleRun) float64 { return pick(r).Gateway }).Median,
-			Prosody: collect(ok, func(r ScaleRun) float64 { return pick(r).Prosody }).Median,
-			Bench:   collect(ok, func(r ScaleRun) float64 { return pick(r).Bench }).Median,
-		}
-	}
+	cpu := func(pick func(ScaleRun) ProcessCPU) ProcessCPU { return medianCPU(ok, pick) }
 	s.GatewayLoginCPU = cpu(func(r ScaleRun) ProcessCPU { return r.GatewayLoginCPU })
 	s.DirectLoginCPU = cpu(func(r ScaleRun) ProcessCPU { return r.DirectLoginCPU })
 	s.DirectSetupLoginCPU = cpu(func(r ScaleRun) ProcessCPU { return r.DirectSetupLoginCPU })
