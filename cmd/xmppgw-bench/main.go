@@ -313,13 +313,12 @@ func run(ctx context.Context, cfg *config) (*Report, error) {
 			for i := range cfg.runs {
 				got := map[string]ThroughputRun{}
 				for _, p := range cfg.pathOrder(i) {
+					profiled := func() {}
 					if cfg.profileDir != "" && p == pathGateway && i == 0 {
-						go func() {
-							_ = e.gw.Profile(fmt.Sprintf("profile?seconds=%d", max(1, int(cfg.duration.Seconds())-1)),
-								filepath.Join(cfg.profileDir, fmt.Sprintf("throughput-%d-cpu.pprof", n)))
-						}()
+						profiled = e.profileGatewayCPU(cfg.profileDir, fmt.Sprintf("throughput-%d-cpu.pprof", n), cfg.duration)
 					}
 					r, err := e.throughput(ctx, p, n, cfg.window, cfg.duration)
+					profiled()
 					if err != nil {
 						return rep, fmt.Errorf("throughput %s: %w", p, err)
 					}
@@ -344,13 +343,12 @@ func run(ctx context.Context, cfg *config) (*Report, error) {
 		var runs []LatencyRun
 		for i := range cfg.runs {
 			for _, p := range cfg.pathOrder(i) {
+				profiled := func() {}
 				if cfg.profileDir != "" && p == pathGateway && i == 0 {
-					go func() {
-						_ = e.gw.Profile(fmt.Sprintf("profile?seconds=%d", max(1, int(cfg.latencyDur.Seconds())-1)),
-							filepath.Join(cfg.profileDir, "latency-cpu.pprof"))
-					}()
+					profiled = e.profileGatewayCPU(cfg.profileDir, "latency-cpu.pprof", cfg.latencyDur)
 				}
 				r, err := e.latency(ctx, p, cfg.latencyPairs, rate, cfg.latencyDur)
+				profiled()
 				if err != nil {
 					return rep, fmt.Errorf("latency %s: %w", p, err)
 				}

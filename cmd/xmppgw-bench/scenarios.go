@@ -107,6 +107,17 @@ func (r ThroughputRun) cpu() ProcessCPU {
 	return ProcessCPU{Gateway: r.GatewayCPUus, Prosody: r.ProsodyCPUus, Bench: r.BenchCPUus}
 }
 
+// profileGatewayCPU writes a CPU profile of the gateway to dir/name,
+// covering a run of length d (one second less, so it ends inside the run;
+// at least one). The returned wait blocks until the profile is written.
+func (e *env) profileGatewayCPU(dir, name string, d time.Duration) (wait func()) {
+	var done sync.WaitGroup
+	done.Go(func() {
+		_ = e.gw.Profile(fmt.Sprintf("profile?seconds=%d", max(1, int(d.Seconds())-1)), filepath.Join(dir, name))
+	})
+	return done.Wait
+}
+
 // cpuOf returns the CPU time used so far by pid (0 when unknown).
 func cpuOf(pid int) time.Duration {
 	if pid <= 0 {
@@ -631,17 +642,14 @@ func (e *env) scale(ctx context.Context, k int, profileDir string, run int) (Sca
 	// Growth: throughput of both paths with the K streams still open.
 	if e.cfg.growthPairs > 0 {
 		gateway := func() {
-			var profiled sync.WaitGroup
+			profiled := func() {}
 			if profileDir != "" { // the gateway's CPU with K streams open, while it moves messages
-				profiled.Go(func() {
-					seconds := max(1, int(e.cfg.growthDuration.Seconds())-1)
-					_ = e.gw.Profile(fmt.Sprintf("profile?seconds=%d", seconds), filepath.Join(profileDir, fmt.Sprintf("scale-%d-growth-cpu.pprof", k)))
-				})
+				profiled = e.profileGatewayCPU(profileDir, fmt.Sprintf("scale-%d-growth-cpu.pprof", k), e.cfg.growthDuration)
 			}
 			if g, err := e.throughput(ctx, pathGateway, e.cfg.growthPairs, e.cfg.window, e.cfg.growthDuration); err == nil {
 				r.GWMsgPerSec, r.GWGrowthCPU = g.MsgPerSec, g.cpu()
 			}
-			profiled.Wait()
+			profiled()
 		}
 		direct := func() {
 			if d, err := e.throughput(ctx, pathDirect, e.cfg.growthPairs, e.cfg.window, e.cfg.growthDuration); err == nil {
