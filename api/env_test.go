@@ -309,6 +309,33 @@ func (c *sseConn) next(t *testing.T, keep func(map[string]any) bool) (sseEvent, 
 }
 
 // waitEnd asserts the server ends the event stream.
+// nextEach waits until every predicate has matched an event, in whatever
+// order the events arrive (events from different XMPP senders may overtake
+// each other), and returns the matches in the predicates' order. Events
+// matching none are skipped, as in next.
+func (c *sseConn) nextEach(t *testing.T, keeps ...func(map[string]any) bool) []map[string]any {
+	t.Helper()
+	got := make([]map[string]any, len(keeps))
+	for missing := len(keeps); missing > 0; {
+		_, m := c.next(t, func(m map[string]any) bool {
+			for i, keep := range keeps {
+				if got[i] == nil && keep(m) {
+					return true
+				}
+			}
+			return false
+		})
+		for i, keep := range keeps {
+			if got[i] == nil && keep(m) {
+				got[i] = m
+				missing--
+				break
+			}
+		}
+	}
+	return got
+}
+
 func (c *sseConn) waitEnd(t *testing.T, within time.Duration) {
 	t.Helper()
 	select {
