@@ -274,26 +274,50 @@ func parseFrame(typ websocket.MessageType, data []byte) wsFrame {
 	if typ != websocket.MessageText {
 		return wsFrame{err: errBadRequest.wrap("frames must be JSON text")}
 	}
-	var head struct {
-		Type string `json:"type"`
-		ID   any    `json:"id"`
+	// The frame goes through the API's one JSON decode path (UTF-8,
+	// duplicate keys, error wording); its command's own fields are checked
+	// when the command runs.
+	var fields map[string]json.RawMessage
+	if err := decodeJSON(data, &fields); err != nil {
+		return wsFrame{ID: replyID(data), err: err}
 	}
-	if err := json.Unmarshal(data, &head); err != nil {
-		return wsFrame{err: errInvalidJSON.wrap("%s", err.Error())}
-	}
-	f := wsFrame{Type: head.Type, raw: data}
-	switch id := head.ID.(type) {
-	case nil:
-	case string:
-		f.ID = id
-	default:
+	f := wsFrame{raw: data}
+	if err := frameString(fields["id"], &f.ID); err != nil {
 		f.err = errInvalidParameter.wrap("id must be a string")
+		return f
+	}
+	if err := frameString(fields["type"], &f.Type); err != nil {
+		f.err = errInvalidParameter.wrap("type must be a string")
 		return f
 	}
 	if f.Type == "" {
 		f.err = errInvalidParameter.wrap("type is required")
 	}
 	return f
+}
+
+// replyID finds the "id" of a frame the strict decoder refused, so its
+// error frame can still say what it answers. It only labels the reply:
+// nothing of such a frame is acted on.
+func replyID(data []byte) string {
+	var head map[string]json.RawMessage // map keys match exactly, never by case
+	if json.Unmarshal(data, &head) != nil {
+		return ""
+	}
+	var id string
+	if json.Unmarshal(head["id"], &id) != nil {
+		return ""
+	}
+	return id
+}
+
+// frameString decodes a frame member that must be a string or null;
+// absent leaves dst empty.
+func frameString(raw json.RawMessage, dst *string) error {
+	if raw == nil {
+		return nil
+	}
+	return decodeJSON(raw, dst)
 }
 
 // write sends one frame under the write timeout; false when it failed.
