@@ -145,6 +145,16 @@ func (s *Server) outgoingMessage(w http.ResponseWriter, r *http.Request, st *gat
 	if err != nil {
 		return gateway.OutgoingMessage{}, err
 	}
+	return s.checkedMessage(req, to)
+}
+
+// checkedMessage applies the limits every transport shares (REST and the
+// WebSocket commands both pass here, so neither can send what the other
+// refuses) and maps the request onto the gateway's message for to.
+func (s *Server) checkedMessage(req MessageRequest, to jid.JID) (gateway.OutgoingMessage, error) {
+	if len(req.Body) > s.cfg.MaxMessageBytes {
+		return gateway.OutgoingMessage{}, errTooLarge.wrap("message body exceeds %d bytes", s.cfg.MaxMessageBytes)
+	}
 	return req.outgoing(to)
 }
 
@@ -163,9 +173,6 @@ func (s *Server) messageRequest(w http.ResponseWriter, r *http.Request) (Message
 		err = decodeJSON(body, &req)
 	} else {
 		req.Body, err = readText(body)
-	}
-	if err == nil && len(req.Body) > s.cfg.MaxMessageBytes {
-		err = errTooLarge.wrap("message body exceeds %d bytes", s.cfg.MaxMessageBytes)
 	}
 	return req, err
 }

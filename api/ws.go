@@ -440,7 +440,7 @@ func (c *wsConn) run(ctx context.Context, f wsFrame) (map[string]any, error) {
 			if err != nil {
 				return nil, err
 			}
-			m, err := req.outgoing(room)
+			m, err := s.checkedMessage(req, room)
 			if err != nil {
 				return nil, err
 			}
@@ -452,7 +452,7 @@ func (c *wsConn) run(ctx context.Context, f wsFrame) (map[string]any, error) {
 			if err != nil {
 				return nil, err
 			}
-			m, err := req.outgoing(to)
+			m, err := s.checkedMessage(req, to)
 			if err != nil {
 				return nil, err
 			}

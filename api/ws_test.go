@@ -254,3 +254,37 @@ func TestWS_EventFrame(t *testing.T) {
 }
 
 func sseEventOf(id uint64, data string) sse.Event { return sse.Event{ID: id, Data: []byte(data)} }
+
+// TestWS_MessageSizeLimitAsREST: a 150 KB body is refused over the WebSocket
+// with the same error as the REST route's 413 (both pass checkedMessage),
+// for a 1:1 message, a nested message object and a room message; a body at
+// the limit still goes out.
+func TestWS_MessageSizeLimitAsREST(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	alice := e.login(e.newUser("wsbig"))
+	big := strings.Repeat("x", 150*1024)
+	res, body := e.do(http.MethodPost, "/restapi/v1/chat/"+alice.StreamID+"/messages/bob@localhost", alice.Token,
+		jsonBody(map[string]any{"body": big}), "application/json")
+	rest := requireError(t, res, body, http.StatusRequestEntityTooLarge)
+
+	ws, _, err := e.dialWS(t, "/restapi/v1/chat/"+alice.StreamID+"/ws", bearerHeader(alice.Token))
+	require.NoError(t, err)
+	room := "big" + strings.ReplaceAll(alice.user, "-", "")
+	ws.send(t, map[string]any{"type": "join", "id": "j", "room": room, "nick": "alice"})
+	require.Equal(t, "ok", ws.next(t, replyTo("j"))["type"])
+	for _, frame := range []map[string]any{
+		{"type": "message", "id": "b1", "to": "bob@localhost", "body": big},
+		{"type": "message", "id": "b2", "to": "bob@localhost", "message": map[string]any{"body": big}},
+		{"type": "room_message", "id": "b3", "room": room, "body": big},
+	} {
+		ws.send(t, frame)
+		m := ws.next(t, replyTo(frame["id"].(string)))
+		require.Equal(t, "error", m["type"], frame["id"])
+		require.Equal(t, float64(rest.Code), m["code"], frame["id"])
+		require.Equal(t, float64(http.StatusRequestEntityTooLarge), m["http"], frame["id"])
+		require.Equal(t, rest.Error, m["error"], frame["id"])
+	}
+	ws.send(t, map[string]any{"type": "message", "id": "ok", "to": "bob@localhost", "body": big[:DefaultMaxMessageBytes]})
+	require.Equal(t, "ok", ws.next(t, replyTo("ok"))["type"])
+}
