@@ -21,7 +21,7 @@ type ErrorResponse struct {
 	Code      int    `json:"code" example:"40101"`
 	HTTP      int    `json:"http" example:"401"`
 	Error     string `json:"error" example:"invalid token"`
-	RequestID string `json:"request_id" example:"host/abc-000001"`
+	RequestID string `json:"request_id" example:"3f2a9c1e5b7d4e6f8a0b1c2d3e4f5a6b"`
 }
 
 // apiError is an error with its place in the table. Wrap returns a copy with

@@ -1,6 +1,9 @@
 package api
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +14,46 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 )
+
+// requestID puts a request id in the context (where middleware.GetReqID
+// finds it; logRequests echoes it as X-Request-Id). It replaces chi's
+// middleware.RequestID, whose ids begin with the host name: an id is in
+// every error body, and the host name is nothing a client should learn.
+// A sane X-Request-Id from the client (a proxy's trace id) is kept, as
+// chi did; anything else gets a fresh random id.
+func requestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get(middleware.RequestIDHeader)
+		if !validRequestID(id) {
+			id = newRequestID()
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), middleware.RequestIDKey, id)))
+	})
+}
+
+// maxRequestIDLen bounds a client's request id: it is copied into logs,
+// headers and error bodies.
+const maxRequestIDLen = 128
+
+// validRequestID accepts 1-128 visible ASCII characters.
+func validRequestID(id string) bool {
+	if id == "" || len(id) > maxRequestIDLen {
+		return false
+	}
+	for i := range len(id) {
+		if id[i] <= ' ' || id[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// newRequestID is 16 random bytes, hex.
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (it panics instead)
+	return hex.EncodeToString(b[:])
+}
 
 // logRequests logs one line per request. It logs the route pattern, never
 // the raw path or query: paths carry stream ids and queries may carry

@@ -144,7 +144,7 @@ func MintAdminToken(secret []byte, name string, ttl time.Duration) (string, time
 // (the ancestor's summary form; the stream then comes from the token).
 func (s *Server) Routes() http.Handler {
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, s.logRequests, s.recoverPanics, securityHeaders)
+	r.Use(requestID, s.logRequests, s.recoverPanics, securityHeaders)
 	if len(s.cfg.CORSOrigins) > 0 {
 		r.Use(cors.Handler(cors.Options{
 			AllowedOrigins:   s.cfg.CORSOrigins,
