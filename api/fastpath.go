@@ -631,7 +631,7 @@ func (s *Server) listWorkgroups(w http.ResponseWriter, _ *http.Request, _ *princ
 // createWorkgroup godoc
 //
 //	@Summary		Create a workgroup
-//	@Description	name (a-z 0-9 . _ -), description, members (agent bare JIDs, in routing order), max_chats per agent (default 2), offer_timeout seconds (default 30), routing "round-robin", open.
+//	@Description	name (a-z 0-9 . _ -), description, members (agent bare JIDs, in routing order), max_chats per agent (default 2), offer_timeout seconds (default 30), routing "round-robin", open (default true: asks are accepted unless "open": false is given).
 //	@Tags			admin
 //	@Accept			json
 //	@Produce		json

@@ -306,3 +306,39 @@ func (e *testEnv) ticket(u fpActor, id string, want int) fastpath.TicketInfo {
 	}
 	return ti
 }
+
+// TestFastpath_WorkgroupOpenByDefault: a workgroup created over the admin
+// API without "open" takes asks (it used to answer every one 409 "workgroup
+// is closed"); "open": false still closes it, also on PUT; the strict JSON
+// rules hold for the workgroup body too.
+func TestFastpath_WorkgroupOpenByDefault(t *testing.T) {
+	t.Parallel()
+	e := newFastpathEnv(t)
+	agent, user := e.fpActor("wgo"), e.fpActor("wgu")
+	name := "wgopen" + strings.ReplaceAll(agent.user, "-", "")
+	create := func(body map[string]any, want int) string {
+		t.Helper()
+		res, out := e.doH(http.MethodPost, "/restapi/v1/admin/workgroups", adminHeader(), jsonBody(body), "application/json")
+		require.Equal(t, want, res.StatusCode, out)
+		return out
+	}
+	out := create(map[string]any{"name": name, "members": []string{agent.bare}}, http.StatusCreated)
+	var wg fastpath.Workgroup
+	require.NoError(t, json.Unmarshal([]byte(out), &wg))
+	require.True(t, wg.Open, out)
+	e.post(agent.session, http.MethodPost, "/assists/"+name, nil, http.StatusNoContent)
+	e.ask(user, name, "does it take asks without \"open\"?")
+
+	closed := name + "c"
+	create(map[string]any{"name": closed, "members": []string{agent.bare}, "open": false}, http.StatusCreated)
+	res, body := e.do(http.MethodPost, "/restapi/v1/ask", user.Token,
+		jsonBody(map[string]any{"workgroup": closed, "question": "q", "emailAddress": user.user + "@mail.example"}), "application/json")
+	require.Contains(t, requireError(t, res, body, http.StatusConflict).Error, "closed")
+
+	res, body = e.doH(http.MethodPost, "/restapi/v1/admin/workgroups", adminHeader(),
+		strings.NewReader(`{"name":"wgx","members":[],"Open":false}`), "application/json")
+	requireStrictJSONError(t, res, body, []string{`field "Open"`, `"open"`})
+	res, body = e.doH(http.MethodPost, "/restapi/v1/admin/workgroups", adminHeader(),
+		strings.NewReader(`{"name":"wgx","members":[],"open":"yes"}`), "application/json")
+	requireStrictJSONError(t, res, body, []string{`field "open"`, "true or false"})
+}

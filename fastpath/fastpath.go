@@ -13,8 +13,10 @@
 package fastpath
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -72,7 +74,28 @@ type Workgroup struct {
 	OfferTimeout int `json:"offer_timeout,omitempty" example:"30"`
 	// Routing is "round-robin" (the only one; empty means it).
 	Routing string `json:"routing,omitempty" example:"round-robin"`
-	Open    bool   `json:"open"`
+	// Open workgroups take asks; a closed one answers them 409 "workgroup
+	// is closed". Default true: a workgroup is open unless "open": false is
+	// given.
+	Open bool `json:"open" default:"true" example:"true"`
+}
+
+// UnmarshalJSON decodes a workgroup with Open true unless the JSON says
+// otherwise (a Go zero value would close every workgroup created without
+// the field). Unknown fields are errors, as for the rest of the API.
+func (w *Workgroup) UnmarshalJSON(b []byte) error {
+	if bytes.Equal(bytes.TrimSpace(b), []byte("null")) {
+		return nil // as encoding/json does for a null struct
+	}
+	type plain Workgroup // the same fields without this method
+	p := plain{Open: true}
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&p); err != nil {
+		return err
+	}
+	*w = Workgroup(p)
+	return nil
 }
 
 var workgroupName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)

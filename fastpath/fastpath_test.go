@@ -1,6 +1,7 @@
 package fastpath
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -608,4 +609,39 @@ func TestService_OpenTicketsPerUserAreBounded(t *testing.T) {
 	require.NoError(t, err)
 	_, err = w.s.Ask(AskRequest{Workgroup: "wg", User: "u1", Stream: "s-u1", Question: "q"})
 	require.NoError(t, err, "leaving frees a slot")
+}
+
+// TestWorkgroup_UnmarshalJSONOpenByDefault: absent "open" is true, an
+// explicit false stays false, null leaves the value alone, unknown fields
+// are errors.
+func TestWorkgroup_UnmarshalJSONOpenByDefault(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, in string
+		open     bool
+		err      bool
+	}{
+		{"absent", `{"name":"a","members":["x@y"]}`, true, false},
+		{"true", `{"name":"a","open":true}`, true, false},
+		{"false", `{"name":"a","open":false}`, false, false},
+		{"unknown field", `{"name":"a","opne":false}`, false, true},
+		{"wrong type", `{"name":"a","open":"no"}`, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var w Workgroup
+			err := json.Unmarshal([]byte(tt.in), &w)
+			if tt.err {
+				require.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tt.open, w.Open)
+			require.Equal(t, "a", w.Name)
+		})
+	}
+	w := Workgroup{Name: "kept"}
+	require.NoError(t, json.Unmarshal([]byte(`null`), &w))
+	require.Equal(t, Workgroup{Name: "kept"}, w)
 }

@@ -351,7 +351,7 @@ const docTemplate = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "name (a-z 0-9 . _ -), description, members (agent bare JIDs, in routing order), max_chats per agent (default 2), offer_timeout seconds (default 30), routing \"round-robin\", open.",
+                "description": "name (a-z 0-9 . _ -), description, members (agent bare JIDs, in routing order), max_chats per agent (default 2), offer_timeout seconds (default 30), routing \"round-robin\", open (default true: asks are accepted unless \"open\": false is given).",
                 "consumes": [
                     "application/json"
                 ],
@@ -5183,7 +5183,7 @@ const docTemplate = `{
                 },
                 "request_id": {
                     "type": "string",
-                    "example": "host/abc-000001"
+                    "example": "3f2a9c1e5b7d4e6f8a0b1c2d3e4f5a6b"
                 }
             }
         },
@@ -5646,7 +5646,10 @@ const docTemplate = `{
                     "example": 30
                 },
                 "open": {
-                    "type": "boolean"
+                    "description": "Open workgroups take asks; a closed one answers them 409 \"workgroup\nis closed\". Default true: a workgroup is open unless \"open\": false is\ngiven.",
+                    "type": "boolean",
+                    "default": true,
+                    "example": true
                 },
                 "routing": {
                     "description": "Routing is \"round-robin\" (the only one; empty means it).",

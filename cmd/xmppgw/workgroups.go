@@ -11,8 +11,9 @@ import (
 
 // loadWorkgroups reads XMPPGW_WORKGROUPS_FILE: a JSON array of workgroups
 // ({"name","description","members":["expert@domain"],"max_chats",
-// "offer_timeout","open"}). Members may be usernames, which get the
-// domain. An empty path means no workgroups at start (admins add them).
+// "offer_timeout","open"}); "open" defaults to true (fastpath.Workgroup's
+// UnmarshalJSON) and unknown fields are errors. Members may be usernames,
+// which get the domain. An empty path means no workgroups at start (admins add them).
 func loadWorkgroups(path, domain string) ([]fastpath.Workgroup, error) {
 	if path == "" {
 		return nil, nil
