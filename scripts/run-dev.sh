@@ -17,10 +17,16 @@ secret_file="$DEV_DIR/xmpp-token.secret"
 chmod 600 "$secret_file"
 export XMPPGW_XMPP_TOKEN_SECRET_FILE="$secret_file"
 
+# The demo passwords go to devprosody in a file, not on its command line,
+# which anyone on the machine can read with ps.
+users_file="$DEV_DIR/prosody-users"
+(umask 077 && printf '%s\n' alice:demo bob:demo carol:demo system:demo > "$users_file")
+chmod 600 "$users_file"
+
 ready="$DEV_DIR/prosody.ready"
 rm -f "$ready"
 XMPPGW_XMPP_TOKEN_SECRET="$(cat "$secret_file")" "$DEV_DIR/devprosody" -dir "$DEV_DIR/prosody" \
-  -port "$XMPP_PORT" -domain localhost -users alice:demo,bob:demo,carol:demo,system:demo > "$ready" &
+  -port "$XMPP_PORT" -domain localhost -users-file "$users_file" > "$ready" &
 prosody_pid=$!
 gw_pid=""
 cleanup() {
