@@ -32,7 +32,7 @@ type apiError struct {
 	message string
 	// challenge is the RFC 6750 error code for WWW-Authenticate on 401s.
 	challenge string
-	// retryAfter (seconds) is sent as Retry-After on 429s.
+	// retryAfter (seconds) is sent as Retry-After (429s, retryable 503s).
 	retryAfter int
 }
 
@@ -46,6 +46,12 @@ func (e *apiError) wrap(format string, args ...any) *apiError {
 
 func tableErr(code, status int, message string) *apiError {
 	return &apiError{code: code, status: status, message: message}
+}
+
+// retryErr is an error the client may retry after retryAfter seconds
+// (Retry-After, RFC 9110 §10.2.3).
+func retryErr(code, status int, message string, retryAfter int) *apiError {
+	return &apiError{code: code, status: status, message: message, retryAfter: retryAfter}
 }
 
 // tokenErr is a 401 whose WWW-Authenticate names invalid_token (RFC 6750 §3.1).
@@ -84,6 +90,7 @@ var (
 	errNotReady           = tableErr(50302, http.StatusServiceUnavailable, "XMPP server not reachable")
 	errCapacity           = tableErr(50303, http.StatusServiceUnavailable, "gateway at stream capacity, retry later")
 	errNotConfigured      = tableErr(50304, http.StatusServiceUnavailable, "feature not configured")
+	errConnectionLost     = retryErr(50310, http.StatusServiceUnavailable, "XMPP connection lost before the answer came; the stream is reconnecting, retry shortly", 2)
 	errXMPPBadRequest     = tableErr(40004, http.StatusBadRequest, "the XMPP server refused the request")
 	errXMPPForbidden      = tableErr(40301, http.StatusForbidden, "the XMPP server does not allow this")
 	errXMPPNotFound       = tableErr(40402, http.StatusNotFound, "the XMPP server knows no such item")
@@ -119,6 +126,10 @@ func toAPIError(err error) *apiError {
 		return errXMPPTimeout
 	case errors.Is(err, gateway.ErrServerUnreachable):
 		return errXMPPUnreachable
+	case errors.Is(err, gateway.ErrConnectionLost):
+		return errConnectionLost
+	case errors.Is(err, gateway.ErrStanzaSkipped):
+		return &apiError{code: errXMPPRefused.code, status: errXMPPRefused.status, message: err.Error()}
 	case errors.Is(err, gateway.ErrStreamReconnecting):
 		return errStreamReconnecting
 	case errors.Is(err, gateway.ErrClosed):

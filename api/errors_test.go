@@ -38,6 +38,8 @@ func TestToAPIError(t *testing.T) {
 		{"context deadline", context.DeadlineExceeded, 50400, 504},
 		{"xmpp unreachable", gateway.ErrServerUnreachable, 50200, 502},
 		{"reconnecting", gateway.ErrStreamReconnecting, 50300, 503},
+		{"connection lost while waiting", gateway.ErrConnectionLost, 50310, 503},
+		{"answer skipped", fmt.Errorf("%w: nested deeper than 64 levels", gateway.ErrStanzaSkipped), 50201, 502},
 		{"shutting down", gateway.ErrClosed, 50301, 503},
 		{"no topic", sse.ErrTopicNotFound, 40401, 404},
 		{"too many subscribers", sse.ErrTooManySubscribers, 42903, 429},

@@ -13,7 +13,7 @@ import (
 // getHistory godoc
 //
 //	@Summary		Message history
-//	@Description	XEP-0313 archive with XEP-0059 paging, oldest first within a page: {"messages":[...same shapes as events, with stanza_id...],"first","last","complete"}. Page forwards with after=<last>, backwards with before=<first>; before with an empty value asks for the newest page. Filters (with, start, end) apply per message.
+//	@Description	XEP-0313 archive with XEP-0059 paging, oldest first within a page: {"messages":[...same shapes as events, with stanza_id...],"first","last","complete"}. Page forwards with after=<last>, backwards with before=<first>; before with an empty value asks for the newest page. Filters (with, start, end) apply per message. Archived messages the gateway will not read (nested deeper than 64 levels, larger than the read limit, names not namespace-well-formed) are left out of messages and listed in skipped: [{id, from, reason}].
 //	@Tags			history
 //	@Produce		json
 //	@Param			streamid	path		string	true	"stream id"

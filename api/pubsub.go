@@ -206,21 +206,22 @@ func (s *Server) publishItem(w http.ResponseWriter, r *http.Request, _ *principa
 
 // listItems godoc
 //
-//	@Summary	A node's items
-//	@Tags		pubsub
-//	@Produce	json
-//	@Param		streamid	path		string	true	"stream id"
-//	@Param		service		path		string	true	"pubsub service JID (or a bare JID for PEP)"
-//	@Param		node		path		string	true	"node name"
-//	@Param		max			query		int		false	"newest items only, at most this many"
-//	@Success	200			{array}		gateway.PubSubItem
-//	@Failure	400			{object}	ErrorResponse
-//	@Failure	401			{object}	ErrorResponse
-//	@Failure	403			{object}	ErrorResponse
-//	@Failure	404			{object}	ErrorResponse
-//	@Security	BearerAuth
-//	@Security	BasicAuth
-//	@Router		/restapi/v1/chat/{streamid}/pubsub/{service}/{node}/items [get]
+//	@Summary		A node's items
+//	@Description	An item the gateway will not read (nested deeper than 64 levels, names not namespace-well-formed) comes without payload and with skipped: the reason; an answer larger than the read limit is a 502 (ask for fewer with max).
+//	@Tags			pubsub
+//	@Produce		json
+//	@Param			streamid	path		string	true	"stream id"
+//	@Param			service		path		string	true	"pubsub service JID (or a bare JID for PEP)"
+//	@Param			node		path		string	true	"node name"
+//	@Param			max			query		int		false	"newest items only, at most this many"
+//	@Success		200			{array}		gateway.PubSubItem
+//	@Failure		400			{object}	ErrorResponse
+//	@Failure		401			{object}	ErrorResponse
+//	@Failure		403			{object}	ErrorResponse
+//	@Failure		404			{object}	ErrorResponse
+//	@Security		BearerAuth
+//	@Security		BasicAuth
+//	@Router			/restapi/v1/chat/{streamid}/pubsub/{service}/{node}/items [get]
 func (s *Server) listItems(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
 	service, node, err := pubsubTarget(r)
 	if err != nil {

@@ -106,6 +106,7 @@ func (m *Manager) dial(ctx context.Context, user jid.JID, creds credentials, res
 			closeUnread(r.c)
 			return nil, err
 		}
+		c.maxRead = int64(m.cfg.MaxReadBytes)
 		return c, nil
 	case <-ctx.Done():
 		return nil, fmt.Errorf("%w (after %s)", ErrServerTimeout, m.cfg.LoginTimeout)

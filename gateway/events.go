@@ -79,13 +79,18 @@ type StanzaError struct {
 }
 
 // ErrorEvent reports a message that bounced; ID is the id the gateway
-// returned when the message was sent.
+// returned when the message was sent. With Skipped set it reports instead
+// a received stanza the gateway would not read (nested too deeply, too
+// large, names not namespace-well-formed): ID and From are the stanza's,
+// Error.Text says why, and its payload is not delivered.
 type ErrorEvent struct {
 	Type  string      `json:"type"`
 	ID    string      `json:"id,omitempty"`
 	From  string      `json:"from"`
 	To    string      `json:"to"`
 	Error StanzaError `json:"error"`
+	// Skipped is the kind of the skipped stanza: message, presence or iq.
+	Skipped string `json:"skipped,omitempty"`
 }
 
 // PresenceEvent is an incoming presence. PresenceType is "available" for a

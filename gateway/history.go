@@ -39,13 +39,34 @@ type HistoryPage struct {
 	First    string `json:"first,omitempty"`
 	Last     string `json:"last,omitempty"`
 	Complete bool   `json:"complete"`
+	// Skipped lists the archived messages of the page the gateway would
+	// not read (nested too deeply, too large, names not
+	// namespace-well-formed); they are not in Messages.
+	Skipped []SkippedStanza `json:"skipped,omitempty"`
+}
+
+// SkippedStanza is a received stanza the gateway skipped rather than read.
+type SkippedStanza struct {
+	// ID is the archive id (XEP-0359 stanza-id) of a skipped archived message.
+	ID     string `json:"id,omitempty"`
+	From   string `json:"from,omitempty"`
+	Reason string `json:"reason"`
+	// msgID and to are the message's own id and addressee, for the error
+	// event the gap-fill publishes.
+	msgID, to string
+}
+
+// archiveQuery collects the results of one archive query.
+type archiveQuery struct {
+	msgs    []any
+	skipped []SkippedStanza
 }
 
 // archiveState collects archive query results and remembers which archived
 // messages were already delivered, for the gap-fill after a reconnect.
 type archiveState struct {
 	mu      sync.Mutex
-	queries map[string]*[]any
+	queries map[string]*archiveQuery
 	lastID  string
 	seen    map[string]struct{}
 	order   []string
@@ -57,30 +78,35 @@ func (a *archiveState) begin(queryID string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.queries == nil {
-		a.queries = map[string]*[]any{}
+		a.queries = map[string]*archiveQuery{}
 	}
-	a.queries[queryID] = &[]any{}
+	a.queries[queryID] = &archiveQuery{}
 }
 
-func (a *archiveState) end(queryID string) []any {
+func (a *archiveState) end(queryID string) archiveQuery {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	msgs := a.queries[queryID]
+	q := a.queries[queryID]
 	delete(a.queries, queryID)
-	if msgs == nil {
-		return nil
+	if q == nil {
+		return archiveQuery{}
 	}
-	return *msgs
+	return *q
 }
 
-func (a *archiveState) add(queryID string, ev any) bool {
+// add collects a result of a query someone waits for (ev), or a result
+// the reader skipped (skipped set); results of other queries are dropped.
+func (a *archiveState) add(queryID string, ev any, skipped *SkippedStanza) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	msgs, ok := a.queries[queryID]
-	if ok && len(*msgs) < MaxHistoryLimit {
-		*msgs = append(*msgs, ev)
+	q, ok := a.queries[queryID]
+	switch {
+	case !ok || len(q.msgs)+len(q.skipped) >= MaxHistoryLimit:
+	case skipped != nil:
+		q.skipped = append(q.skipped, *skipped)
+	default:
+		q.msgs = append(q.msgs, ev)
 	}
-	return ok
 }
 
 // delivered records an archived message published live; it reports false
@@ -122,7 +148,17 @@ func (s *Stream) deliverArchived(r *xmlNode) {
 		me.StanzaID = r.attr("id")
 		ev = me
 	}
-	s.archive.add(r.attr("queryid"), ev)
+	s.archive.add(r.attr("queryid"), ev, nil)
+}
+
+// skipArchived records a <result/> the reader skipped (reason) in its
+// query's page, so the page says so instead of losing it or timing out.
+func (s *Stream) skipArchived(r *xmlNode, reason string) {
+	sk := SkippedStanza{ID: r.attr("id"), Reason: reason}
+	if inner, _ := forwardedMessage(r); inner != nil {
+		sk.From, sk.msgID, sk.to = inner.attr("from"), inner.attr("id"), inner.attr("to")
+	}
+	s.archive.add(r.attr("queryid"), nil, &sk)
 }
 
 // History queries the message archive.
@@ -152,7 +188,8 @@ func (s *Stream) History(ctx context.Context, q HistoryQuery) (HistoryPage, erro
 	if err != nil {
 		return HistoryPage{}, err
 	}
-	page := HistoryPage{Messages: s.archive.end(queryID)}
+	got := s.archive.end(queryID)
+	page := HistoryPage{Messages: got.msgs, Skipped: got.skipped}
 	if page.Messages == nil {
 		page.Messages = []any{}
 	}
@@ -230,6 +267,15 @@ func (s *Stream) gapFill(ctx context.Context, since time.Time) {
 				continue
 			}
 			s.publish(me)
+			published++
+		}
+		// A skipped message that arrived while the connection was down is
+		// reported as the live one would have been, once (by archive id).
+		for _, sk := range page.Skipped {
+			if sk.From == own || sk.ID == "" || !s.archive.delivered(sk.ID) {
+				continue
+			}
+			s.publish(skippedEvent("message", sk.msgID, sk.From, sk.to, sk.Reason))
 			published++
 		}
 		if page.Complete || page.Last == "" {

@@ -12,6 +12,15 @@ import (
 // ErrIQ is wrapped by IQError: the server answered a request with an error.
 var ErrIQ = errors.New("xmpp request failed")
 
+// ErrConnectionLost means the XMPP connection dropped while a request
+// waited for its answer; the stream reconnects, so the call can be retried.
+var ErrConnectionLost = errors.New("xmpp connection lost before the answer came")
+
+// ErrStanzaSkipped wraps the reason when the server's answer was a stanza
+// the gateway will not read (nested too deeply, too large, names not
+// namespace-well-formed); the stream itself goes on.
+var ErrStanzaSkipped = errors.New("the XMPP server's answer could not be read")
+
 // IQError is an IQ error response (RFC 6120 §8.3) with its condition.
 type IQError struct{ StanzaError }
 
@@ -26,21 +35,47 @@ func (e *IQError) Error() string {
 // Unwrap lets errors.Is(err, ErrIQ) match.
 func (e *IQError) Unwrap() error { return ErrIQ }
 
-// iqTracker matches IQ responses to the requests waiting for them.
+// iqTracker matches IQ responses to the requests waiting for them, and
+// fails them all when their connection is lost.
 type iqTracker struct {
 	mu      sync.Mutex
 	pending map[string]chan xmlNode
+	lost    *connLoss // of the requests registered since the last fail
 }
 
-func (t *iqTracker) wait(id string) chan xmlNode {
+// connLoss is closed (done) when the connection the waiting requests were
+// sent on is lost; err, set before, says how.
+type connLoss struct {
+	done chan struct{}
+	err  error
+}
+
+func (t *iqTracker) wait(id string) iqWait {
 	ch := make(chan xmlNode, 1)
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	if t.pending == nil {
 		t.pending = map[string]chan xmlNode{}
 	}
+	if t.lost == nil {
+		t.lost = &connLoss{done: make(chan struct{})}
+	}
 	t.pending[id] = ch
+	return iqWait{id: id, ch: ch, lost: t.lost}
+}
+
+// fail ends every waiting request with err: the reader calls it once the
+// connection is closed, when no answer can come any more. Requests
+// registered later belong to the next connection.
+func (t *iqTracker) fail(err error) {
+	t.mu.Lock()
+	l := t.lost
+	t.lost, t.pending = nil, nil
 	t.mu.Unlock()
-	return ch
+	if l != nil {
+		l.err = err
+		close(l.done)
+	}
 }
 
 func (t *iqTracker) forget(id string) {
@@ -92,7 +127,7 @@ func (s *Stream) request(ctx context.Context, typ, to string, payload any) (xmlN
 	defer s.iqs.forget(ids[0].id)
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	return s.awaitAnswer(ctx, ids[0].ch)
+	return s.awaitAnswer(ctx, ids[0])
 }
 
 // requestAll sends several IQs in one write and waits for every answer;
@@ -110,15 +145,16 @@ func (s *Stream) requestAll(ctx context.Context, reqs ...iqRequest) (errs []erro
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	for i, w := range waits {
-		_, errs[i] = s.awaitAnswer(ctx, w.ch)
+		_, errs[i] = s.awaitAnswer(ctx, w)
 		s.iqs.forget(w.id)
 	}
 	return errs
 }
 
 type iqWait struct {
-	id string
-	ch chan xmlNode
+	id   string
+	ch   chan xmlNode
+	lost *connLoss
 }
 
 // sendRequests marshals the IQs, registers their waiters and sends them
@@ -139,7 +175,7 @@ func (s *Stream) sendRequests(ctx context.Context, reqs ...iqRequest) ([]iqWait,
 			return nil, fmt.Errorf("%w: %v", ErrInvalidInput, err)
 		}
 		raw = append(raw, one...)
-		waits = append(waits, iqWait{id: id, ch: s.iqs.wait(id)})
+		waits = append(waits, s.iqs.wait(id))
 	}
 	if err := s.send(ctx, raw); err != nil {
 		forgetAll()
@@ -149,14 +185,29 @@ func (s *Stream) sendRequests(ctx context.Context, reqs ...iqRequest) ([]iqWait,
 }
 
 // awaitAnswer waits for one IQ's answer; the caller bounds ctx by
-// requestTimeout.
-func (s *Stream) awaitAnswer(ctx context.Context, ch <-chan xmlNode) (xmlNode, error) {
-	select {
-	case n := <-ch:
-		if n.attr("type") == "error" {
+// requestTimeout. An answer the reader skipped comes back with
+// ErrStanzaSkipped and what could be read of it (a caller that can use a
+// partial answer, like Items, looks at it).
+func (s *Stream) awaitAnswer(ctx context.Context, w iqWait) (xmlNode, error) {
+	answer := func(n xmlNode) (xmlNode, error) {
+		switch {
+		case n.bad != "":
+			return n, fmt.Errorf("%w: %s", ErrStanzaSkipped, n.bad)
+		case n.attr("type") == "error":
 			return n, &IQError{stanzaError(n.child("", "error"))}
 		}
 		return n, nil
+	}
+	select {
+	case n := <-w.ch:
+		return answer(n)
+	case <-w.lost.done:
+		select {
+		case n := <-w.ch: // it made it before the drop
+			return answer(n)
+		default:
+		}
+		return xmlNode{}, w.lost.err
 	case <-s.done:
 		return xmlNode{}, ErrStreamClosed
 	case <-ctx.Done():

@@ -31,6 +31,18 @@ const (
 	// DefaultMaxStanzaBytes stays below Prosody's 256 KiB c2s stanza limit:
 	// a larger stanza makes the server tear down the whole stream.
 	DefaultMaxStanzaBytes = 200 * 1024
+	// DefaultMaxReadBytes bounds one received top-level element: twice
+	// Prosody's 256 KiB c2s stanza limit, room for what the server wraps
+	// around a stanza (carbons, archive results) and for answers holding
+	// several items. A larger stanza is skipped, not kept in memory.
+	DefaultMaxReadBytes = 512 * 1024
+	// DefaultStableAfter is how long a connection must stay up before the
+	// reconnect backoff starts again from ReconnectMin.
+	DefaultStableAfter = 30 * time.Second
+	// DefaultMaxFlaps is how many times in a row a connection may drop
+	// before it was stable: then the stream gives up (offline) instead of
+	// reconnecting forever.
+	DefaultMaxFlaps = 6
 	// DefaultMaxStreams keeps one gateway well inside a 2-core box (each
 	// stream is ~50 KB and a goroutine here, ~43 KB in Prosody).
 	DefaultMaxStreams = 10000
@@ -52,6 +64,16 @@ type Config struct {
 	ReconnectMin   time.Duration // first backoff step; 0 = DefaultReconnectMin
 	ReconnectMax   time.Duration // backoff cap; 0 = DefaultReconnectMax
 	MaxStanzaBytes int           // 0 = DefaultMaxStanzaBytes
+	// MaxReadBytes bounds one received top-level element in bytes; a
+	// larger one is skipped (an error event), not read. 0 = DefaultMaxReadBytes.
+	MaxReadBytes int
+	// StableAfter is how long a connection must stay up for the reconnect
+	// backoff to start over; 0 = DefaultStableAfter.
+	StableAfter time.Duration
+	// MaxFlaps is how many drops in a row of connections that did not stay
+	// up for StableAfter a stream survives; the next one closes it
+	// (offline). 0 = DefaultMaxFlaps.
+	MaxFlaps int
 	// TokenSecret (≥ 32 bytes) enables LoginAs; it is shared with the XMPP
 	// server's token auth module. Empty disables logins on a user's behalf.
 	TokenSecret  []byte
@@ -127,11 +149,13 @@ func NewManager(cfg Config, pub Publisher, log *slog.Logger) (*Manager, error) {
 	setDefault(&cfg.ReconnectMin, DefaultReconnectMin)
 	setDefault(&cfg.ReconnectMax, DefaultReconnectMax)
 	setDefault(&cfg.XMPPTokenTTL, DefaultXMPPTokenTTL)
+	setDefault(&cfg.StableAfter, DefaultStableAfter)
 	for _, v := range []struct {
 		field *int
 		def   int
 	}{{&cfg.MaxStanzaBytes, DefaultMaxStanzaBytes}, {&cfg.MaxStreams, DefaultMaxStreams},
-		{&cfg.MaxStreamsPerUser, DefaultMaxStreamsPerUser}} {
+		{&cfg.MaxStreamsPerUser, DefaultMaxStreamsPerUser}, {&cfg.MaxReadBytes, DefaultMaxReadBytes},
+		{&cfg.MaxFlaps, DefaultMaxFlaps}} {
 		if *v.field <= 0 {
 			*v.field = v.def
 		}

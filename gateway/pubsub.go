@@ -90,6 +90,10 @@ type PubSubItem struct {
 	Publisher   string          `json:"publisher,omitempty"`
 	Payload     string          `json:"payload,omitempty"`
 	PayloadJSON json.RawMessage `json:"payload_json,omitempty" swaggertype:"object"`
+	// Skipped says why the gateway did not read this item's payload
+	// (nested too deeply, too large, names not namespace-well-formed);
+	// set only on such items, which then carry no payload.
+	Skipped string `json:"skipped,omitempty"`
 }
 
 // PubSubEvent is an item notification (XEP-0060 §7.1.2) or a retraction.
@@ -581,6 +585,9 @@ func (s *Stream) Items(ctx context.Context, service jid.JID, node string, max in
 		q.Children = append(q.Children, elem(nsPubSub, "item", "id", id))
 	}
 	res, err := s.request(ctx, "get", service.String(), pubsubQuery(nsPubSub, q))
+	if errors.Is(err, ErrStanzaSkipped) && res.badOnlyInside(isPubSubItem) {
+		err = nil // the items the reader left out are reported as skipped
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -597,10 +604,11 @@ func (s *Stream) Items(ctx context.Context, service jid.JID, node string, max in
 	return out, nil
 }
 
-// itemOf reads an <item/>: its first child element is the payload.
+// itemOf reads an <item/>: its first child element is the payload. An
+// item the reader did not keep whole is reported as skipped, without it.
 func itemOf(n *xmlNode) PubSubItem {
-	it := PubSubItem{ID: n.attr("id"), Publisher: n.attr("publisher")}
-	if len(n.Children) == 0 {
+	it := PubSubItem{ID: n.attr("id"), Publisher: n.attr("publisher"), Skipped: n.bad}
+	if len(n.Children) == 0 || n.bad != "" {
 		return it
 	}
 	p := n.Children[0]
@@ -611,6 +619,12 @@ func itemOf(n *xmlNode) PubSubItem {
 		}
 	}
 	return it
+}
+
+// isPubSubItem reports whether n is an item of a pubsub answer or event:
+// the unit a pubsub reader may skip on its own.
+func isPubSubItem(n *xmlNode) bool {
+	return n.XMLName.Local == "item" && (n.XMLName.Space == nsPubSub || n.XMLName.Space == nsPubSubEvent)
 }
 
 // handlePubSubEvent turns a pubsub#event message into events; it reports

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -206,26 +205,40 @@ func (s *Stream) stopping() bool {
 }
 
 // run is the stream's only goroutine: read until the connection breaks,
-// then reconnect with capped exponential backoff, until Close.
+// then reconnect on the backoff schedule, until Close or until the stream
+// gives up (credentials rejected, or a connection that cannot stay up).
 func (s *Stream) run(c conn) {
 	defer close(s.done)
 	defer s.mgr.remove(s)
+	b := newBackoff(s.mgr.cfg)
+	up := time.Now()
 	for {
 		err := s.readLoop(c)
 		_ = c.Close() // the reader has returned: nothing reads the socket any more
 		if s.stopping() {
-			s.setState(StateOffline, nil, "")
-			s.publish(StreamEvent{Type: EventStream, State: StateOffline, JID: s.user.String(), Reason: "logged off"})
+			s.iqs.fail(ErrStreamClosed)
+			s.goOffline("logged off")
 			return
 		}
-		s.log.Warn("xmpp connection lost", slog.String("error", err.Error()))
+		// No answer can come over the closed socket: fail the waiting
+		// requests now rather than at their timeout.
+		s.iqs.fail(ErrConnectionLost)
+		upFor := time.Since(up)
+		s.log.Warn("xmpp connection lost", slog.String("error", err.Error()), slog.Duration("up_for", upFor))
 		s.contacts.forget() // the server re-sends presence after the new login
 		s.rooms.awaitRejoin()
+		if !b.dropped(upFor) {
+			reason := fmt.Sprintf("connection keeps dropping: %d drops in a row within %s of connecting", b.flaps, s.mgr.cfg.StableAfter)
+			s.log.Warn("closing stream", slog.String("reason", reason))
+			s.giveUp(reason)
+			return
+		}
 		s.setState(StateReconnecting, nil, "")
-		c = s.reconnect()
+		c = s.reconnect(b)
 		if c == nil {
 			return
 		}
+		up = time.Now()
 	}
 }
 
@@ -236,26 +249,41 @@ func (s *Stream) readLoop(c conn) error {
 			return err
 		}
 		s.mgr.stanzasIn.Add(1)
+		if n.bad != "" {
+			s.handleSkipped(c, n)
+			continue
+		}
 		s.handle(c, n)
 	}
 }
 
+// goOffline reports the stream offline for good, with the reason.
+func (s *Stream) goOffline(reason string) {
+	s.setState(StateOffline, nil, "")
+	s.publish(StreamEvent{Type: EventStream, State: StateOffline, JID: s.user.String(), Reason: reason})
+}
+
+// giveUp ends a stream from its own goroutine: offline with the reason,
+// and the work it started for itself (stopCtx) cancelled, as Close would.
+func (s *Stream) giveUp(reason string) {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	s.cancelStop()
+	s.goOffline(reason)
+}
+
 // reconnect logs in again until it succeeds, the stream is closed, or the
 // server rejects the credentials. It returns nil when the stream is over.
-func (s *Stream) reconnect() conn {
+func (s *Stream) reconnect(b *backoff) conn {
 	dropped := time.Now()
-	delay := s.mgr.cfg.ReconnectMin
 	for attempt := 1; ; attempt++ {
 		s.publish(StreamEvent{Type: EventStream, State: StateReconnecting, JID: s.user.String(), Attempt: attempt})
-		// Jitter (±25 %) keeps every stream of a restarted server from
-		// logging in at the same instant.
-		wait := delay/4*3 + rand.N(delay/2+1)
 		select {
 		case <-s.stop:
-			s.setState(StateOffline, nil, "")
-			s.publish(StreamEvent{Type: EventStream, State: StateOffline, JID: s.user.String(), Reason: "logged off"})
+			s.goOffline("logged off")
 			return nil
-		case <-time.After(wait):
+		case <-time.After(b.next()):
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), s.mgr.cfg.LoginTimeout)
 		c, err := s.mgr.dialer(ctx, s.user, s.creds, s.resource)
@@ -285,13 +313,12 @@ func (s *Stream) reconnect() conn {
 			s.afterConnect(dropped)
 			return c
 		case isAuthError(err):
-			s.setState(StateOffline, nil, "")
-			s.publish(StreamEvent{Type: EventStream, State: StateOffline, JID: s.user.String(), Reason: "credentials rejected"})
+			s.goOffline("credentials rejected")
 			s.log.Warn("reconnect rejected; closing stream", slog.String("error", err.Error()))
 			return nil
 		}
 		s.log.Debug("reconnect failed", slog.Int("attempt", attempt), slog.String("error", err.Error()))
-		delay = min(delay*2, s.mgr.cfg.ReconnectMax)
+		b.failed()
 	}
 }
 

@@ -33,6 +33,11 @@ type xmppConn struct {
 	// maxStanza is the server's XEP-0478 limit go-xmpp read at login
 	// (0 = none announced); SendOrg enforced it, so Write does too.
 	maxStanza int
+	// maxRead is the byte limit of one received top-level element (0 =
+	// none): larger ones are skipped (readStanza).
+	maxRead int64
+	// full is the JID the server bound.
+	full string
 
 	mu       sync.Mutex  // guards the two fields below
 	pending  *writeBatch // stanzas not yet handed to a flush, or nil
@@ -78,39 +83,12 @@ func takeOver(c *xmpp.Client) (*xmppConn, error) {
 		reflect.NewAt(w.Type(), unsafe.Pointer(w.UnsafeAddr())).Elem().Interface() != any(raw) {
 		return nil, errors.New("gateway: go-xmpp does not write to its connection directly (Debug on?)")
 	}
-	return &xmppConn{client: c, raw: raw, dec: dec, maxStanza: c.LimitMaxBytes}, nil
+	return &xmppConn{client: c, raw: raw, dec: dec, maxStanza: c.LimitMaxBytes, full: c.JID()}, nil
 }
 
-// errStreamEnded is returned by Read when the server closed the XML stream.
-var errStreamEnded = errors.New("server closed the XMPP stream")
-
-// Read returns the next top-level element. Stream errors (RFC 6120 §4.9)
-// and the end of the stream are errors; whitespace keepalives are skipped.
-func (c *xmppConn) Read() (xmlNode, error) {
-	for {
-		tok, err := c.dec.Token()
-		if err != nil {
-			return xmlNode{}, err
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			var n xmlNode
-			if err := c.dec.DecodeElement(&n, &t); err != nil {
-				return xmlNode{}, err
-			}
-			if n.XMLName.Space == nsStreams && n.XMLName.Local == "error" {
-				condition := "undefined-condition"
-				if len(n.Children) > 0 {
-					condition = n.Children[0].XMLName.Local
-				}
-				return xmlNode{}, fmt.Errorf("stream error: %s", condition)
-			}
-			return n, nil
-		case xml.EndElement:
-			return xmlNode{}, errStreamEnded
-		}
-	}
-}
+// Read returns the next top-level element (see readStanza: a stanza the
+// gateway will not take whole comes back marked, not as an error).
+func (c *xmppConn) Read() (xmlNode, error) { return readStanza(c.dec, c.maxRead) }
 
 // Write sends one stanza (followed by a newline, as go-xmpp's SendOrg did)
 // and returns once the write that carried it has ended, with its error.
@@ -174,7 +152,7 @@ func (c *xmppConn) Write(raw []byte) error {
 }
 
 // JID is the bound full JID.
-func (c *xmppConn) JID() string { return c.client.JID() }
+func (c *xmppConn) JID() string { return c.full }
 
 // Close closes the socket.
 func (c *xmppConn) Close() error { return c.raw.Close() }

@@ -2152,7 +2152,7 @@ const docTemplate = `{
                         "BasicAuth": []
                     }
                 ],
-                "description": "XEP-0313 archive with XEP-0059 paging, oldest first within a page: {\"messages\":[...same shapes as events, with stanza_id...],\"first\",\"last\",\"complete\"}. Page forwards with after=\u003clast\u003e, backwards with before=\u003cfirst\u003e; before with an empty value asks for the newest page. Filters (with, start, end) apply per message.",
+                "description": "XEP-0313 archive with XEP-0059 paging, oldest first within a page: {\"messages\":[...same shapes as events, with stanza_id...],\"first\",\"last\",\"complete\"}. Page forwards with after=\u003clast\u003e, backwards with before=\u003cfirst\u003e; before with an empty value asks for the newest page. Filters (with, start, end) apply per message. Archived messages the gateway will not read (nested deeper than 64 levels, larger than the read limit, names not namespace-well-formed) are left out of messages and listed in skipped: [{id, from, reason}].",
                 "produces": [
                     "application/json"
                 ],
@@ -2803,6 +2803,7 @@ const docTemplate = `{
                         "BasicAuth": []
                     }
                 ],
+                "description": "An item the gateway will not read (nested deeper than 64 levels, names not namespace-well-formed) comes without payload and with skipped: the reason; an answer larger than the read limit is a 502 (ask for fewer with max).",
                 "produces": [
                     "application/json"
                 ],
@@ -5759,6 +5760,13 @@ const docTemplate = `{
                     "items": {
                         "type": "object"
                     }
+                },
+                "skipped": {
+                    "description": "Skipped lists the archived messages of the page the gateway would\nnot read (nested too deeply, too large, names not\nnamespace-well-formed); they are not in Messages.",
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/gateway.SkippedStanza"
+                    }
                 }
             }
         },
@@ -5819,6 +5827,10 @@ const docTemplate = `{
                     "type": "object"
                 },
                 "publisher": {
+                    "type": "string"
+                },
+                "skipped": {
+                    "description": "Skipped says why the gateway did not read this item's payload\n(nested too deeply, too large, names not namespace-well-formed);\nset only on such items, which then carry no payload.",
                     "type": "string"
                 }
             }
@@ -5897,6 +5909,21 @@ const docTemplate = `{
                     "type": "string"
                 },
                 "name": {
+                    "type": "string"
+                }
+            }
+        },
+        "gateway.SkippedStanza": {
+            "type": "object",
+            "properties": {
+                "from": {
+                    "type": "string"
+                },
+                "id": {
+                    "description": "ID is the archive id (XEP-0359 stanza-id) of a skipped archived message.",
+                    "type": "string"
+                },
+                "reason": {
                     "type": "string"
                 }
             }
