@@ -3,10 +3,12 @@ package api
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -137,4 +139,156 @@ func TestWriteError_ConnectionLostIsRetryable(t *testing.T) {
 	var er ErrorResponse
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &er))
 	require.Equal(t, 50310, er.Code)
+}
+
+// cutProxy stands between the gateway and Prosody: it can hold the
+// server's answers back (a server that stops answering) and cut every
+// connection (a dropped socket).
+type cutProxy struct {
+	t      *testing.T
+	ln     net.Listener
+	target string
+
+	mu    sync.Mutex
+	conns []net.Conn
+	held  bool
+	sent  strings.Builder // what the gateway wrote while answers were held
+	wrote chan struct{}   // signalled on every such write
+}
+
+func newCutProxy(t *testing.T, target string) *cutProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := &cutProxy{t: t, ln: ln, target: target, wrote: make(chan struct{}, 1)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, s)
+			p.mu.Unlock()
+			go p.pipe(s, c, false)
+			go p.pipe(c, s, true)
+		}
+	}()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		<-done
+		p.cut()
+	})
+	return p
+}
+
+// pipe copies from src to dst; fromGateway says which way.
+func (p *cutProxy) pipe(src, dst net.Conn, fromGateway bool) {
+	buf := make([]byte, 32*1024)
+	for {
+		n, err := src.Read(buf)
+		if err != nil {
+			_ = dst.Close()
+			return
+		}
+		p.mu.Lock()
+		held := p.held
+		if held && fromGateway {
+			p.sent.Write(buf[:n])
+			select {
+			case p.wrote <- struct{}{}:
+			default:
+			}
+		}
+		p.mu.Unlock()
+		if held && !fromGateway {
+			continue // the answer never arrives
+		}
+		if _, err := dst.Write(buf[:n]); err != nil {
+			_ = src.Close()
+			return
+		}
+	}
+}
+
+func (p *cutProxy) hold() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.held = true
+}
+
+// waitSent waits until the gateway has written marker while held.
+func (p *cutProxy) waitSent(marker string) {
+	p.t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		p.mu.Lock()
+		seen := strings.Contains(p.sent.String(), marker)
+		p.mu.Unlock()
+		if seen {
+			return
+		}
+		select {
+		case <-p.wrote:
+		case <-timeout:
+			p.t.Fatalf("the gateway never sent %q", marker)
+		}
+	}
+}
+
+// cut closes every connection and lets new ones through again.
+func (p *cutProxy) cut() {
+	p.mu.Lock()
+	conns := p.conns
+	p.conns, p.held = nil, false
+	p.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
+	}
+}
+
+// A request waiting for the server's answer fails with 503 + Retry-After
+// the moment the connection drops, not with 504 after the 15 s request
+// timeout; the stream then reconnects.
+func TestPendingRequest_503WhenTheConnectionDrops(t *testing.T) {
+	t.Parallel()
+	proxy := newCutProxy(t, sharedXMPP.Addr)
+	e := newEnv(t, envOptions{addr: proxy.ln.Addr().String()})
+	alice := e.login(e.newUser("alice"))
+	events := e.subscribe("/restapi/v1/chat/"+alice.StreamID+"/events", bearerHeader(alice.Token))
+	events.next(t, ofType("stream"))
+
+	proxy.hold() // the server stops answering
+	type result struct {
+		res  *http.Response
+		body string
+	}
+	got := make(chan result, 1)
+	go func() {
+		res, body := e.do(http.MethodGet, "/restapi/v1/chat/"+alice.StreamID+"/vcard", alice.Token, nil, "")
+		got <- result{res, body}
+	}()
+	proxy.waitSent("vcard-temp")
+	start := time.Now()
+	proxy.cut()
+	var r result
+	select {
+	case r = <-got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the request still waits after the connection dropped")
+	}
+	require.Less(t, time.Since(start), 3*time.Second)
+	er := requireError(t, r.res, r.body, http.StatusServiceUnavailable)
+	require.Equal(t, 50310, er.Code)
+	require.Equal(t, "2", r.res.Header.Get("Retry-After"))
+
+	events.next(t, func(m map[string]any) bool { return m["type"] == "stream" && m["state"] == "online" })
+	res, body := e.do(http.MethodGet, "/restapi/v1/chat/"+alice.StreamID+"/vcard", alice.Token, nil, "")
+	require.Equal(t, http.StatusOK, res.StatusCode, body)
 }

@@ -135,7 +135,7 @@ func (n *xmlNode) unmarshal(d *xml.Decoder, start xml.StartElement, depth int, b
 				n.bad = c.bad
 			}
 			if err != nil { // over budget: keep what we have, consume the rest
-				n.markCut(c.bad)
+				n.markCut(b.reasonTooLarge())
 				if err := b.skip(); err != nil {
 					return err
 				}
