@@ -253,11 +253,34 @@ func (s *Server) register(ctx context.Context, user, password string) error {
 	if user == "" || password == "" {
 		return fmt.Errorf("prosody: register %q: empty username or password", user)
 	}
-	cmd := exec.CommandContext(ctx, s.ctlBin, "--config", s.ConfigFile, "register", user, s.Domain, password)
+	// adduser and passwd read the password (twice) from standard input, so
+	// it never appears on a command line other local users can read in ps
+	// (`prosodyctl register USER HOST PASSWORD` would put it there).
+	err := s.ctlWithPassword(ctx, "adduser", user, password)
+	if errors.Is(err, errUserExists) {
+		err = s.ctlWithPassword(ctx, "passwd", user, password)
+	}
+	return err
+}
+
+// errUserExists is prosodyctl adduser's refusal for an existing account.
+var errUserExists = errors.New("prosody: user exists")
+
+// ctlWithPassword runs `prosodyctl adduser|passwd user@Domain`, answering
+// its two password prompts on standard input.
+func (s *Server) ctlWithPassword(ctx context.Context, verb, user, password string) error {
+	if strings.ContainsAny(password, "\r\n") {
+		return fmt.Errorf("prosody: %s %q: password contains a line break", verb, user)
+	}
+	cmd := exec.CommandContext(ctx, s.ctlBin, "--config", s.ConfigFile, verb, s.JID(user))
 	cmd.Dir = s.Dir
+	cmd.Stdin = strings.NewReader(password + "\n" + password + "\n")
 	out, err := cmd.CombinedOutput()
+	if verb == "adduser" && strings.Contains(string(out), "already exists") {
+		return errUserExists
+	}
 	if err != nil {
-		return fmt.Errorf("prosody: prosodyctl register %s %s: %v: %s", user, s.Domain, err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("prosody: prosodyctl %s %s: %v: %s", verb, s.JID(user), err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }
