@@ -85,7 +85,7 @@ var (
 	errTooManySubscribers = tableErr(42903, http.StatusTooManyRequests, "too many event subscribers on this stream")
 	errInternal           = tableErr(50000, http.StatusInternalServerError, "internal error")
 	errXMPPUnreachable    = tableErr(50200, http.StatusBadGateway, "XMPP server unreachable")
-	errStreamReconnecting = tableErr(50300, http.StatusServiceUnavailable, "XMPP stream is reconnecting, retry shortly")
+	errStreamReconnecting = retryErr(50300, http.StatusServiceUnavailable, "XMPP stream is reconnecting, retry shortly", 2)
 	errShuttingDown       = tableErr(50301, http.StatusServiceUnavailable, "gateway is shutting down")
 	errNotReady           = tableErr(50302, http.StatusServiceUnavailable, "XMPP server not reachable")
 	errCapacity           = tableErr(50303, http.StatusServiceUnavailable, "gateway at stream capacity, retry later")

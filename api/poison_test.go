@@ -126,19 +126,30 @@ func TestPoisonStanza_SkippedNotReconnected(t *testing.T) {
 
 // A request whose connection dropped before the answer came is a 503 the
 // client may retry, and says when (Retry-After).
-func TestWriteError_ConnectionLostIsRetryable(t *testing.T) {
+func TestWriteError_RetryableServiceUnavailable(t *testing.T) {
 	t.Parallel()
 	s := NewServer(Config{JWTSecret: testSecret}, nil, nil, nil)
-	h := middleware.RequestID(s.handle(func(http.ResponseWriter, *http.Request) error {
-		return fmt.Errorf("disco: %w", gateway.ErrConnectionLost)
-	}))
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/x", nil))
-	require.Equal(t, http.StatusServiceUnavailable, rec.Code)
-	require.Equal(t, "2", rec.Header().Get("Retry-After"))
-	var er ErrorResponse
-	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &er))
-	require.Equal(t, 50310, er.Code)
+	for _, tt := range []struct {
+		name string
+		err  error
+		code int
+	}{
+		{"connection lost", gateway.ErrConnectionLost, 50310},
+		{"stream reconnecting", gateway.ErrStreamReconnecting, 50300},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := middleware.RequestID(s.handle(func(http.ResponseWriter, *http.Request) error {
+				return fmt.Errorf("disco: %w", tt.err)
+			}))
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/x", nil))
+			require.Equal(t, http.StatusServiceUnavailable, rec.Code)
+			require.Equal(t, "2", rec.Header().Get("Retry-After"))
+			var er ErrorResponse
+			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &er))
+			require.Equal(t, tt.code, er.Code)
+		})
+	}
 }
 
 // cutProxy stands between the gateway and Prosody: it can hold the
