@@ -10,8 +10,8 @@ GO_TEST_FLAGS ?= -race -count=1 -timeout 12m
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-deps: ## install what the tests and `make run` need (Prosody from Debian)
-	@bash scripts/install-deps.sh
+deps: ## install what the tests and `make run` need (Prosody and Redis from Debian)
+	@bash scripts/install-deps.sh prosody redis
 
 build: ## build bin/xmppgw
 	CGO_ENABLED=0 go build -trimpath -o bin/xmppgw ./cmd/xmppgw

@@ -1,26 +1,29 @@
 #!/usr/bin/env bash
 # Installs what the tests and `make run` need, from Debian packages.
 #   scripts/install-deps.sh              # = prosody
-#   scripts/install-deps.sh prosody chromium
-# Idempotent and silent when everything is present. The harness
-# (internal/prosody) runs its own throwaway Prosody, so a system service
-# started by the package is stopped and disabled again.
+#   scripts/install-deps.sh prosody redis chromium
+# Idempotent and silent when everything is present. The harnesses
+# (internal/prosody, internal/redistest) run their own throwaway servers, so
+# a system service started by a package is stopped and disabled again.
 set -euo pipefail
 
 # name -> apt package; name -> command(s) whose presence means "installed".
 declare -A PKG=(
   [prosody]=prosody
+  [redis]=redis-server
   [chromium]=chromium
   [ejabberd]=ejabberd
 )
 declare -A CHECK=(
   [prosody]="prosody prosodyctl"
+  [redis]="redis-server redis-cli"
   [chromium]="chromium|chromium-browser"
   [ejabberd]="ejabberdctl"
 )
 # Packages whose Debian service must not keep running.
 declare -A SERVICE=(
   [prosody]=prosody
+  [redis]=redis-server
   [ejabberd]=ejabberd
 )
 
@@ -74,6 +77,23 @@ stop_service() {
   fi
   if [ "$svc" = prosody ]; then
     kill_system_prosody
+  fi
+  if [ "$svc" = redis-server ]; then
+    kill_system_redis
+  fi
+}
+
+# Kill the Debian redis-server (it writes /run/redis/redis-server.pid; the
+# harness's instances write no pid file), should the package have started it
+# where no init tooling above could stop it.
+kill_system_redis() {
+  local pidfile=/run/redis/redis-server.pid pid
+  [ -r "$pidfile" ] || return 0
+  pid=$(cat "$pidfile" 2>/dev/null || true)
+  case "$pid" in ''|*[!0-9]*) return 0 ;; esac
+  if [ "$(cat "/proc/$pid/comm" 2>/dev/null || true)" = redis-server ]; then
+    log "stopping system redis-server (pid $pid)"
+    "${SUDO[@]}" kill "$pid" 2>/dev/null || true
   fi
 }
 
