@@ -1,5 +1,5 @@
 // Package redistest runs a throwaway redis-server for tests: loopback only,
-// a free port, no persistence (--save ” --appendonly no), its own working
+// a free port, no persistence (--save "" --appendonly no), its own working
 // directory and its output kept for failure messages. Restart brings it back
 // on the same port with empty data (what a Redis restarted without
 // persistence looks like to the gateway); Pause/Resume (SIGSTOP/SIGCONT) and
