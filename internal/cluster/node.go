@@ -1,0 +1,102 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Heartbeat keeps this node's lease: the key Keys.Node(node) with a PX TTL
+// of Config.LeaseTTL, renewed every Config.LeaseRenew. A node whose key
+// expired counts as dead; its streams may be claimed by survivors.
+type Heartbeat struct {
+	c      *Cluster
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu         sync.Mutex
+	validUntil time.Time // start of the last successful renewal + TTL
+	err        error     // last renewal error, nil after a success
+}
+
+// StartHeartbeat takes the node's lease (one synchronous SET, so a node
+// that cannot reach Redis fails to start) and renews it until Stop or ctx
+// ends.
+func (c *Cluster) StartHeartbeat(ctx context.Context) (*Heartbeat, error) {
+	h := &Heartbeat{c: c, done: make(chan struct{})}
+	if err := h.renew(ctx); err != nil {
+		return nil, fmt.Errorf("cluster: node lease: %w", err)
+	}
+	ctx, h.cancel = context.WithCancel(ctx)
+	go h.run(ctx) // exits when ctx ends
+	return h, nil
+}
+
+func (h *Heartbeat) run(ctx context.Context) {
+	defer close(h.done)
+	t := time.NewTicker(h.c.cfg.LeaseRenew)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			rctx, cancel := context.WithTimeout(ctx, h.c.cfg.LeaseRenew)
+			_ = h.renew(rctx) // recorded in h.err; Valid turns false in time
+			cancel()
+		}
+	}
+}
+
+func (h *Heartbeat) renew(ctx context.Context) error {
+	// Measured from before the SET: Redis may have applied it at any
+	// moment after this, so the lease surely lasts until start + TTL.
+	start := time.Now()
+	err := h.c.rdb.Set(ctx, h.c.keys.Node(h.c.cfg.Node), start.UnixMilli(), h.c.cfg.LeaseTTL).Err()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.err = err
+	if err == nil {
+		h.validUntil = start.Add(h.c.cfg.LeaseTTL)
+	}
+	return err
+}
+
+// Valid reports whether the node's lease is certainly still held. Once it
+// is false, survivors may have claimed the node's streams, and the node
+// must stop acting as their owner (issue 18, split brain); its fences are
+// checked by the scripts anyway.
+func (h *Heartbeat) Valid() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return time.Now().Before(h.validUntil)
+}
+
+// Err is the last renewal's error, nil after a successful one.
+func (h *Heartbeat) Err() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.err
+}
+
+// Stop ends the renewals and deletes the lease key (a clean exit: the
+// node is dead to the cluster at once instead of after the TTL). It is
+// idempotent; ctx bounds the delete.
+func (h *Heartbeat) Stop(ctx context.Context) error {
+	h.cancel()
+	<-h.done
+	if err := h.c.rdb.Del(ctx, h.c.keys.Node(h.c.cfg.Node)).Err(); err != nil {
+		return fmt.Errorf("cluster: dropping node lease: %w", err)
+	}
+	return nil
+}
+
+// NodeAlive reports whether node's lease key exists.
+func (c *Cluster) NodeAlive(ctx context.Context, node string) (bool, error) {
+	n, err := c.rdb.Exists(ctx, c.keys.Node(node)).Result()
+	if err != nil {
+		return false, fmt.Errorf("cluster: node %s alive: %w", node, err)
+	}
+	return n == 1, nil
+}
