@@ -59,8 +59,9 @@ func (h *Hub) Subscribe(ctx context.Context, streamID string, after uint64, epoc
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	s.cancel = cancel
-	stopAfter := context.AfterFunc(h.ctx, cancel) // the Hub's Close ends it too
-	go func() {                                   // exits when runCtx ends
+	// The Hub's Close ends the Subscription too.
+	stopAfter := context.AfterFunc(h.ctx, cancel)
+	go func() { // exits when runCtx ends
 		defer stopAfter()
 		s.run(runCtx, ctx, after, epoch)
 	}()
