@@ -68,6 +68,10 @@ type Config struct {
 	// new node: its old leases must not validate it). Default: host name
 	// plus random hex.
 	Node string
+	// Advertise is the address other nodes reach this node's internal
+	// listener at (XMPPGW_CLUSTER_LISTEN, host:port, advertised as is); it
+	// is the heartbeat key's value. "" = none yet.
+	Advertise string
 	// LeaseRenew is the heartbeat renew interval. Default DefaultLeaseRenew.
 	LeaseRenew time.Duration
 	// LeaseTTL is the heartbeat lifetime; must exceed LeaseRenew. Default

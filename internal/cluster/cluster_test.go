@@ -513,7 +513,7 @@ func TestHeartbeat_LeaseExpiry(t *testing.T) {
 	t.Parallel()
 	srv := redistest.ForTest(t)
 	short := Config{LeaseRenew: 50 * time.Millisecond, LeaseTTL: 300 * time.Millisecond}
-	a := newNode(t, srv, Config{Node: "a", LeaseRenew: short.LeaseRenew, LeaseTTL: short.LeaseTTL})
+	a := newNode(t, srv, Config{Node: "a", Advertise: "10.0.0.1:9090", LeaseRenew: short.LeaseRenew, LeaseTTL: short.LeaseTTL})
 	b := newNode(t, srv, Config{Node: "b"})
 	ctx := t.Context()
 
@@ -528,6 +528,10 @@ func TestHeartbeat_LeaseExpiry(t *testing.T) {
 	alive, err = b.NodeAlive(ctx, "a")
 	require.NoError(t, err)
 	require.True(t, alive)
+	addr, alive, err := b.NodeAddr(ctx, "a")
+	require.NoError(t, err)
+	require.True(t, alive)
+	require.Equal(t, "10.0.0.1:9090", addr, "where forwarded requests go")
 
 	// Renewals keep it alive well past one TTL.
 	time.Sleep(3 * short.LeaseTTL) // the lease must outlive this on renewals alone
@@ -542,6 +546,9 @@ func TestHeartbeat_LeaseExpiry(t *testing.T) {
 		return err == nil && !alive
 	}, 5*time.Second, 20*time.Millisecond)
 	require.False(t, hb.Valid(), "the node knows its lease lapsed")
+	_, alive, err = b.NodeAddr(ctx, "a")
+	require.NoError(t, err)
+	require.False(t, alive)
 	require.NoError(t, hb.Stop(ctx))
 
 	// Redis unreachable: renewals fail and Valid turns false by itself.

@@ -2,9 +2,12 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Heartbeat keeps this node's lease: the key Keys.Node(node) with a PX TTL
@@ -53,7 +56,7 @@ func (h *Heartbeat) renew(ctx context.Context) error {
 	// Measured from before the SET: Redis may have applied it at any
 	// moment after this, so the lease surely lasts until start + TTL.
 	start := time.Now()
-	err := h.c.rdb.Set(ctx, h.c.keys.Node(h.c.cfg.Node), start.UnixMilli(), h.c.cfg.LeaseTTL).Err()
+	err := h.c.rdb.Set(ctx, h.c.keys.Node(h.c.cfg.Node), h.c.cfg.Advertise, h.c.cfg.LeaseTTL).Err()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.err = err
@@ -90,6 +93,19 @@ func (h *Heartbeat) Stop(ctx context.Context) error {
 		return fmt.Errorf("cluster: dropping node lease: %w", err)
 	}
 	return nil
+}
+
+// NodeAddr returns the address a live node advertised (Config.Advertise),
+// and false when the node is dead.
+func (c *Cluster) NodeAddr(ctx context.Context, node string) (string, bool, error) {
+	addr, err := c.rdb.Get(ctx, c.keys.Node(node)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("cluster: node %s address: %w", node, err)
+	}
+	return addr, true, nil
 }
 
 // NodeAlive reports whether node's lease key exists.
