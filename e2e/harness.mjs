@@ -91,7 +91,7 @@ export async function startStack({ users = 'alice:demo,bob:demo' } = {}) {
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('XMPPGW_')));
 
     const prosody = spawn(path.join(dir, 'devprosody'), ['-dir', path.join(dir, 'prosody'), '-port', '0',
-      '-domain', 'localhost', '-users', users], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      '-domain', 'localhost'], { env: { ...env, DEVPROSODY_USERS: users }, stdio: ['ignore', 'pipe', 'pipe'] });
     procs.push(prosody);
     const prosodyLog = createWriteStream(path.join(ARTIFACTS, 'devprosody.log'));
     prosody.stderr.pipe(prosodyLog);
