@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -227,13 +228,8 @@ func (s *Server) authenticate(r *http.Request, src credentialSource) (*principal
 			return nil, errUnauthorized.wrap("malformed Basic credentials")
 		}
 		if s.isAdminName(user) {
-			key := "admin:" + user
-			if wait := s.guessWait(r, key); wait > 0 {
-				return nil, tooMany(errLoginRateLimited, wait)
-			}
-			if !s.adminPasswordOK(pass) {
-				s.guessFailed(r, key)
-				return nil, errBadCredentials
+			if err := s.checkGuess(r, adminCredential, func() bool { return s.adminPasswordOK(pass) }); err != nil {
+				return nil, err
 			}
 			return &principal{admin: true, name: "admin:" + user}, nil
 		}
@@ -267,6 +263,38 @@ func (s *Server) bearer(raw string) (*principal, error) {
 		return nil, errInvalidToken
 	}
 	return &principal{user: j, name: j.String(), claims: c}, nil
+}
+
+// authenticateAdmin admits admin credentials only. Every Basic attempt is
+// checked as a guess at the admin credential, so any name and any password
+// get the same answers in the same order (401, then 429): the admin name is
+// not told apart from another (it used to get 401, others 403). A valid
+// user token is no guess and gets 403.
+func (s *Server) authenticateAdmin(r *http.Request) (*principal, error) {
+	scheme, _, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !strings.EqualFold(scheme, "Basic") {
+		p, err := s.authenticate(r, fromHeader)
+		if err != nil {
+			return nil, err
+		}
+		if !p.admin {
+			return nil, errForbidden
+		}
+		return p, nil
+	}
+	user, pass, ok := r.BasicAuth()
+	if !ok {
+		return nil, errUnauthorized.wrap("malformed Basic credentials")
+	}
+	err := s.checkGuess(r, adminCredential, func() bool {
+		// Both compared, in constant time, before either is looked at.
+		nameOK, passOK := s.isAdminName(user), s.adminPasswordOK(pass)
+		return nameOK && passOK
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &principal{admin: true, name: "admin:" + user}, nil
 }
 
 func (s *Server) isAdminName(user string) bool {
@@ -318,26 +346,92 @@ func (s *Server) verifyBasicUser(r *http.Request, p *principal) error {
 	if p.admin || p.claims != nil {
 		return nil
 	}
-	key := p.user.String()
-	if wait := s.guessWait(r, key); wait > 0 {
-		return tooMany(errLoginRateLimited, wait)
+	return s.checkGuess(r, p.user.String(), func() bool { return s.basicValid(p) })
+}
+
+// Password guessing is throttled three ways (issue 22): per (name, client
+// address) strictly, so one client gets a few tries; per address over all
+// names, so one client cannot sweep many names; and per name loosely, so a
+// name under attack from many addresses slows down without ever refusing a
+// client that has not failed itself: a strict per-name bucket let anyone
+// lock anyone out, the admin included, with five wrong guesses.
+const (
+	// loginNameFactor is how many times the pair budget one name may fail
+	// per minute, over every address, before its failing clients wait.
+	loginNameFactor = 10
+	// nameUnderAttackDelay is what a clean client pays while its name's
+	// loose budget is spent: a slower answer, never a refusal.
+	nameUnderAttackDelay = time.Second
+	// adminCredential names the admin Basic credential in the buckets: every
+	// Basic attempt on an admin route is a guess at it, whatever the name.
+	adminCredential = "\x00admin"
+)
+
+// guessKeys are the buckets one password attempt spends from.
+type guessKeys struct{ pair, addr, name string }
+
+func (s *Server) guessKeys(r *http.Request, name string) guessKeys {
+	addr := addressKey(s.clientIP(r))
+	return guessKeys{pair: name + "\x00" + addr, addr: addr, name: name}
+}
+
+// addressKey is the client's bucket: an IPv4 address, or the /64 of an IPv6
+// one (a single host is routinely given a whole /64).
+func addressKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil || !a.Is6() || a.Is4In6() {
+		return ip
 	}
-	if !s.basicValid(p) {
-		s.guessFailed(r, key)
+	p, _ := a.Prefix(64)
+	return p.String()
+}
+
+// checkGuess verifies one password attempt for name under the limits:
+// 429 with Retry-After while the client or its address is over budget,
+// errBadCredentials (counted) when ok reports false.
+func (s *Server) checkGuess(r *http.Request, name string, ok func() bool) error {
+	k := s.guessKeys(r, name)
+	if err := s.guessAllowed(r, k); err != nil {
+		return err
+	}
+	if !ok() {
+		s.guessFailed(k)
 		return errBadCredentials
 	}
 	return nil
 }
 
-// guessWait says how long a (user, client address) must wait after too
-// many wrong passwords; guessFailed counts one.
-func (s *Server) guessWait(r *http.Request, userKey string) time.Duration {
-	return max(s.failedByUser.wait(userKey), s.failedByIP.wait(s.clientIP(r)))
+// guessAllowed says whether the client may try a password for k now,
+// slowing a clean client down while k's name is under attack.
+func (s *Server) guessAllowed(r *http.Request, k guessKeys) error {
+	if wait := max(s.failedByPair.wait(k.pair), s.failedByIP.wait(k.addr)); wait > 0 {
+		return tooMany(errLoginRateLimited, wait)
+	}
+	if wait := s.failedByName.wait(k.name); wait > 0 {
+		if !s.failedByPair.untouched(k.pair) {
+			return tooMany(errLoginRateLimited, wait)
+		}
+		return sleepCtx(r.Context(), min(wait, nameUnderAttackDelay))
+	}
+	return nil
 }
 
-func (s *Server) guessFailed(r *http.Request, userKey string) {
-	s.failedByUser.take(userKey)
-	s.failedByIP.take(s.clientIP(r))
+func (s *Server) guessFailed(k guessKeys) {
+	s.failedByPair.take(k.pair)
+	s.failedByIP.take(k.addr)
+	s.failedByName.take(k.name)
+}
+
+// sleepCtx waits d or until ctx ends (the client went away).
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // basicValid reports whether Basic credentials match any live stream of the

@@ -5,66 +5,82 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
-	"sync"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/time/rate"
 )
 
-// limiterSet holds one token bucket per key (a username, a client IP, a
-// stream). Buckets that have refilled completely carry no information, so
-// they are dropped when the set grows past its bound.
+// keyedLimiter is what the handlers need from a set of token buckets, one
+// per key (a stream, a client address, a name): small, so the cluster can
+// put a Redis-backed one (redis_rate) behind it.
+type keyedLimiter interface {
+	// wait returns how long until key may act again (0 if it may now).
+	wait(key string) time.Duration
+	// take spends one token for key, reporting false (and the wait) when
+	// none is left.
+	take(key string) (bool, time.Duration)
+	// untouched reports whether key's bucket is full: it has spent nothing
+	// lately.
+	untouched(key string) bool
+}
+
+// limiterSetSize bounds each set. A bucket evicted as least recently used
+// has usually refilled already; one still spent costs at most its burst.
+const limiterSetSize = 1 << 16
+
+// limiterSet holds one token bucket per key in a bounded LRU, so neither a
+// flood of new keys nor a long uptime grows it (and no scan runs per key).
 type limiterSet struct {
 	perSecond rate.Limit
 	burst     int
-	max       int
-
-	mu sync.Mutex
-	m  map[string]*rate.Limiter
+	m         *lru.Cache[string, *rate.Limiter]
 }
 
 func newLimiterSet(perMinute float64, burst int) *limiterSet {
-	return &limiterSet{perSecond: rate.Limit(perMinute / 60), burst: max(burst, 1), max: 10000,
-		m: map[string]*rate.Limiter{}}
+	m, err := lru.New[string, *rate.Limiter](limiterSetSize)
+	if err != nil { // only for a size <= 0
+		panic(err)
+	}
+	return &limiterSet{perSecond: rate.Limit(perMinute / 60), burst: max(burst, 1), m: m}
 }
 
 func (l *limiterSet) get(key string) *rate.Limiter {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	lim, ok := l.m[key]
+	lim, ok := l.m.Get(key)
 	if !ok {
-		if len(l.m) >= l.max {
-			for k, v := range l.m {
-				if v.Tokens() >= float64(l.burst) {
-					delete(l.m, k)
-				}
-			}
-		}
+		// PeekOrAdd keeps a concurrent caller's bucket for the same key.
 		lim = rate.NewLimiter(l.perSecond, l.burst)
-		l.m[key] = lim
+		if prev, found, _ := l.m.PeekOrAdd(key, lim); found {
+			lim = prev
+		}
 	}
 	return lim
 }
 
-// wait returns how long until key may act again (0 if it may now).
 func (l *limiterSet) wait(key string) time.Duration {
-	tokens := l.get(key).Tokens()
+	lim, ok := l.m.Peek(key)
+	if !ok {
+		return 0
+	}
+	tokens := lim.Tokens()
 	if tokens >= 1 {
 		return 0
 	}
 	return time.Duration((1 - tokens) / float64(l.perSecond) * float64(time.Second))
 }
 
-// take spends one token for key, reporting false (and the wait) when none
-// is left.
 func (l *limiterSet) take(key string) (bool, time.Duration) {
-	lim := l.get(key)
-	r := lim.Reserve()
+	r := l.get(key).Reserve()
 	if d := r.Delay(); d > 0 {
 		r.Cancel()
 		return false, d
 	}
 	return true, 0
+}
+
+func (l *limiterSet) untouched(key string) bool {
+	lim, ok := l.m.Peek(key)
+	return !ok || lim.Tokens() >= float64(l.burst)
 }
 
 // tooMany builds the 429 for a wait, rounded up to whole seconds for

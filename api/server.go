@@ -95,8 +95,10 @@ type Server struct {
 	log     *slog.Logger
 	audit   *slog.Logger
 
-	failedByUser, failedByIP, sends *limiterSet
-	metrics                         *metrics
+	// Failed password guesses per (name, address), per address and per name
+	// (checkGuess); sends per stream.
+	failedByPair, failedByIP, failedByName, sends keyedLimiter
+	metrics                                       *metrics
 }
 
 // NewServer builds the API server.
@@ -125,7 +127,8 @@ func NewServer(cfg Config, streams Streams, events Events, log *slog.Logger) *Se
 	srv := &Server{cfg: cfg, streams: streams, events: events,
 		tokens: newTokens(cfg.JWTSecret, tokenIssuer, cfg.TokenTTL), log: log.With(slog.String("tag", "http")),
 		audit:        log.With(slog.String("tag", "audit")),
-		failedByUser: newLimiterSet(float64(cfg.LoginFailuresPerUser), cfg.LoginFailuresPerUser),
+		failedByPair: newLimiterSet(float64(cfg.LoginFailuresPerUser), cfg.LoginFailuresPerUser),
+		failedByName: newLimiterSet(float64(cfg.LoginFailuresPerUser*loginNameFactor), cfg.LoginFailuresPerUser*loginNameFactor),
 		failedByIP:   newLimiterSet(float64(cfg.LoginFailuresPerIP), cfg.LoginFailuresPerIP),
 		sends:        newLimiterSet(float64(cfg.SendsPerSecond*60), cfg.SendsPerSecond*2)}
 	srv.metrics = srv.newMetrics()
@@ -284,16 +287,13 @@ func (s *Server) scoped(h streamHandlerFunc, src credentialSource) http.HandlerF
 	})
 }
 
-// adminRoute admits admin credentials only: 401 without credentials, 403
-// for a valid non-admin.
+// adminRoute admits admin credentials only (authenticateAdmin): 401
+// without credentials or with wrong Basic ones, 403 for a user token.
 func (s *Server) adminRoute(h principalHandlerFunc) http.HandlerFunc {
 	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
-		p, err := s.authenticate(r, fromHeader)
+		p, err := s.authenticateAdmin(r)
 		if err != nil {
 			return err
-		}
-		if !p.admin {
-			return errForbidden
 		}
 		return h(w, r, p)
 	})

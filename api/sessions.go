@@ -84,9 +84,9 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	return writeOK(w, http.StatusOK, LoginResponse{StreamID: st.ID(), JID: st.JID(), Token: token, ExpiresAt: exp})
 }
 
-// passwordLogin is an ordinary login, throttled per username and per
-// client address: only failures spend from the buckets, so a user who
-// types correctly is never slowed, while guessing stops after a few tries.
+// passwordLogin is an ordinary login under the guessing limits (checkGuess):
+// only failures spend from the buckets, so a user who types correctly is
+// never refused, while guessing stops after a few tries.
 func (s *Server) passwordLogin(r *http.Request, req LoginRequest) (*gateway.Stream, error) {
 	// Keyed by the PRECIS-normalised JID: "ＡＬＩＣＥ" and "alice" are one
 	// account, so they share one bucket.
@@ -94,12 +94,13 @@ func (s *Server) passwordLogin(r *http.Request, req LoginRequest) (*gateway.Stre
 	if j, err := gateway.UserJID(req.Username, s.streams.Domain()); err == nil {
 		userKey = j.String()
 	}
-	if wait := s.guessWait(r, userKey); wait > 0 {
-		return nil, tooMany(errLoginRateLimited, wait)
+	k := s.guessKeys(r, userKey)
+	if err := s.guessAllowed(r, k); err != nil {
+		return nil, err
 	}
 	st, err := s.streams.Login(r.Context(), req.Username, req.Password, req.Resource)
 	if errors.Is(err, gateway.ErrAuthFailed) {
-		s.guessFailed(r, userKey)
+		s.guessFailed(k)
 	}
 	return st, err
 }
@@ -151,7 +152,9 @@ func (s *Server) loginRequest(w http.ResponseWriter, r *http.Request) (LoginRequ
 				req.Username = p.user.Localpart()
 			}
 			if !sameUser(p.user.Localpart(), req.Username, s.streams.Domain()) {
-				return req, nil, errBadCredentials.wrap("Basic credentials are for another user")
+				// Counted and worded like a wrong password, as the admin
+				// name's failures are: no hint which names are special.
+				return req, nil, s.checkGuess(r, p.user.String(), func() bool { return false })
 			}
 			if req.Password == "" {
 				req.Password = p.password
