@@ -295,20 +295,24 @@ type SubjectRequest struct {
 
 // setRoomSubject godoc
 //
-//	@Summary	Change a room's subject
-//	@Tags		rooms
-//	@Accept		json
-//	@Param		streamid	path	string			true	"stream id"
-//	@Param		room		path	string			true	"room name or room JID"
-//	@Param		service		query	string			false	"MUC service JID or subdomain"
-//	@Param		body		body	SubjectRequest	true	"subject"
-//	@Success	204
-//	@Failure	400	{object}	ErrorResponse
-//	@Failure	401	{object}	ErrorResponse
-//	@Failure	404	{object}	ErrorResponse
-//	@Security	BearerAuth
-//	@Security	BasicAuth
-//	@Router		/restapi/v1/chat/{streamid}/rooms/{room}/subject [put]
+//	@Summary		Change a room's subject
+//	@Description	Answers once the room has broadcast the new subject, or with the room's refusal
+//	@Description	(403 forbidden when only moderators may change it; 404 when the stream is not in the room).
+//	@Tags			rooms
+//	@Accept			json
+//	@Param			streamid	path	string			true	"stream id"
+//	@Param			room		path	string			true	"room name or room JID"
+//	@Param			service		query	string			false	"MUC service JID or subdomain"
+//	@Param			body		body	SubjectRequest	true	"subject"
+//	@Success		204
+//	@Failure		400	{object}	ErrorResponse
+//	@Failure		401	{object}	ErrorResponse
+//	@Failure		403	{object}	ErrorResponse
+//	@Failure		404	{object}	ErrorResponse
+//	@Failure		504	{object}	ErrorResponse
+//	@Security		BearerAuth
+//	@Security		BasicAuth
+//	@Router			/restapi/v1/chat/{streamid}/rooms/{room}/subject [put]
 func (s *Server) setRoomSubject(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
 	room, err := s.roomJID(r)
 	if err != nil {

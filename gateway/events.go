@@ -44,8 +44,14 @@ type MessageEvent struct {
 	// Stamp is when the message was sent (XEP-0203 delay) or, without a
 	// delay, when the gateway received it; RFC 3339 UTC.
 	Stamp string `json:"stamp"`
-	// Delayed is true when Stamp comes from a <delay/> (offline or archived).
+	// Delayed is true when Stamp comes from a <delay/> the gateway trusts:
+	// one our server added (offline storage), the room's (MUC history) or
+	// the archive's (XEP-0313).
 	Delayed bool `json:"delayed,omitempty"`
+	// ClaimedStamp is a <delay/> stamp the sender put in itself (XEP-0203
+	// §3: anyone may add one); it is shown, not trusted, so Stamp stays
+	// the receipt time.
+	ClaimedStamp string `json:"claimed_stamp,omitempty"`
 	// Data is the JSON payload a gateway (or Openfire-Chat) client attached.
 	Data json.RawMessage `json:"data,omitempty"`
 	// ExtraParams are ConnectyCube <extraParams/> children (save_to_history,

@@ -58,6 +58,9 @@ type SkippedStanza struct {
 
 // archiveQuery collects the results of one archive query.
 type archiveQuery struct {
+	// archive is the bare JID the query was sent to (the user's own for
+	// their archive); results from anyone else are dropped.
+	archive string
 	msgs    []any
 	skipped []SkippedStanza
 }
@@ -74,13 +77,23 @@ type archiveState struct {
 
 const archiveSeenMax = 4096
 
-func (a *archiveState) begin(queryID string) {
+func (a *archiveState) begin(queryID, archive string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.queries == nil {
 		a.queries = map[string]*archiveQuery{}
 	}
-	a.queries[queryID] = &archiveQuery{}
+	a.queries[queryID] = &archiveQuery{archive: archive}
+}
+
+// source is the archive a running query reads ("" when none runs).
+func (a *archiveState) source(queryID string) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if q, ok := a.queries[queryID]; ok {
+		return q.archive
+	}
+	return ""
 }
 
 func (a *archiveState) end(queryID string) archiveQuery {
@@ -95,13 +108,15 @@ func (a *archiveState) end(queryID string) archiveQuery {
 }
 
 // add collects a result of a query someone waits for (ev), or a result
-// the reader skipped (skipped set); results of other queries are dropped.
-func (a *archiveState) add(queryID string, ev any, skipped *SkippedStanza) {
+// the reader skipped (skipped set); results of other queries, and results
+// not sent by the archive queried (XEP-0313 §4.2: the archive sends them),
+// are dropped.
+func (a *archiveState) add(queryID, from string, ev any, skipped *SkippedStanza) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	q, ok := a.queries[queryID]
 	switch {
-	case !ok || len(q.msgs)+len(q.skipped) >= MaxHistoryLimit:
+	case !ok || from != q.archive || len(q.msgs)+len(q.skipped) >= MaxHistoryLimit:
 	case skipped != nil:
 		q.skipped = append(q.skipped, *skipped)
 	default:
@@ -138,27 +153,45 @@ func (a *archiveState) last() string {
 
 // deliverArchived routes one <result/> of an archive query to its
 // collector; results of queries nobody waits for are dropped.
-func (s *Stream) deliverArchived(r *xmlNode) {
+func (s *Stream) deliverArchived(r *xmlNode, from string) {
 	inner, delay := forwardedMessage(r)
 	if inner == nil {
 		return
 	}
-	ev := s.translateMessage(*inner, delay, "")
+	from = s.archiveSender(from)
+	archive := s.archive.source(r.attr("queryid"))
+	if archive == "" || from != archive {
+		return // no such query, or not from its archive: add would drop it
+	}
+	ev := s.translateMessage(*inner, messageOrigin{delay: delay, archive: archive})
 	if me, ok := ev.(MessageEvent); ok {
 		me.StanzaID = r.attr("id")
 		ev = me
 	}
-	s.archive.add(r.attr("queryid"), ev, nil)
+	s.archive.add(r.attr("queryid"), from, ev, nil)
+}
+
+// archiveSender is the bare JID an archive result came from; a stanza
+// without from comes from the user's own account (RFC 6120 §8.1.2.1).
+func (s *Stream) archiveSender(from string) string {
+	if from == "" {
+		return s.user.String()
+	}
+	j, err := jid.Parse(from)
+	if err != nil || j.Resourcepart() != "" {
+		return "" // archives send from bare JIDs; nothing matches ""
+	}
+	return j.String()
 }
 
 // skipArchived records a <result/> the reader skipped (reason) in its
 // query's page, so the page says so instead of losing it or timing out.
-func (s *Stream) skipArchived(r *xmlNode, reason string) {
+func (s *Stream) skipArchived(r *xmlNode, from, reason string) {
 	sk := SkippedStanza{ID: r.attr("id"), Reason: reason}
 	if inner, _ := forwardedMessage(r); inner != nil {
 		sk.From, sk.msgID, sk.to = inner.attr("from"), inner.attr("id"), inner.attr("to")
 	}
-	s.archive.add(r.attr("queryid"), nil, &sk)
+	s.archive.add(r.attr("queryid"), s.archiveSender(from), nil, &sk)
 }
 
 // History queries the message archive.
@@ -178,12 +211,12 @@ func (s *Stream) History(ctx context.Context, q HistoryQuery) (HistoryPage, erro
 		}
 	}
 	queryID := newStanzaID()
-	s.archive.begin(queryID)
-	defer s.archive.end(queryID)
-	to := ""
+	to, archive := "", s.user.String()
 	if !q.Archive.Equal(jid.JID{}) {
-		to = q.Archive.String()
+		to, archive = q.Archive.String(), q.Archive.Bare().String()
 	}
+	s.archive.begin(queryID, archive)
+	defer s.archive.end(queryID)
 	res, err := s.request(ctx, "set", to, mamQuery(queryID, q))
 	if err != nil {
 		return HistoryPage{}, err

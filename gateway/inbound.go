@@ -35,7 +35,7 @@ func (s *Stream) handle(c conn, n xmlNode) {
 
 func (s *Stream) handleMessage(n xmlNode) {
 	if r := n.child(nsMAM, "result"); r != nil {
-		s.deliverArchived(r)
+		s.deliverArchived(r, n.attr("from"))
 		return
 	}
 	if s.handlePubSubEvent(n) {
@@ -53,13 +53,23 @@ func (s *Stream) handleMessage(n xmlNode) {
 			return
 		}
 		if inner, stamp := forwardedMessage(cc); inner != nil {
-			if ev := s.translateMessage(*inner, stamp, dir); ev != nil {
+			if ev := s.translateMessage(*inner, messageOrigin{delay: stamp, carbon: dir}); ev != nil {
 				s.publish(ev)
 			}
 		}
 		return
 	}
-	ev := s.translateMessage(n, "", "")
+	if id := s.rooms.subjectAnswer(n); id != "" {
+		answered := s.iqs.deliver(id, n)
+		if n.attr("type") == "error" && answered {
+			return // the caller of SetSubject hears it
+		}
+	}
+	if inv, ok := mediatedInvitation(n); ok {
+		s.checkInvitation(n, inv)
+		return
+	}
+	ev := s.translateMessage(n, messageOrigin{})
 	if me, ok := ev.(MessageEvent); ok && me.StanzaID != "" && !s.archive.delivered(me.StanzaID) {
 		return // already delivered by the gap-fill
 	}
@@ -82,19 +92,20 @@ func forwardedMessage(n *xmlNode) (*xmlNode, string) {
 
 // messageParts is what the gateway reads out of a message's children.
 type messageParts struct {
-	body, subject, thread, originID, stanzaID, delay string
-	hasBody                                          bool
-	data                                             json.RawMessage
-	extra                                            map[string]string
-	attachments                                      []map[string]string
-	chatState                                        string
-	markable                                         bool
-	marker, markerID                                 string
-	replaceID, deleteID                              string
-	destroyAfter                                     int
-	command                                          *xmlNode
-	errNode                                          *xmlNode
-	extensions                                       []string
+	body, subject, thread, originID, stanzaID string
+	delay, delayFrom                          string
+	hasBody                                   bool
+	data                                      json.RawMessage
+	extra                                     map[string]string
+	attachments                               []map[string]string
+	chatState                                 string
+	markable                                  bool
+	marker, markerID                          string
+	replaceID, deleteID                       string
+	destroyAfter                              int
+	command                                   *xmlNode
+	errNode                                   *xmlNode
+	extensions                                []string
 }
 
 // readParts sorts a message's children into the parts the gateway models
@@ -121,7 +132,7 @@ func readParts(n xmlNode, ownBare string) messageParts {
 				p.stanzaID = c.attr("id")
 			}
 		case space == nsDelay && local == "delay":
-			p.delay = c.attr("stamp")
+			p.delay, p.delayFrom = c.attr("stamp"), c.attr("from")
 		case space == nsJSON && local == "json":
 			p.data = jsonValue(c.Text)
 		case space == nsJiveProps && local == "properties":
@@ -192,18 +203,64 @@ func jsonValue(text string) json.RawMessage {
 // stamp normalises an XEP-0082 timestamp to RFC 3339 UTC; without one,
 // the receipt time.
 func stamp(delay string) (string, bool) {
-	if delay != "" {
-		if t, err := time.Parse(time.RFC3339Nano, delay); err == nil {
-			return t.UTC().Format(time.RFC3339Nano), true
-		}
+	if t, ok := parseStamp(delay); ok {
+		return t, true
 	}
 	return time.Now().UTC().Format(time.RFC3339Nano), false
 }
 
+func parseStamp(delay string) (string, bool) {
+	if delay == "" {
+		return "", false
+	}
+	t, err := time.Parse(time.RFC3339Nano, delay)
+	if err != nil {
+		return "", false
+	}
+	return t.UTC().Format(time.RFC3339Nano), true
+}
+
+// messageOrigin says how a message reached the stream. delay is the stamp
+// of a <forwarded/> wrapper our server or the archive added (it overrides
+// the message's own); carbon is "", "sent" or "received" (XEP-0280);
+// archive is the bare JID of the archive a MAM result came from.
+type messageOrigin struct {
+	delay, carbon, archive string
+}
+
+// fromRoom reports whether a message from this sender may carry room
+// semantics (groupchat, subject): only rooms this stream is in, or the
+// room whose archive is being read, are rooms to it. Anyone else can put
+// type='groupchat' on a message (XEP-0045 §7.2.4 leaves that to the room).
+func (s *Stream) fromRoom(from string, o messageOrigin) bool {
+	room := bareOf(from)
+	if room == "" || room == s.user.String() {
+		return false
+	}
+	if o.archive != "" && o.archive == room {
+		return true
+	}
+	_, ok := s.rooms.get(room)
+	return ok
+}
+
+// trustedDelay reports whether a message's own <delay/> was added by
+// someone vouching for it: our server (offline storage, XEP-0160) or the
+// room it came from (MUC history, XEP-0045 §7.2.15). Any other sender can
+// write any stamp (XEP-0203 §3), so it is only a claim.
+func (s *Stream) trustedDelay(p messageParts, from string, room bool) bool {
+	switch {
+	case p.delayFrom == s.user.Domain().String():
+		return true
+	case room:
+		return bareOf(p.delayFrom) == bareOf(from)
+	}
+	return false
+}
+
 // translateMessage turns one message (top-level, carbon-copied or
-// archived) into its event. delay overrides the message's own delay
-// (forwarded copies carry it outside); carbon is "", "sent" or "received".
-func (s *Stream) translateMessage(n xmlNode, delay, carbon string) any {
+// archived) into its event.
+func (s *Stream) translateMessage(n xmlNode, o messageOrigin) any {
 	own := s.user.String()
 	from, to, id := n.attr("from"), n.attr("to"), n.attr("id")
 	if to == "" {
@@ -214,17 +271,26 @@ func (s *Stream) translateMessage(n xmlNode, delay, carbon string) any {
 		typ = "normal" // RFC 6121 §5.2.2
 	}
 	p := readParts(n, own)
-	if delay == "" {
-		delay = p.delay
+	room := s.fromRoom(from, o)
+	delay, claimed := o.delay, ""
+	if delay == "" && p.delay != "" {
+		if s.trustedDelay(p, from, room) {
+			delay = p.delay
+		} else {
+			claimed, _ = parseStamp(p.delay)
+		}
 	}
 	when, delayed := stamp(delay)
+	if typ == "groupchat" && !room {
+		typ = "normal" // a plain user's "groupchat" is no room message
+	}
 	if typ == "error" {
 		if id == "" {
 			id = s.pending.match(bareOf(from))
 		}
 		return ErrorEvent{Type: EventError, ID: id, From: from, To: to, Error: stanzaError(p.errNode)}
 	}
-	if rev := roomMessageEvent(n, p); rev != nil {
+	if rev := roomMessageEvent(n, p, typ); rev != nil {
 		return rev
 	}
 	switch {
@@ -251,9 +317,9 @@ func (s *Stream) translateMessage(n xmlNode, delay, carbon string) any {
 		return RawEvent{Type: EventRaw, From: from, Stanza: n.xmlString()}
 	}
 	ev := MessageEvent{Type: typ, ID: id, OriginID: p.originID, StanzaID: p.stanzaID, From: from, To: to,
-		Body: p.body, Subject: p.subject, Thread: p.thread, Stamp: when, Delayed: delayed, Data: p.data,
+		Body: p.body, Subject: p.subject, Thread: p.thread, Stamp: when, Delayed: delayed, ClaimedStamp: claimed, Data: p.data,
 		ExtraParams: p.extra, Attachments: p.attachments, ChatState: p.chatState, Markable: p.markable,
-		ReplaceID: p.replaceID, DestroyAfter: p.destroyAfter, Carbon: carbon, Extensions: p.extensions}
+		ReplaceID: p.replaceID, DestroyAfter: p.destroyAfter, Carbon: o.carbon, Extensions: p.extensions}
 	if ev.ReplaceID != "" {
 		ev.Type = EventEdit
 	}

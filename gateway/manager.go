@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"mellium.im/xmpp/jid"
 )
 
@@ -122,6 +123,10 @@ type Manager struct {
 	// does not scan every stream.
 	perUser map[string]int
 
+	// mucServices caches per XMPP domain whether its disco#info says it is
+	// a MUC service, for checkInvitation; bounded, least recently used out.
+	mucServices *lru.Cache[string, bool]
+
 	serviceMu sync.Mutex // serialises service-account logins
 	service   *Stream
 
@@ -178,6 +183,7 @@ func NewManager(cfg Config, pub Publisher, log *slog.Logger) (*Manager, error) {
 	_, _ = rand.Read(key)
 	m := &Manager{cfg: cfg, pub: pub, log: log.With(slog.String("tag", "xmpp")), macKey: key,
 		streams: map[string]*Stream{}, stop: make(chan struct{})}
+	m.mucServices, _ = lru.New[string, bool](mucServiceCacheSize) // errors only for a size ≤ 0
 	m.dialer = m.dial
 	m.wg.Add(1)
 	go m.reapIdle()
@@ -249,6 +255,7 @@ func (m *Manager) open(ctx context.Context, s *Stream, resource string) (*Stream
 	s.id, s.created, s.mgr, s.conn, s.full, s.state = newStreamID(), time.Now(), m, c, c.JID(), StateOnline
 	s.stopCtx, s.cancelStop = context.WithCancel(context.Background())
 	s.stop, s.done = s.stopCtx.Done(), make(chan struct{})
+	s.invitationChecks = make(chan struct{}, maxInvitationChecks)
 	s.log = m.log.With(slog.String("stream", s.id[:8]))
 	s.Touch()
 	m.mu.Lock()

@@ -112,6 +112,66 @@ type joinedRoom struct {
 type rooms struct {
 	mu     sync.Mutex
 	byRoom map[string]*joinedRoom
+	// subjects are the subject changes waiting for their room's answer,
+	// by room: the message id and the subject asked for.
+	subjects map[string]pendingSubject
+}
+
+// pendingSubject is a subject change sent to a room. The room answers with
+// an error carrying its id, or broadcasts the new subject; Prosody's
+// broadcast is a new message without the id (its muc/subject.lib.lua), so
+// the subject text is what matches it.
+type pendingSubject struct {
+	id, subject string
+}
+
+// subjectAnswer returns the id of the subject change a message from a
+// room answers ("" for none): an error with that id, or the room's
+// broadcast of that subject (XEP-0045 §8.1).
+func (r *rooms) subjectAnswer(n xmlNode) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.subjects) == 0 {
+		return ""
+	}
+	room := bareOf(n.attr("from"))
+	ps, ok := r.subjects[room]
+	if !ok {
+		return ""
+	}
+	switch typ := n.attr("type"); typ {
+	case "error":
+		if n.attr("id") != ps.id {
+			return ""
+		}
+	case "groupchat":
+		p := readParts(n, "")
+		if p.hasBody || n.attr("id") != ps.id && p.subject != ps.subject {
+			return ""
+		}
+	default:
+		return ""
+	}
+	delete(r.subjects, room)
+	return ps.id
+}
+
+// expectSubject records a subject change sent to room; the returned func
+// forgets it.
+func (r *rooms) expectSubject(room string, ps pendingSubject) func() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.subjects == nil {
+		r.subjects = map[string]pendingSubject{}
+	}
+	r.subjects[room] = ps
+	return func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.subjects[room] == ps {
+			delete(r.subjects, room)
+		}
+	}
 }
 
 // inRoom reports whether the room has confirmed our presence: a join (or
@@ -399,23 +459,106 @@ func (s *Stream) rejoinRooms(ctx context.Context) {
 
 // roomMessageEvent recognises subject changes and invitations; it returns
 // nil for ordinary messages.
-func roomMessageEvent(n xmlNode, p messageParts) any {
+func roomMessageEvent(n xmlNode, p messageParts, typ string) any {
 	from := n.attr("from")
-	if n.attr("type") == "groupchat" && p.subject != "" && !p.hasBody {
+	if typ == "groupchat" && p.subject != "" && !p.hasBody {
 		fj, _ := jid.Parse(from)
 		return SubjectEvent{Type: EventSubject, Room: fj.Bare().String(), Nick: fj.Resourcepart(), Subject: p.subject}
 	}
-	if x := n.child(nsMUCUser, "x"); x != nil {
-		if inv := x.child(nsMUCUser, "invite"); inv != nil {
-			return InvitationEvent{Type: EventInvitation, Room: bareOf(from), From: from, Inviter: inv.attr("from"),
-				Reason: inv.childText(nsMUCUser, "reason"), Password: x.childText(nsMUCUser, "password")}
+	// A direct invitation (XEP-0249) is only ever the sender's word: the
+	// inviter is the sender, whatever the element claims.
+	if x := n.child(nsConfer, "x"); x != nil {
+		if room, err := jid.Parse(x.attr("jid")); err == nil && room.Localpart() != "" && room.Resourcepart() == "" {
+			return InvitationEvent{Type: EventInvitation, Room: room.String(), From: from, Inviter: from,
+				Reason: x.attr("reason"), Password: x.attr("password"), Direct: true}
 		}
 	}
-	if x := n.child(nsConfer, "x"); x != nil && x.attr("jid") != "" {
-		return InvitationEvent{Type: EventInvitation, Room: x.attr("jid"), From: from, Inviter: from,
-			Reason: x.attr("reason"), Password: x.attr("password"), Direct: true}
-	}
 	return nil
+}
+
+// mediatedInvitation reads a mediated invitation (XEP-0045 §7.8.2): the
+// room sends it from its bare JID, naming the inviter.
+func mediatedInvitation(n xmlNode) (InvitationEvent, bool) {
+	x := n.child(nsMUCUser, "x")
+	if x == nil {
+		return InvitationEvent{}, false
+	}
+	inv := x.child(nsMUCUser, "invite")
+	if inv == nil {
+		return InvitationEvent{}, false
+	}
+	from := n.attr("from")
+	return InvitationEvent{Type: EventInvitation, Room: bareOf(from), From: from, Inviter: inv.attr("from"),
+		Reason: inv.childText(nsMUCUser, "reason"), Password: x.childText(nsMUCUser, "password")}, true
+}
+
+// maxInvitationChecks bounds the disco#info lookups one stream runs at
+// once for invitations from services it does not know yet; beyond it an
+// invitation is delivered as the plain message it claims to be.
+const maxInvitationChecks = 4
+
+// mucServiceCacheSize bounds the manager's cache of which domains are MUC
+// services.
+const mucServiceCacheSize = 1024
+
+// checkInvitation publishes a mediated invitation only when it comes from
+// a room the server vouches for: a bare room JID (localpart, no resource)
+// on a service whose disco#info identity is a MUC service (XEP-0045 §6.1,
+// category "conference"). The server stamps every sender's address
+// (RFC 6120 §8.1.2.1), so a user cannot send from a room's JID; a user's
+// own message claiming an inviter is delivered as what it is, a message
+// from that user (the muc#user element kept in extensions). The verdict
+// per service is cached by the manager; the first invitation from an
+// unknown service waits for the lookup (in its own goroutine, so the
+// reader keeps going).
+func (s *Stream) checkInvitation(n xmlNode, inv InvitationEvent) {
+	plain := func() {
+		if ev := s.translateMessage(n, messageOrigin{}); ev != nil {
+			s.publish(ev)
+		}
+	}
+	room, err := jid.Parse(inv.From)
+	if err != nil || room.Localpart() == "" || room.Resourcepart() != "" {
+		plain()
+		return
+	}
+	service := room.Domain()
+	if isMUC, known := s.mgr.mucServices.Get(service.String()); known {
+		if isMUC {
+			s.publish(inv)
+		} else {
+			plain()
+		}
+		return
+	}
+	select {
+	case s.invitationChecks <- struct{}{}:
+	default:
+		plain()
+		return
+	}
+	s.mgr.wg.Add(1)
+	go func() {
+		defer s.mgr.wg.Done()
+		defer func() { <-s.invitationChecks }()
+		info, err := s.DiscoInfo(s.stopCtx, service)
+		if err != nil {
+			var iqErr *IQError
+			if !errors.As(err, &iqErr) {
+				plain() // unknown yet (connection lost, timeout): not cached
+				return
+			}
+		}
+		isMUC := slices.ContainsFunc(info.Identities, func(id map[string]string) bool {
+			return id["category"] == "conference"
+		})
+		s.mgr.mucServices.Add(service.String(), isMUC)
+		if isMUC {
+			s.publish(inv)
+		} else {
+			plain()
+		}
+	}()
 }
 
 // Invite invites someone to a room: mediated through the room (XEP-0045
@@ -447,14 +590,31 @@ func (s *Stream) Invite(ctx context.Context, room, who jid.JID, reason string, d
 	return s.sendNode(ctx, m)
 }
 
-// SetSubject changes a room's subject.
+// SetSubject changes a room's subject and waits for the room's answer: the
+// new subject broadcast to the occupants, or the room's refusal (a visitor,
+// or a room where only moderators may change it: forbidden) as an
+// *IQError, so the caller hears the outcome instead of a later event.
 func (s *Stream) SetSubject(ctx context.Context, room jid.JID, subject string) error {
 	if err := checkText("subject", subject); err != nil {
 		return err
 	}
+	key := room.Bare().String()
+	if !s.inRoom(key) {
+		return fmt.Errorf("%w: join %s first", ErrNotInRoom, key)
+	}
 	sub := elem("", "subject")
 	sub.Text = subject
-	return s.sendNode(ctx, messageEnvelope(room.Bare(), "groupchat", newStanzaID(), sub))
+	id := newStanzaID()
+	w := s.iqs.wait(id)
+	defer s.iqs.forget(id)
+	defer s.rooms.expectSubject(key, pendingSubject{id: id, subject: subject})()
+	if err := s.sendNode(ctx, messageEnvelope(room.Bare(), "groupchat", id, sub)); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	_, err := s.awaitAnswer(ctx, w)
+	return err
 }
 
 // SendRoomMessage posts to a joined room.

@@ -25,7 +25,7 @@ func (s *Stream) handleSkipped(c conn, n xmlNode) {
 	switch kind {
 	case "message":
 		if r := n.child(nsMAM, "result"); r != nil {
-			s.skipArchived(r, n.bad)
+			s.skipArchived(r, n.attr("from"), n.bad)
 			return
 		}
 		if n.child(nsPubSubEvent, "event") != nil && n.badOnlyInside(isPubSubItem) {

@@ -48,6 +48,9 @@ type Stream struct {
 	contacts presenceBook
 	rooms    rooms
 	pubsub   pubsubState
+	// invitationChecks holds a token per disco#info lookup in flight for
+	// an invitation (checkInvitation), bounding them per stream.
+	invitationChecks chan struct{}
 
 	closeOnce sync.Once
 	// stopCtx is cancelled by Close; stop is its Done channel. Work a

@@ -4262,6 +4262,7 @@ const docTemplate = `{
                         "BasicAuth": []
                     }
                 ],
+                "description": "Answers once the room has broadcast the new subject, or with the room's refusal\n(403 forbidden when only moderators may change it; 404 when the stream is not in the room).",
                 "consumes": [
                     "application/json"
                 ],
@@ -4316,8 +4317,20 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
                     },
+                    "403": {
+                        "description": "Forbidden",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "504": {
+                        "description": "Gateway Timeout",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
