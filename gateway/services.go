@@ -312,8 +312,15 @@ func ParseRawStanza(data []byte) (xmlNode, error) {
 		return xmlNode{}, fmt.Errorf("%w: element or attribute names are not namespace-well-formed", ErrInvalidInput)
 	}
 	for _, a := range root.Attrs {
-		if a.Name.Local == "from" {
+		switch a.Name.Local {
+		case "from":
 			return xmlNode{}, fmt.Errorf("%w: from is set by the server; leave it out", ErrInvalidInput)
+		case "to":
+			// RFC 6120 §8.1.1: the addressee is a JID; the server would
+			// answer a malformed one with an error the caller never sees.
+			if _, err := jid.Parse(a.Value); err != nil {
+				return xmlNode{}, fmt.Errorf("%w: to is not a valid JID: %v", ErrInvalidInput, err)
+			}
 		}
 	}
 	root.XMLName.Space = "" // inherit the stream's jabber:client
