@@ -22,7 +22,7 @@ const bulkChunk = 2000
 // password.
 func (s *Server) RegisterMany(ctx context.Context, users map[string]string) error {
 	s.mu.Lock()
-	removed, running := s.removed, s.proc != nil && !s.proc.exited()
+	removed, running := s.removed, s.proc != nil && !s.proc.Exited()
 	s.mu.Unlock()
 	if removed {
 		return fmt.Errorf("prosody: RegisterMany: server was stopped and %s removed", s.Dir)

@@ -17,10 +17,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	prosodyauth "github.com/xmppgw/xmppgw/deploy/prosody"
+	"github.com/xmppgw/xmppgw/internal/childproc"
 )
 
 // DefaultDomain is the XMPP domain used when Options.Domain is empty.
@@ -87,27 +87,9 @@ type Server struct {
 	ownDir     bool
 	ring       *logRing
 
-	mu      sync.Mutex // serialises Start/Stop/Kill/Restart
-	proc    *process   // current run; nil when none was started since the last Stop/Kill
-	removed bool       // Stop removed the temporary directory
-}
-
-// process is one run of Prosody. done is closed once Wait has returned;
-// err is only read after that.
-type process struct {
-	cmd   *exec.Cmd
-	done  chan struct{}
-	err   error
-	start time.Time
-}
-
-func (p *process) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
+	mu      sync.Mutex         // serialises Start/Stop/Kill/Restart
+	proc    *childproc.Process // current run; nil when none was started since the last Stop/Kill
+	removed bool               // Stop removed the temporary directory
 }
 
 // Start writes the configuration and certificate into opts.Dir, registers
@@ -336,7 +318,7 @@ func (s *Server) Restart(ctx context.Context) error {
 func (s *Server) Running() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.proc != nil && !s.proc.exited()
+	return s.proc != nil && !s.proc.Exited()
 }
 
 // stopLocked ends the current run, if any. graceful sends SIGTERM first.
@@ -345,40 +327,17 @@ func (s *Server) stopLocked(graceful bool) error {
 	if p == nil {
 		return nil
 	}
-	defer func() {
-		if p.exited() {
-			s.proc = nil
-		}
-	}()
-	if p.exited() {
-		return nil
+	err := p.Stop(graceful, stopTimeout)
+	if p.Exited() {
+		s.proc = nil
 	}
-	pid := p.cmd.Process.Pid
-	if graceful {
-		signalGroup(pid, syscall.SIGTERM)
-		select {
-		case <-p.done:
-			return nil
-		case <-time.After(stopTimeout):
-		}
-	}
-	signalGroup(pid, syscall.SIGKILL)
-	select {
-	case <-p.done:
-	case <-time.After(stopTimeout):
-		return fmt.Errorf("prosody: pid %d still not reaped %v after SIGKILL", pid, stopTimeout)
-	}
-	if graceful {
-		return fmt.Errorf("prosody: did not exit within %v of SIGTERM, killed; log tail:\n%s", stopTimeout, s.LogTail(20))
+	switch {
+	case errors.Is(err, childproc.ErrIgnoredTerm):
+		return fmt.Errorf("prosody: %w; log tail:\n%s", err, s.LogTail(20))
+	case err != nil:
+		return fmt.Errorf("prosody: %w", err)
 	}
 	return nil
-}
-
-// signalGroup signals Prosody's process group (it is the group leader).
-func signalGroup(pid int, sig syscall.Signal) {
-	if err := syscall.Kill(-pid, sig); err != nil {
-		_ = syscall.Kill(pid, sig)
-	}
 }
 
 // noFileScript raises the soft RLIMIT_NOFILE for Prosody only (Go restores
@@ -419,24 +378,20 @@ func (s *Server) startLocked(ctx context.Context) error {
 	cmd.Dir = s.Dir
 	cmd.Stdout = out
 	cmd.Stderr = out
-	cmd.SysProcAttr = sysProcAttr()
-	cmd.WaitDelay = 2 * time.Second
 	before := s.ring.counters()
-	if err := cmd.Start(); err != nil {
+	closeLog := func() {
 		if logFile != nil {
 			_ = logFile.Close()
 		}
+	}
+	p, err := childproc.Start(cmd, func() {
+		s.ring.flush()
+		closeLog()
+	})
+	if err != nil {
+		closeLog()
 		return fmt.Errorf("prosody: starting %s: %w", s.prosodyBin, err)
 	}
-	p := &process{cmd: cmd, done: make(chan struct{}), start: time.Now()}
-	go func() {
-		p.err = cmd.Wait()
-		s.ring.flush()
-		if logFile != nil {
-			_ = logFile.Close()
-		}
-		close(p.done)
-	}()
 	s.proc = p
 
 	if err := s.waitReady(ctx, p, before); err != nil {
@@ -446,16 +401,16 @@ func (s *Server) startLocked(ctx context.Context) error {
 	return nil
 }
 
-func (s *Server) waitReady(ctx context.Context, p *process, before logCounts) error {
-	deadline := p.start.Add(startTimeout)
+func (s *Server) waitReady(ctx context.Context, p *childproc.Process, before logCounts) error {
+	deadline := p.Started().Add(startTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
 	ticker := time.NewTicker(probeInterval)
 	defer ticker.Stop()
 	for {
-		if p.exited() {
-			return fmt.Errorf("prosody exited during startup (%v); log tail:\n%s", p.err, s.LogTail(30))
+		if p.Exited() {
+			return fmt.Errorf("prosody exited during startup (%v); log tail:\n%s", p.Err(), s.LogTail(30))
 		}
 		now := s.ring.counters()
 		if now.portFailures > before.portFailures {
@@ -468,17 +423,17 @@ func (s *Server) waitReady(ctx context.Context, p *process, before logCounts) er
 			return fmt.Errorf("prosody: the authentication module failed to load; log tail:\n%s", s.LogTail(30))
 		}
 		err := probe(ctx, s.Addr, s.Domain, deadline)
-		if err == nil && (now.c2sActive > before.c2sActive || time.Since(p.start) > activationGrace) {
+		if err == nil && (now.c2sActive > before.c2sActive || time.Since(p.Started()) > activationGrace) {
 			return nil
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("prosody not ready on %s after %v (last probe: %v); log tail:\n%s",
-				s.Addr, time.Since(p.start).Round(time.Millisecond), err, s.LogTail(30))
+				s.Addr, time.Since(p.Started()).Round(time.Millisecond), err, s.LogTail(30))
 		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("prosody: waiting for readiness: %w; log tail:\n%s", ctx.Err(), s.LogTail(30))
-		case <-p.done:
+		case <-p.Done():
 		case <-ticker.C:
 		}
 	}

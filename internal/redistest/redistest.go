@@ -20,6 +20,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/xmppgw/xmppgw/internal/childproc"
 )
 
 // ErrNotInstalled is returned by Start when redis-server is not on PATH.
@@ -60,25 +62,9 @@ type Server struct {
 	out    *tail
 
 	mu      sync.Mutex // serialises Start/Stop/Kill/Restart/Pause/Resume
-	proc    *process
+	proc    *childproc.Process
 	paused  bool
 	removed bool
-}
-
-// process is one run of redis-server; done is closed once Wait returned.
-type process struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
-}
-
-func (p *process) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
 }
 
 // Start runs redis-server on 127.0.0.1 and returns once it answers PING.
@@ -159,16 +145,10 @@ func (s *Server) startLocked(ctx context.Context) error {
 	cmd.Dir = s.Dir
 	cmd.Stdout = s.out
 	cmd.Stderr = s.out
-	cmd.SysProcAttr = sysProcAttr()
-	cmd.WaitDelay = 2 * time.Second
-	if err := cmd.Start(); err != nil {
+	p, err := childproc.Start(cmd, nil)
+	if err != nil {
 		return fmt.Errorf("redistest: starting %s: %w", s.bin, err)
 	}
-	p := &process{cmd: cmd, done: make(chan struct{})}
-	go func() { // exits when redis-server does
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
 	s.proc, s.paused = p, false
 	if err := s.waitReady(ctx, p); err != nil {
 		_ = s.stopLocked(false)
@@ -177,7 +157,7 @@ func (s *Server) startLocked(ctx context.Context) error {
 	return nil
 }
 
-func (s *Server) waitReady(ctx context.Context, p *process) error {
+func (s *Server) waitReady(ctx context.Context, p *childproc.Process) error {
 	deadline := time.Now().Add(startTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
@@ -186,12 +166,12 @@ func (s *Server) waitReady(ctx context.Context, p *process) error {
 	defer ticker.Stop()
 	var err error
 	for {
-		if p.exited() {
+		if p.Exited() {
 			log := s.out.String()
 			if strings.Contains(log, "Address already in use") {
 				return fmt.Errorf("redistest: %w: %s", errPortInUse, s.Addr)
 			}
-			return fmt.Errorf("redis-server exited during startup (%v); output:\n%s", p.err, lastLines(log, 20))
+			return fmt.Errorf("redis-server exited during startup (%v); output:\n%s", p.Err(), lastLines(log, 20))
 		}
 		if err = Ping(ctx, s.Addr); err == nil {
 			return nil
@@ -202,7 +182,7 @@ func (s *Server) waitReady(ctx context.Context, p *process) error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("redistest: waiting for readiness: %w", ctx.Err())
-		case <-p.done:
+		case <-p.Done():
 		case <-ticker.C:
 		}
 	}
@@ -280,10 +260,10 @@ func (s *Server) Resume() error { return s.signal(syscall.SIGCONT, false) }
 func (s *Server) signal(sig syscall.Signal, paused bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.proc == nil || s.proc.exited() {
+	if s.proc == nil || s.proc.Exited() {
 		return errors.New("redistest: redis-server is not running")
 	}
-	if err := s.proc.cmd.Process.Signal(sig); err != nil {
+	if err := s.proc.Signal(sig); err != nil {
 		return fmt.Errorf("redistest: %v: %w", sig, err)
 	}
 	s.paused = paused
@@ -294,7 +274,7 @@ func (s *Server) signal(sig syscall.Signal, paused bool) error {
 func (s *Server) Running() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.proc != nil && !s.proc.exited()
+	return s.proc != nil && !s.proc.Exited()
 }
 
 // LogTail returns the last n lines redis-server printed (across restarts).
@@ -306,44 +286,18 @@ func (s *Server) stopLocked(graceful bool) error {
 	if p == nil {
 		return nil
 	}
-	defer func() {
-		if p.exited() {
-			s.proc = nil
-		}
-	}()
-	if p.exited() {
-		return nil
-	}
-	pid := p.cmd.Process.Pid
 	if s.paused { // a stopped process handles SIGTERM only once continued
-		signalGroup(pid, syscall.SIGCONT)
+		p.SignalGroup(syscall.SIGCONT)
 		s.paused = false
 	}
-	if graceful {
-		signalGroup(pid, syscall.SIGTERM)
-		select {
-		case <-p.done:
-			return nil
-		case <-time.After(stopTimeout):
-		}
+	err := p.Stop(graceful, stopTimeout)
+	if p.Exited() {
+		s.proc = nil
 	}
-	signalGroup(pid, syscall.SIGKILL)
-	select {
-	case <-p.done:
-	case <-time.After(stopTimeout):
-		return fmt.Errorf("redistest: pid %d still not reaped %v after SIGKILL", pid, stopTimeout)
-	}
-	if graceful {
-		return fmt.Errorf("redistest: redis-server did not exit within %v of SIGTERM, killed", stopTimeout)
+	if err != nil {
+		return fmt.Errorf("redistest: redis-server: %w", err)
 	}
 	return nil
-}
-
-// signalGroup signals redis-server's process group (it is the leader).
-func signalGroup(pid int, sig syscall.Signal) {
-	if err := syscall.Kill(-pid, sig); err != nil {
-		_ = syscall.Kill(pid, sig)
-	}
 }
 
 // freePort asks the kernel for a free port on 127.0.0.1.

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package prosody
+package childproc
 
 import "syscall"
 
