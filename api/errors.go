@@ -90,6 +90,7 @@ var (
 	errNotReady           = tableErr(50302, http.StatusServiceUnavailable, "XMPP server not reachable")
 	errCapacity           = tableErr(50303, http.StatusServiceUnavailable, "gateway at stream capacity, retry later")
 	errNotConfigured      = tableErr(50304, http.StatusServiceUnavailable, "feature not configured")
+	errClusterNotReady    = tableErr(50305, http.StatusServiceUnavailable, "cluster store (Redis) not reachable or this node's lease lapsed")
 	errConnectionLost     = retryErr(50310, http.StatusServiceUnavailable, "XMPP connection lost before the answer came; the stream is reconnecting, retry shortly", 2)
 	errXMPPBadRequest     = tableErr(40004, http.StatusBadRequest, "the XMPP server refused the request")
 	errXMPPForbidden      = tableErr(40301, http.StatusForbidden, "the XMPP server does not allow this")

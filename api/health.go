@@ -27,7 +27,7 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) error {
 
 // readyz godoc
 //
-//	@Summary	Readiness: the XMPP server is reachable
+//	@Summary	Readiness: the XMPP server is reachable (and, in cluster mode, Redis and this node's lease)
 //	@Tags		health
 //	@Produce	json
 //	@Success	200	{object}	HealthResponse
@@ -38,6 +38,11 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	defer cancel()
 	if err := s.streams.Ready(ctx); err != nil {
 		return errNotReady.wrap("%v", err)
+	}
+	if s.cfg.ClusterReady != nil {
+		if err := s.cfg.ClusterReady(ctx); err != nil {
+			return errClusterNotReady.wrap("%v", err)
+		}
 	}
 	return writeOK(w, http.StatusOK, HealthResponse{Status: "ok"})
 }

@@ -84,6 +84,9 @@ type Config struct {
 	WebUI bool
 	// Fastpath runs the workgroup queues (api/fastpath.go); nil answers 503.
 	Fastpath *fastpath.Service
+	// ClusterReady, in cluster mode, reports whether this node can reach the
+	// cluster's store and holds its lease; /readyz answers 503 while not.
+	ClusterReady func(context.Context) error
 }
 
 // Server holds the handlers' dependencies.

@@ -120,7 +120,7 @@ const docTemplate = `{
                 "tags": [
                     "health"
                 ],
-                "summary": "Readiness: the XMPP server is reachable",
+                "summary": "Readiness: the XMPP server is reachable (and, in cluster mode, Redis and this node's lease)",
                 "responses": {
                     "200": {
                         "description": "OK",

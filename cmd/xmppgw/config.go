@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/xmppgw/xmppgw/gateway"
+	"github.com/xmppgw/xmppgw/internal/cluster"
 )
 
 // config is everything the binary reads from flags and XMPPGW_* variables.
@@ -55,6 +56,11 @@ type config struct {
 	DebugListen              string
 	WebUI                    bool
 	WorkgroupsFile           string
+
+	// Cluster mode (docs/cluster.md): on when RedisURL is set.
+	RedisURL      string
+	Cluster       cluster.Config
+	ClusterSecret []byte
 }
 
 // option is one setting: a flag and its environment mirror. Secrets have
@@ -101,6 +107,12 @@ func options() []*option {
 		{flag: "max-message-bytes", env: "XMPPGW_MAX_MESSAGE_BYTES", def: "131072", usage: "largest message body in bytes"},
 		{flag: "workgroups-file", env: "XMPPGW_WORKGROUPS_FILE", usage: "JSON array of fastpath workgroups to start with (admins manage them over REST too)"},
 		{flag: "web-ui", env: "XMPPGW_WEB_UI", def: "true", usage: "serve the demo chat page at / (true or false; Swagger UI at /docs/ is always on)"},
+		{flag: "redis-url", env: "XMPPGW_REDIS_URL", usage: "Redis to join a cluster through (redis://, rediss://, Sentinel ?master_name=, redis+cluster://); empty: single node, all state in this process. A URL with a password belongs in the environment, not on the command line"},
+		{flag: "cluster", env: "XMPPGW_CLUSTER", def: cluster.DefaultName, usage: "cluster name, the Redis key prefix (letters, digits, '.', '_', '-')"},
+		{flag: "cluster-listen", env: "XMPPGW_CLUSTER_LISTEN", usage: "host:port of this node's internal listener for the other nodes, advertised as is (cluster mode)"},
+		{env: "XMPPGW_CLUSTER_SECRET", secret: true, usage: "secret the cluster's nodes authenticate each other with, at least 32 bytes (cluster mode)"},
+		{flag: "lease-renew", env: "XMPPGW_LEASE_RENEW", def: cluster.DefaultLeaseRenew.String(), usage: "how often a cluster node renews its lease"},
+		{flag: "lease-ttl", env: "XMPPGW_LEASE_TTL", def: cluster.DefaultLeaseTTL.String(), usage: "how long a cluster node's lease lasts without renewal (more than -lease-renew)"},
 	}
 }
 
@@ -286,7 +298,59 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 	if err := c.LogLevel.UnmarshalText([]byte(get("XMPPGW_LOG_LEVEL"))); err != nil {
 		bad("XMPPGW_LOG_LEVEL", "must be debug, info, warn or error")
 	}
+	c.clusterConfig(get, bad)
 	return c, errors.Join(errs...)
+}
+
+// clusterConfig reads the cluster settings. They are checked in single-node
+// mode too (a typo should not wait for the day Redis is turned on), but
+// only cluster mode requires the secrets: every node must accept every
+// other node's tokens, so a random per-process JWT secret cannot work.
+func (c *config) clusterConfig(get func(string) string, bad func(string, string, ...any)) {
+	c.RedisURL = get("XMPPGW_REDIS_URL")
+	c.Cluster = cluster.Config{Name: get("XMPPGW_CLUSTER"), Advertise: get("XMPPGW_CLUSTER_LISTEN"), ReplayWindow: c.SSEReplay}
+	for _, d := range []struct {
+		env string
+		dst *time.Duration
+	}{{"XMPPGW_LEASE_RENEW", &c.Cluster.LeaseRenew}, {"XMPPGW_LEASE_TTL", &c.Cluster.LeaseTTL}} {
+		v, err := time.ParseDuration(get(d.env))
+		if err != nil || v <= 0 {
+			bad(d.env, "must be a positive duration like 2s")
+		}
+		*d.dst = v
+	}
+	if err := cluster.CheckConfig(c.Cluster); err != nil {
+		bad("XMPPGW_CLUSTER", "%v", err)
+	}
+	if s := get("XMPPGW_CLUSTER_SECRET"); s != "" {
+		if len(s) < 32 {
+			bad("XMPPGW_CLUSTER_SECRET", "must be at least 32 bytes")
+		}
+		c.ClusterSecret = []byte(s)
+	}
+	if c.RedisURL == "" {
+		return
+	}
+	if rdb, err := cluster.NewClient(c.RedisURL); err != nil {
+		bad("XMPPGW_REDIS_URL", "%v", err)
+	} else {
+		_ = rdb.Close()
+	}
+	if c.JWTEphemeral {
+		bad("XMPPGW_JWT_SECRET", "must be set in cluster mode (XMPPGW_REDIS_URL): every node must accept the tokens of every other")
+	}
+	if c.ClusterSecret == nil {
+		bad("XMPPGW_CLUSTER_SECRET", "must be set in cluster mode (XMPPGW_REDIS_URL)")
+	}
+	host, _, err := net.SplitHostPort(c.Cluster.Advertise)
+	switch ip := net.ParseIP(host); {
+	case c.Cluster.Advertise == "":
+		bad("XMPPGW_CLUSTER_LISTEN", "must be set in cluster mode (XMPPGW_REDIS_URL): the host:port other nodes reach this one at")
+	case err != nil:
+		bad("XMPPGW_CLUSTER_LISTEN", "%v", err)
+	case host == "" || ip != nil && ip.IsUnspecified():
+		bad("XMPPGW_CLUSTER_LISTEN", "is advertised to the other nodes as is: give this node's own address, not %q", c.Cluster.Advertise)
+	}
 }
 
 func isLoopback(host string) bool {

@@ -59,6 +59,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if cfg.JWTEphemeral {
 		log.Warn("XMPPGW_JWT_SECRET not set: using a random secret; tokens die with this process")
 	}
+	var node *clusterNode
+	if cfg.RedisURL != "" {
+		if node, err = joinCluster(ctx, cfg); err != nil {
+			log.Error("joining the cluster", slog.String("error", err.Error()))
+			return 1
+		}
+		defer func() {
+			leaveCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			node.leave(leaveCtx, log)
+		}()
+		// Until issue 17's forwarding and shared event log are wired, a
+		// cluster node registers and answers its peers but serves only the
+		// streams it opened itself: say so rather than look clustered.
+		log.Warn("cluster mode: this node holds a lease and answers its peers, but streams stay on the node that opened them (docs/cluster.md: what is wired)",
+			slog.String("cluster", node.c.Config().Name), slog.String("node", node.c.Node()), slog.String("advertise", cfg.Cluster.Advertise))
+	}
 	tlsConfig, err := cfg.tlsConfig()
 	if err != nil {
 		log.Error("invalid configuration", slog.String("error", err.Error()))
@@ -87,11 +104,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	queues.Start()
 	defer queues.Close()
-	srv := api.NewServer(api.Config{JWTSecret: cfg.JWTSecret, TokenTTL: cfg.TokenTTL, CORSOrigins: cfg.CORSOrigins,
+	apiCfg := api.Config{JWTSecret: cfg.JWTSecret, TokenTTL: cfg.TokenTTL, CORSOrigins: cfg.CORSOrigins,
 		AdminUser: cfg.AdminUser, AdminPassword: cfg.AdminPassword, TrustedProxies: cfg.TrustedProxies,
 		LoginFailuresPerUser: cfg.LoginFailuresPerUser, LoginFailuresPerIP: cfg.LoginFailuresPerIP,
 		SendsPerSecond: cfg.SendsPerSecond, MaxMessageBytes: cfg.MaxMessageBytes, WebUI: cfg.WebUI,
-		Fastpath: queues}, mgr, broker, log)
+		Fastpath: queues}
+	if node != nil {
+		apiCfg.ClusterReady = node.ready
+	}
+	srv := api.NewServer(apiCfg, mgr, broker, log)
 	httpSrv := &http.Server{
 		Handler:           srv.Routes(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -108,8 +129,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	log.Info("xmppgw listening", slog.String("version", version), slog.String("addr", ln.Addr().String()), slog.String("xmpp", cfg.XMPPAddr),
 		slog.String("domain", cfg.XMPPDomain), slog.String("xmpp_tls", cfg.XMPPTLS))
-	serveErr := make(chan error, 2)
+	serveErr := make(chan error, 3)
 	go func() { serveErr <- httpSrv.Serve(ln) }()
+	if node != nil {
+		node.serve(srv.ClusterRoutes(cfg.ClusterSecret), serveErr)
+		log.Info("cluster listener", slog.String("addr", node.ln.Addr().String()))
+	}
 	var metricsSrv *http.Server
 	if cfg.MetricsListen != "" {
 		mln, err := net.Listen("tcp", cfg.MetricsListen)

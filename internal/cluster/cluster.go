@@ -90,6 +90,14 @@ type Config struct {
 
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
+// CheckConfig reports what Open would refuse in cfg (the cluster name, the
+// node id, the lease times), so a binary can say so with its other
+// configuration errors.
+func CheckConfig(cfg Config) error {
+	_, err := cfg.withDefaults()
+	return err
+}
+
 func (c Config) withDefaults() (Config, error) {
 	if c.Name == "" {
 		c.Name = DefaultName

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/xmppgw/xmppgw/internal/cluster"
+)
+
+// clusterNode is this process's membership of the cluster (cluster mode
+// only): the Redis handle, the node's lease, the pub/sub hub and the
+// internal listener, closed in reverse order by leave.
+type clusterNode struct {
+	c        *cluster.Cluster
+	beat     *cluster.Heartbeat
+	hub      *cluster.Hub
+	internal *http.Server
+	ln       net.Listener
+}
+
+// joinCluster connects to Redis, takes the node's lease and listens on the
+// internal address; any failure undoes what was done and is fatal (a node
+// that cannot join must not serve as if it had).
+func joinCluster(ctx context.Context, cfg config) (*clusterNode, error) {
+	openCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	c, err := cluster.Open(openCtx, cfg.RedisURL, cfg.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Cluster.Advertise)
+	if err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("XMPPGW_CLUSTER_LISTEN: %w", err)
+	}
+	beat, err := c.StartHeartbeat(ctx)
+	if err != nil {
+		_ = ln.Close()
+		_ = c.Close()
+		return nil, err
+	}
+	return &clusterNode{c: c, beat: beat, hub: c.NewHub(), ln: ln}, nil
+}
+
+// serve answers the other nodes on the internal listener until leave.
+func (n *clusterNode) serve(h http.Handler, serveErr chan<- error) {
+	n.internal = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	go func() { serveErr <- n.internal.Serve(n.ln) }()
+}
+
+// ready is the node's part of /readyz: Redis answers and the lease holds.
+func (n *clusterNode) ready(ctx context.Context) error {
+	if !n.beat.Valid() {
+		if err := n.beat.Err(); err != nil {
+			return fmt.Errorf("lease not renewed: %w", err)
+		}
+		return errors.New("lease not renewed")
+	}
+	return n.c.Redis().Ping(ctx).Err()
+}
+
+// leave drops the lease at once (the node is dead to the others now, not
+// after the TTL) and closes the hub, the listener and the client.
+func (n *clusterNode) leave(ctx context.Context, log *slog.Logger) {
+	if err := n.beat.Stop(ctx); err != nil {
+		log.Warn("dropping the cluster lease", slog.String("error", err.Error()))
+	}
+	_ = n.hub.Close()
+	if n.internal != nil {
+		_ = n.internal.Shutdown(ctx)
+	} else {
+		_ = n.ln.Close()
+	}
+	_ = n.c.Close()
+}
