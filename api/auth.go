@@ -404,11 +404,11 @@ func (s *Server) checkGuess(r *http.Request, name string, ok func() bool) error 
 // guessAllowed says whether the client may try a password for k now,
 // slowing a clean client down while k's name is under attack.
 func (s *Server) guessAllowed(r *http.Request, k guessKeys) error {
-	if wait := max(s.failedByPair.wait(k.pair), s.failedByIP.wait(k.addr)); wait > 0 {
+	if wait := max(s.failedByPair.Wait(k.pair), s.failedByIP.Wait(k.addr)); wait > 0 {
 		return tooMany(errLoginRateLimited, wait)
 	}
-	if wait := s.failedByName.wait(k.name); wait > 0 {
-		if !s.failedByPair.untouched(k.pair) {
+	if wait := s.failedByName.Wait(k.name); wait > 0 {
+		if !s.failedByPair.Untouched(k.pair) {
 			return tooMany(errLoginRateLimited, wait)
 		}
 		return sleepCtx(r.Context(), min(wait, nameUnderAttackDelay))
@@ -417,9 +417,9 @@ func (s *Server) guessAllowed(r *http.Request, k guessKeys) error {
 }
 
 func (s *Server) guessFailed(k guessKeys) {
-	s.failedByPair.take(k.pair)
-	s.failedByIP.take(k.addr)
-	s.failedByName.take(k.name)
+	s.failedByPair.Take(k.pair)
+	s.failedByIP.Take(k.addr)
+	s.failedByName.Take(k.name)
 }
 
 // sleepCtx waits d or until ctx ends (the client went away).

@@ -49,20 +49,20 @@ func TestLimiterSet(t *testing.T) {
 	t.Parallel()
 	l := newLimiterSet(60, 3) // one per second, burst 3
 	for range 3 {
-		ok, _ := l.take("k")
+		ok, _ := l.Take("k")
 		require.True(t, ok)
 	}
-	ok, wait := l.take("k")
+	ok, wait := l.Take("k")
 	require.False(t, ok)
 	require.Greater(t, wait, 500*time.Millisecond)
 	require.LessOrEqual(t, wait, time.Second)
-	require.Greater(t, l.wait("k"), time.Duration(0))
-	require.Zero(t, l.wait("other"), "keys are independent")
+	require.Greater(t, l.Wait("k"), time.Duration(0))
+	require.Zero(t, l.Wait("other"), "keys are independent")
 	e := tooMany(errLoginRateLimited, 1500*time.Millisecond)
 	require.Equal(t, 2, e.retryAfter, "Retry-After rounds up")
 	require.Equal(t, 0, errLoginRateLimited.retryAfter, "the table stays untouched")
-	require.True(t, l.untouched("other"))
-	require.False(t, l.untouched("k"))
+	require.True(t, l.Untouched("other"))
+	require.False(t, l.Untouched("k"))
 }
 
 func TestTokens_RevocationClosesWatchers(t *testing.T) {

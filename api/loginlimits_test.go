@@ -228,15 +228,15 @@ func TestLimiterSet_StaysBounded(t *testing.T) {
 	t.Parallel()
 	l := newLimiterSet(0.01, 5)
 	for i := range 100_000 {
-		l.take("key-" + strconv.Itoa(i))
+		l.Take("key-" + strconv.Itoa(i))
 	}
 	require.LessOrEqual(t, l.m.Len(), limiterSetSize)
 	// The newest keys are the ones kept: key-99999 spent one token in the
 	// flood and has four left of its five.
 	for range 4 {
-		ok, _ := l.take("key-99999")
+		ok, _ := l.Take("key-99999")
 		require.True(t, ok)
 	}
-	ok, _ := l.take("key-99999")
+	ok, _ := l.Take("key-99999")
 	require.False(t, ok, "the bucket of a recent key survived the flood")
 }

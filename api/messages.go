@@ -129,7 +129,7 @@ func (s *Server) sendMessageWith(w http.ResponseWriter, r *http.Request, st *gat
 // sendAllowed spends one unit of the stream's send rate: every route that
 // puts a stanza on the wire calls it, so no route floods the XMPP server.
 func (s *Server) sendAllowed(st *gateway.Stream) error {
-	if ok, wait := s.sends.take(st.ID()); !ok {
+	if ok, wait := s.sends.Take(st.ID()); !ok {
 		return tooMany(errSendRateLimited, wait)
 	}
 	return nil

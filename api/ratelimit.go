@@ -11,18 +11,30 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// keyedLimiter is what the handlers need from a set of token buckets, one
-// per key (a stream, a client address, a name): small, so the cluster can
-// put a Redis-backed one (redis_rate) behind it.
-type keyedLimiter interface {
-	// wait returns how long until key may act again (0 if it may now).
-	wait(key string) time.Duration
-	// take spends one token for key, reporting false (and the wait) when
+// KeyedLimiter is what the handlers need from a set of token buckets, one
+// per key (a stream, a client address, a name): small, so cluster mode can
+// put a Redis-backed one behind it (Config.Limiters).
+type KeyedLimiter interface {
+	// Wait returns how long until key may act again (0 if it may now).
+	Wait(key string) time.Duration
+	// Take spends one token for key, reporting false (and the wait) when
 	// none is left.
-	take(key string) (bool, time.Duration)
-	// untouched reports whether key's bucket is full: it has spent nothing
+	Take(key string) (bool, time.Duration)
+	// Untouched reports whether key's bucket is full: it has spent nothing
 	// lately.
-	untouched(key string) bool
+	Untouched(key string) bool
+}
+
+// LimiterFactory builds one named set of buckets that refill perMinute
+// tokens a minute and hold burst at most. The names are stable
+// ("login-pair", "login-address", "login-name", "sends"): a shared store
+// keys the sets by them.
+type LimiterFactory func(name string, perMinute float64, burst int) KeyedLimiter
+
+// NewLocalLimiter is the in-process LimiterFactory (the default, and what
+// a shared one falls back on while its store is unreachable).
+func NewLocalLimiter(_ string, perMinute float64, burst int) KeyedLimiter {
+	return newLimiterSet(perMinute, burst)
 }
 
 // limiterSetSize bounds each set. A bucket evicted as least recently used
@@ -57,7 +69,8 @@ func (l *limiterSet) get(key string) *rate.Limiter {
 	return lim
 }
 
-func (l *limiterSet) wait(key string) time.Duration {
+// Wait implements KeyedLimiter.
+func (l *limiterSet) Wait(key string) time.Duration {
 	lim, ok := l.m.Peek(key)
 	if !ok {
 		return 0
@@ -69,7 +82,8 @@ func (l *limiterSet) wait(key string) time.Duration {
 	return time.Duration((1 - tokens) / float64(l.perSecond) * float64(time.Second))
 }
 
-func (l *limiterSet) take(key string) (bool, time.Duration) {
+// Take implements KeyedLimiter.
+func (l *limiterSet) Take(key string) (bool, time.Duration) {
 	r := l.get(key).Reserve()
 	if d := r.Delay(); d > 0 {
 		r.Cancel()
@@ -78,7 +92,8 @@ func (l *limiterSet) take(key string) (bool, time.Duration) {
 	return true, 0
 }
 
-func (l *limiterSet) untouched(key string) bool {
+// Untouched implements KeyedLimiter.
+func (l *limiterSet) Untouched(key string) bool {
 	lim, ok := l.m.Peek(key)
 	return !ok || lim.Tokens() >= float64(l.burst)
 }

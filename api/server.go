@@ -84,6 +84,10 @@ type Config struct {
 	WebUI bool
 	// Fastpath runs the workgroup queues (api/fastpath.go); nil answers 503.
 	Fastpath *fastpath.Service
+	// Limiters builds the rate limiters (failed logins, sends); nil means
+	// NewLocalLimiter, buckets in this process. Cluster mode shares them
+	// through Redis so that every node counts the same guesses.
+	Limiters LimiterFactory
 	// ClusterReady, in cluster mode, reports whether this node can reach the
 	// cluster's store and holds its lease; /readyz answers 503 while not.
 	ClusterReady func(context.Context) error
@@ -100,7 +104,7 @@ type Server struct {
 
 	// Failed password guesses per (name, address), per address and per name
 	// (checkGuess); sends per stream.
-	failedByPair, failedByIP, failedByName, sends keyedLimiter
+	failedByPair, failedByIP, failedByName, sends KeyedLimiter
 	metrics                                       *metrics
 }
 
@@ -111,6 +115,9 @@ func NewServer(cfg Config, streams Streams, events Events, log *slog.Logger) *Se
 	}
 	if cfg.MaxRequestBytes <= 0 {
 		cfg.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if cfg.Limiters == nil {
+		cfg.Limiters = NewLocalLimiter
 	}
 	if cfg.MaxMessageBytes <= 0 {
 		cfg.MaxMessageBytes = DefaultMaxMessageBytes
@@ -130,10 +137,10 @@ func NewServer(cfg Config, streams Streams, events Events, log *slog.Logger) *Se
 	srv := &Server{cfg: cfg, streams: streams, events: events,
 		tokens: newTokens(cfg.JWTSecret, tokenIssuer, cfg.TokenTTL), log: log.With(slog.String("tag", "http")),
 		audit:        log.With(slog.String("tag", "audit")),
-		failedByPair: newLimiterSet(float64(cfg.LoginFailuresPerUser), cfg.LoginFailuresPerUser),
-		failedByName: newLimiterSet(float64(cfg.LoginFailuresPerUser*loginNameFactor), cfg.LoginFailuresPerUser*loginNameFactor),
-		failedByIP:   newLimiterSet(float64(cfg.LoginFailuresPerIP), cfg.LoginFailuresPerIP),
-		sends:        newLimiterSet(float64(cfg.SendsPerSecond*60), cfg.SendsPerSecond*2)}
+		failedByPair: cfg.Limiters("login-pair", float64(cfg.LoginFailuresPerUser), cfg.LoginFailuresPerUser),
+		failedByName: cfg.Limiters("login-name", float64(cfg.LoginFailuresPerUser*loginNameFactor), cfg.LoginFailuresPerUser*loginNameFactor),
+		failedByIP:   cfg.Limiters("login-address", float64(cfg.LoginFailuresPerIP), cfg.LoginFailuresPerIP),
+		sends:        cfg.Limiters("sends", float64(cfg.SendsPerSecond*60), cfg.SendsPerSecond*2)}
 	srv.metrics = srv.newMetrics()
 	return srv
 }

@@ -413,7 +413,7 @@ func (c *wsConn) run(ctx context.Context, f wsFrame) (map[string]any, error) {
 	s, st := c.srv, c.st
 	// Every command that sends a stanza counts against the stream's rate.
 	if f.Type != "ping" {
-		if ok, wait := s.sends.take(st.ID()); !ok {
+		if ok, wait := s.sends.Take(st.ID()); !ok {
 			return nil, tooMany(errSendRateLimited, wait)
 		}
 	}

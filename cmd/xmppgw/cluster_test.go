@@ -102,7 +102,8 @@ func TestRun_ClusterNodeJoinsAndLeaves(t *testing.T) {
 	r := redistest.ForTest(t)
 	internal, public := freeAddr(t), freeAddr(t)
 	vars := clusterEnv(r.URL, map[string]string{"XMPPGW_CLUSTER_LISTEN": internal, "XMPPGW_LISTEN": public,
-		"XMPPGW_CLUSTER": "joins", "XMPPGW_LEASE_RENEW": "200ms", "XMPPGW_LEASE_TTL": "1s", "XMPPGW_LOG_DELAY": "0"})
+		"XMPPGW_CLUSTER": "joins", "XMPPGW_LEASE_RENEW": "200ms", "XMPPGW_LEASE_TTL": "1s", "XMPPGW_LOG_DELAY": "0",
+		"XMPPGW_ADMIN_USER": "ops", "XMPPGW_ADMIN_PASSWORD": "correct-horse-battery"})
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	var logs lockedBuffer
@@ -152,6 +153,20 @@ func TestRun_ClusterNodeJoinsAndLeaves(t *testing.T) {
 	require.NoError(t, err)
 	res.Body.Close()
 	require.Equal(t, http.StatusNotFound, res.StatusCode)
+
+	// Failed guesses count in Redis, where every node sees them.
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+public+"/restapi/v1/admin/streams", nil)
+	require.NoError(t, err)
+	req.SetBasicAuth("ops", "wrong-password-here")
+	res, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Equal(t, http.StatusUnauthorized, res.StatusCode)
+	for _, set := range []string{"login-pair", "login-address", "login-name"} {
+		keys, err := watcher.Redis().Keys(t.Context(), "rate:joins:"+set+":*").Result()
+		require.NoError(t, err)
+		require.Len(t, keys, 1, "the %s bucket is in Redis", set)
+	}
 
 	cancel()
 	select {

@@ -111,6 +111,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Fastpath: queues}
 	if node != nil {
 		apiCfg.ClusterReady = node.ready
+		limitLog := log.With(slog.String("tag", "cluster"))
+		apiCfg.Limiters = func(name string, perMinute float64, burst int) api.KeyedLimiter {
+			return node.c.Limiter(name, perMinute, burst, api.NewLocalLimiter(name, perMinute, burst), limitLog)
+		}
 	}
 	srv := api.NewServer(apiCfg, mgr, broker, log)
 	httpSrv := &http.Server{
