@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -51,7 +52,25 @@ type tokens struct {
 	// signature was the largest single cost per REST call in the benchmarks.
 	// Expiry and revocation are still checked on every use.
 	verified map[string]*tokenClaims
+
+	// shared, in cluster mode, stores revocations for every node; nil
+	// keeps them in this process only. A node asks it the first time it
+	// sees a token, and hears of later revocations through
+	// Server.ApplyRevocation.
+	shared RevocationStore
+	log    *slog.Logger
 }
+
+// RevocationStore keeps token revocations where every node of a cluster
+// finds them. key is "jti:<token id>" or "sid:<stream id>"; until is when
+// every token the key covers has expired.
+type RevocationStore interface {
+	Revoke(ctx context.Context, key string, until time.Time) error
+	Revoked(ctx context.Context, key string) (bool, error)
+}
+
+// sharedRevocationTimeout bounds one round trip to the RevocationStore.
+const sharedRevocationTimeout = time.Second
 
 // maxVerifiedCache bounds the cache; it is simply emptied when full.
 const maxVerifiedCache = 10000
@@ -112,6 +131,9 @@ func (t *tokens) verify(raw string) (*tokenClaims, error) {
 	case c.Subject == "" || c.ID == "" || (c.Role != roleAdmin && c.SID == "") || (c.Role != "" && c.Role != roleAdmin):
 		return nil, errInvalidToken.wrap("missing or unknown claims")
 	}
+	if err := t.checkShared(c); err != nil {
+		return nil, err
+	}
 	t.mu.Lock()
 	if len(t.verified) >= maxVerifiedCache {
 		clear(t.verified)
@@ -119,6 +141,38 @@ func (t *tokens) verify(raw string) (*tokenClaims, error) {
 	t.verified[raw] = c
 	t.mu.Unlock()
 	return t.checkRevoked(c)
+}
+
+// checkShared asks the cluster, once per token this node had not seen,
+// whether another node revoked it (later revocations arrive through
+// ApplyRevocation). While the store does not answer, the token is taken
+// on this node's knowledge: a Redis outage must not log everyone out.
+func (t *tokens) checkShared(c *tokenClaims) error {
+	if t.shared == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), sharedRevocationTimeout)
+	defer cancel()
+	keys := []string{"jti:" + c.ID}
+	if c.SID != "" {
+		keys = append(keys, "sid:"+c.SID)
+	}
+	for _, key := range keys {
+		revoked, err := t.shared.Revoked(ctx, key)
+		if err != nil {
+			t.log.Warn("shared revocations unavailable", slog.String("error", err.Error()))
+			return nil
+		}
+		if revoked {
+			until := t.now().Add(t.ttl)
+			if c.ExpiresAt != nil {
+				until = c.ExpiresAt.Time
+			}
+			t.denyKey(key, until)
+			return errTokenRevoked
+		}
+	}
+	return nil
 }
 
 func (t *tokens) checkRevoked(c *tokenClaims) (*tokenClaims, error) {
@@ -132,19 +186,67 @@ func (t *tokens) checkRevoked(c *tokenClaims) (*tokenClaims, error) {
 	return c, nil
 }
 
-// revoke denies one token until its expiry.
-func (t *tokens) revoke(c *tokenClaims) {
+// revoke denies one token until its expiry, here and (in cluster mode) on
+// every node; an error means the other nodes could not be told.
+func (t *tokens) revoke(c *tokenClaims) error {
 	until := t.now()
 	if c.ExpiresAt != nil {
 		until = c.ExpiresAt.Time
 	}
-	t.deny("jti:"+c.ID, until, func(w *tokenWatch) bool { return w.jti == c.ID })
+	// Shared first: if the other nodes cannot be told, nothing is revoked
+	// and the caller can retry with the same token.
+	key := "jti:" + c.ID
+	if err := t.share(key, until); err != nil {
+		return err
+	}
+	t.denyKey(key, until)
+	return nil
 }
 
 // revokeStream denies every token issued for a stream; none can outlive
 // the token TTL from now.
-func (t *tokens) revokeStream(sid string) {
-	t.deny("sid:"+sid, t.now().Add(t.ttl), func(w *tokenWatch) bool { return w.sid == sid })
+func (t *tokens) revokeStream(sid string) error {
+	key, until := "sid:"+sid, t.now().Add(t.ttl)
+	t.denyKey(key, until)
+	return t.share(key, until)
+}
+
+// share stores a revocation for the other nodes (nothing to do on a
+// single node).
+func (t *tokens) share(key string, until time.Time) error {
+	if t.shared == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), sharedRevocationTimeout)
+	defer cancel()
+	return t.shared.Revoke(ctx, key, until)
+}
+
+// denyKey denies a "jti:" or "sid:" key locally and ends the event
+// streams of the tokens it covers.
+func (t *tokens) denyKey(key string, until time.Time) {
+	kind, id, _ := strings.Cut(key, ":")
+	t.deny(key, until, func(w *tokenWatch) bool {
+		return kind == "jti" && w.jti == id || kind == "sid" && w.sid == id
+	})
+}
+
+// watchedKeys lists the keys covering the tokens of open event streams,
+// for a resync after missed revocations.
+func (t *tokens) watchedKeys() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	seen := map[string]bool{}
+	var keys []string
+	for w := range t.watchers {
+		for _, k := range []string{"jti:" + w.jti, "sid:" + w.sid} {
+			if !seen[k] && !strings.HasSuffix(k, ":") {
+				seen[k] = true
+				keys = append(keys, k)
+			}
+		}
+	}
+	return keys
 }
 
 func (t *tokens) deny(key string, until time.Time, covers func(*tokenWatch) bool) {

@@ -2,14 +2,19 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/xmppgw/xmppgw/internal/cluster"
+	"github.com/xmppgw/xmppgw/internal/redistest"
 )
 
 // In cluster mode /readyz also needs the cluster: a node whose Redis is
@@ -64,4 +69,85 @@ func TestClusterRoutes_NeedTheClusterSecret(t *testing.T) {
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	require.Equal(t, http.StatusNotFound, rec.Code)
+}
+
+// node is a second gateway node in one test process: its own Server (same
+// JWT secret, same streams) with its own handle on the cluster's Redis.
+func (e *testEnv) node(t *testing.T, store RevocationStore) (*testEnv, *Server) {
+	t.Helper()
+	cfg := e.srv.cfg
+	cfg.Revocations = store
+	srv := NewServer(cfg, e.mgr, e.broker, nil)
+	hs := httptest.NewServer(srv.Routes())
+	t.Cleanup(hs.Close)
+	other := *e
+	other.srv, other.http = srv, hs
+	return &other, srv
+}
+
+func clusterStore(t *testing.T, r *redistest.Server, node string) *cluster.Cluster {
+	t.Helper()
+	rdb, err := cluster.NewClient(r.URL)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = rdb.Close() })
+	c, err := cluster.New(rdb, cluster.Config{Name: "revoke", Node: node})
+	require.NoError(t, err)
+	return c
+}
+
+// A token revoked on one node is refused by every node: at once by a node
+// that hears the broadcast (its event streams end), and on first use by a
+// node that never saw the token. While Redis is down a revocation fails
+// whole (503), so the same token can retry.
+func TestRevocations_SharedAcrossNodes(t *testing.T) {
+	t.Parallel()
+	r := redistest.ForTest(t)
+	storeA, storeB, storeC := clusterStore(t, r, "a"), clusterStore(t, r, "b"), clusterStore(t, r, "c")
+	a := newEnv(t, envOptions{api: Config{Revocations: storeA}})
+	b, srvB := a.node(t, storeB)
+	c, _ := a.node(t, storeC)
+
+	// Node B follows the broadcasts, as cmd/xmppgw wires it.
+	hub := storeB.NewHub()
+	t.Cleanup(func() { _ = hub.Close() })
+	watch, err := hub.WatchRevocations(t.Context(), 0)
+	require.NoError(t, err)
+	t.Cleanup(watch.Close)
+	go func() {
+		for rev := range watch.C {
+			if rev.Resync {
+				_ = srvB.ResyncRevocations(context.Background())
+				continue
+			}
+			srvB.ApplyRevocation(rev.JTI, rev.Until)
+		}
+	}()
+
+	user := a.login(a.newUser("rev"))
+	path := "/restapi/v1/chat/" + user.StreamID + "/rooms"
+	res, body := b.do(http.MethodGet, path, user.Token, nil, "")
+	require.Equal(t, http.StatusOK, res.StatusCode, body)
+	events := b.subscribe("/restapi/v1/chat/"+user.StreamID+"/events", bearerHeader(user.Token))
+	second := a.post(user, http.MethodPost, "/token", nil, http.StatusOK)
+	var refreshed struct{ Token string }
+	require.NoError(t, json.Unmarshal([]byte(second), &refreshed))
+
+	res, body = a.do(http.MethodDelete, "/restapi/v1/chat/token", user.Token, nil, "")
+	require.Equal(t, http.StatusNoContent, res.StatusCode, body)
+	events.waitEnd(t, time.Second)
+	res, body = b.do(http.MethodGet, path, user.Token, nil, "")
+	require.Equal(t, 40103, requireError(t, res, body, http.StatusUnauthorized).Code, "node B heard of it")
+	res, body = c.do(http.MethodGet, path, user.Token, nil, "")
+	require.Equal(t, 40103, requireError(t, res, body, http.StatusUnauthorized).Code, "node C, which never saw the token, asked Redis")
+	// The other token of the stream is untouched on every node.
+	for _, n := range []*testEnv{a, b, c} {
+		res, body = n.do(http.MethodGet, path, refreshed.Token, nil, "")
+		require.Equal(t, http.StatusOK, res.StatusCode, body)
+	}
+
+	require.NoError(t, r.Kill())
+	res, body = a.do(http.MethodDelete, "/restapi/v1/chat/token", refreshed.Token, nil, "")
+	require.Equal(t, 50305, requireError(t, res, body, http.StatusServiceUnavailable).Code)
+	res, body = a.do(http.MethodGet, path, refreshed.Token, nil, "")
+	require.Equal(t, http.StatusOK, res.StatusCode, "nothing was revoked, so the caller can retry: %s", body)
 }

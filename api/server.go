@@ -88,6 +88,10 @@ type Config struct {
 	// NewLocalLimiter, buckets in this process. Cluster mode shares them
 	// through Redis so that every node counts the same guesses.
 	Limiters LimiterFactory
+	// Revocations, in cluster mode, shares token revocations with the
+	// other nodes (feed theirs in with ApplyRevocation); nil keeps them in
+	// this process.
+	Revocations RevocationStore
 	// ClusterReady, in cluster mode, reports whether this node can reach the
 	// cluster's store and holds its lease; /readyz answers 503 while not.
 	ClusterReady func(context.Context) error
@@ -141,8 +145,38 @@ func NewServer(cfg Config, streams Streams, events Events, log *slog.Logger) *Se
 		failedByName: cfg.Limiters("login-name", float64(cfg.LoginFailuresPerUser*loginNameFactor), cfg.LoginFailuresPerUser*loginNameFactor),
 		failedByIP:   cfg.Limiters("login-address", float64(cfg.LoginFailuresPerIP), cfg.LoginFailuresPerIP),
 		sends:        cfg.Limiters("sends", float64(cfg.SendsPerSecond*60), cfg.SendsPerSecond*2)}
+	srv.tokens.shared, srv.tokens.log = cfg.Revocations, srv.log
 	srv.metrics = srv.newMetrics()
 	return srv
+}
+
+// ApplyRevocation takes a revocation another node made ("jti:<id>" or
+// "sid:<stream>", until when it matters): tokens it covers are refused from
+// now on, and their event streams end.
+func (s *Server) ApplyRevocation(key string, until time.Time) {
+	if !until.After(time.Now()) {
+		return
+	}
+	s.tokens.denyKey(key, until)
+}
+
+// ResyncRevocations asks Config.Revocations again about the tokens of every
+// open event stream, after revocations may have been missed (pub/sub
+// reconnected).
+func (s *Server) ResyncRevocations(ctx context.Context) error {
+	if s.cfg.Revocations == nil {
+		return nil
+	}
+	for _, key := range s.tokens.watchedKeys() {
+		revoked, err := s.cfg.Revocations.Revoked(ctx, key)
+		if err != nil {
+			return err
+		}
+		if revoked {
+			s.tokens.denyKey(key, time.Now().Add(s.cfg.TokenTTL))
+		}
+	}
+	return nil
 }
 
 // MintAdminToken mints an admin bearer token signed with secret, as

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -218,7 +219,11 @@ func (s *Server) logoff(w http.ResponseWriter, r *http.Request, _ *principal, st
 	// Close first so event streams receive the final "offline" event, then
 	// revoke: a revoked token ends its event streams without draining.
 	err := s.streams.Logoff(ctx, st.ID())
-	s.tokens.revokeStream(st.ID())
+	if err := s.tokens.revokeStream(st.ID()); err != nil {
+		// The stream is gone on every node anyway; its tokens now only
+		// reach a 404 elsewhere.
+		s.log.Warn("stream tokens revoked on this node only", slog.String("error", err.Error()))
+	}
 	s.clearTokenCookie(w, r)
 	if err != nil {
 		return err

@@ -41,6 +41,7 @@ func (s *Server) refreshToken(w http.ResponseWriter, r *http.Request, p *princip
 //	@Success		204
 //	@Failure		400	{object}	ErrorResponse	"not a bearer token"
 //	@Failure		401	{object}	ErrorResponse
+//	@Failure		503	{object}	ErrorResponse	"cluster mode: the other nodes could not be told (50305); nothing was revoked, retry"
 //	@Security		BearerAuth
 //	@Router			/restapi/v1/chat/token [delete]
 func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) error {
@@ -51,7 +52,10 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) error {
 	if p.claims == nil {
 		return errBadRequest.wrap("only a bearer token can be revoked")
 	}
-	s.tokens.revoke(p.claims)
+	if err := s.tokens.revoke(p.claims); err != nil {
+		// Nothing was revoked: the same token can retry.
+		return errClusterNotReady.wrap("the token was not revoked, the other nodes could not be told; retry: %v", err)
+	}
 	s.clearTokenCookie(w, r)
 	w.WriteHeader(http.StatusNoContent)
 	return nil

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/xmppgw/xmppgw/api"
 	"github.com/xmppgw/xmppgw/internal/cluster"
 )
 
@@ -21,6 +22,8 @@ type clusterNode struct {
 	hub      *cluster.Hub
 	internal *http.Server
 	ln       net.Listener
+	watch    *cluster.RevocationWatch
+	followed chan struct{} // closed when the revocation follower exits
 }
 
 // joinCluster connects to Redis, takes the node's lease and listens on the
@@ -53,6 +56,31 @@ func (n *clusterNode) serve(h http.Handler, serveErr chan<- error) {
 	go func() { serveErr <- n.internal.Serve(n.ln) }()
 }
 
+// followRevocations applies the other nodes' token revocations to srv
+// until leave (issue 17: their event streams end within a second).
+func (n *clusterNode) followRevocations(ctx context.Context, srv *api.Server, log *slog.Logger) error {
+	w, err := n.hub.WatchRevocations(ctx, 0)
+	if err != nil {
+		return err
+	}
+	n.watch, n.followed = w, make(chan struct{})
+	go func() { // exits when the watch ends (leave closes it)
+		defer close(n.followed)
+		for rev := range w.C {
+			if !rev.Resync {
+				srv.ApplyRevocation(rev.JTI, rev.Until)
+				continue
+			}
+			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			if err := srv.ResyncRevocations(rctx); err != nil {
+				log.Warn("re-checking revocations", slog.String("error", err.Error()))
+			}
+			cancel()
+		}
+	}()
+	return nil
+}
+
 // ready is the node's part of /readyz: Redis answers and the lease holds.
 func (n *clusterNode) ready(ctx context.Context) error {
 	if !n.beat.Valid() {
@@ -67,6 +95,10 @@ func (n *clusterNode) ready(ctx context.Context) error {
 // leave drops the lease at once (the node is dead to the others now, not
 // after the TTL) and closes the hub, the listener and the client.
 func (n *clusterNode) leave(ctx context.Context, log *slog.Logger) {
+	if n.watch != nil {
+		n.watch.Close()
+		<-n.followed
+	}
 	if err := n.beat.Stop(ctx); err != nil {
 		log.Warn("dropping the cluster lease", slog.String("error", err.Error()))
 	}

@@ -111,12 +111,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Fastpath: queues}
 	if node != nil {
 		apiCfg.ClusterReady = node.ready
+		apiCfg.Revocations = node.c
 		limitLog := log.With(slog.String("tag", "cluster"))
 		apiCfg.Limiters = func(name string, perMinute float64, burst int) api.KeyedLimiter {
 			return node.c.Limiter(name, perMinute, burst, api.NewLocalLimiter(name, perMinute, burst), limitLog)
 		}
 	}
 	srv := api.NewServer(apiCfg, mgr, broker, log)
+	if node != nil {
+		if err := node.followRevocations(ctx, srv, log); err != nil {
+			log.Error("following the cluster's revocations", slog.String("error", err.Error()))
+			return 1
+		}
+	}
 	httpSrv := &http.Server{
 		Handler:           srv.Routes(),
 		ReadHeaderTimeout: 10 * time.Second,
