@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/xmppgw/xmppgw/gateway"
 	"github.com/xmppgw/xmppgw/internal/cluster"
 	"github.com/xmppgw/xmppgw/internal/redistest"
 )
@@ -150,4 +152,54 @@ func TestRevocations_SharedAcrossNodes(t *testing.T) {
 	require.Equal(t, 50305, requireError(t, res, body, http.StatusServiceUnavailable).Code)
 	res, body = a.do(http.MethodGet, path, refreshed.Token, nil, "")
 	require.Equal(t, http.StatusOK, res.StatusCode, "nothing was revoked, so the caller can retry: %s", body)
+}
+
+// The stream caps count across nodes: a user at XMPPGW_MAX_STREAMS_PER_USER
+// on node A is refused on node B too (before any XMPP login), gets the slot
+// back when the stream ends, and no stream is admitted while the registry
+// is unreachable.
+func TestStreamCaps_CountClusterWide(t *testing.T) {
+	t.Parallel()
+	r := redistest.ForTest(t)
+	storeA, storeB := clusterStore(t, r, "a"), clusterStore(t, r, "b")
+	caps := cluster.Caps{PerUser: 1, Total: 100}
+	a := newEnv(t, envOptions{gateway: gateway.Config{Registry: storeA.NewGatewayRegistry(caps, slog.New(slog.DiscardHandler))}})
+	b := newEnv(t, envOptions{xmpp: a.xmpp, gateway: gateway.Config{Registry: storeB.NewGatewayRegistry(caps, slog.New(slog.DiscardHandler))}})
+	user, pass := a.newUser("capped")
+	first := a.login(user, pass)
+
+	recs, err := storeB.List(t.Context())
+	require.NoError(t, err)
+	require.Len(t, recs, 1, "node B sees node A's stream")
+	require.Equal(t, first.StreamID, recs[0].ID)
+	require.Equal(t, "a", recs[0].Owner)
+	require.Equal(t, bare(first.JID), recs[0].JID)
+
+	login := func(e *testEnv) (*http.Response, string) {
+		return e.do(http.MethodPost, "/restapi/v1/chat/"+user+"/login", "", jsonBody(map[string]string{"password": pass}), "application/json")
+	}
+	res, body := login(b)
+	require.Equal(t, 42902, requireError(t, res, body, http.StatusTooManyRequests).Code)
+	recs, err = storeA.List(t.Context())
+	require.NoError(t, err)
+	require.Len(t, recs, 1, "node B admitted nothing (its own count for the user was 0)")
+
+	a.post(first, http.MethodPost, "/logoff", nil, http.StatusNoContent)
+	require.Eventually(t, func() bool {
+		recs, err := storeA.List(t.Context())
+		return err == nil && len(recs) == 0
+	}, 10*time.Second, 50*time.Millisecond, "the ended stream leaves the registry")
+	second := b.login(user, pass)
+	recs, err = storeA.List(t.Context())
+	require.NoError(t, err)
+	require.Len(t, recs, 1)
+	require.Equal(t, second.StreamID, recs[0].ID)
+	require.Equal(t, "b", recs[0].Owner)
+
+	require.NoError(t, r.Kill())
+	other, otherPass := a.newUser("late")
+	res, body = a.do(http.MethodPost, "/restapi/v1/chat/"+other+"/login", "", jsonBody(map[string]string{"password": otherPass}), "application/json")
+	require.Equal(t, 50305, requireError(t, res, body, http.StatusServiceUnavailable).Code)
+	// The stream already open goes on.
+	b.post(second, http.MethodPost, "/presence", map[string]any{"show": "away"}, http.StatusNoContent)
 }

@@ -139,6 +139,8 @@ func toAPIError(err error) *apiError {
 		return errTooManyStreams
 	case errors.Is(err, gateway.ErrCapacity):
 		return errCapacity
+	case errors.Is(err, gateway.ErrRegistryUnavailable):
+		return errClusterNotReady
 	case errors.Is(err, gateway.ErrOnBehalfDisabled), errors.Is(err, gateway.ErrNotificationsDisabled):
 		return &apiError{code: errNotConfigured.code, status: errNotConfigured.status, message: err.Error()}
 	case errors.Is(err, gateway.ErrNoDirectory):

@@ -37,4 +37,7 @@ var (
 	ErrCapacity = errors.New("gateway at stream capacity")
 	// ErrClosed means the manager is shutting down.
 	ErrClosed = errors.New("gateway is shutting down")
+	// ErrRegistryUnavailable means the cluster's stream registry (Redis)
+	// did not answer, so no new stream can be admitted; the open ones go on.
+	ErrRegistryUnavailable = errors.New("cluster stream registry not reachable")
 )

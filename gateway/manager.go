@@ -86,6 +86,10 @@ type Config struct {
 	// AutojoinBookmarks joins the rooms a user bookmarked with autojoin
 	// when their stream logs in.
 	AutojoinBookmarks bool
+	// Registry, in cluster mode, records every stream where all nodes see
+	// it, and enforces MaxStreams and MaxStreamsPerUser cluster-wide (this
+	// node's own counts still apply too); nil: this process only.
+	Registry StreamRegistry
 	// ServiceAccount is the username system notifications come from (logged
 	// in on its behalf, so TokenSecret is needed); "" disables Notify.
 	ServiceAccount string
@@ -230,6 +234,27 @@ func (m *Manager) LoginAs(ctx context.Context, username, resource string) (*Stre
 	return m.open(ctx, &Stream{user: user, creds: creds, onBehalf: true}, resource)
 }
 
+// StreamRegistry records streams beyond this process (cluster mode).
+type StreamRegistry interface {
+	// Register records a stream about to log in; it fails with an error
+	// wrapping ErrTooManyStreams or ErrCapacity when a cluster-wide cap is
+	// reached.
+	Register(ctx context.Context, s RegisteredStream) error
+	// Unregister forgets a stream that ended (or never logged in).
+	Unregister(ctx context.Context, id string)
+}
+
+// RegisteredStream is what the registry keeps of a stream.
+type RegisteredStream struct {
+	ID, JID, Resource string
+	Created           time.Time
+	OnBehalf          bool
+}
+
+// registryTimeout bounds a registry call: a slow Redis must not stall a
+// login past its own deadline, nor a stream's exit.
+const registryTimeout = 2 * time.Second
+
 // open logs in the stream s describes (user, creds and their kind set),
 // registers it and starts its goroutine.
 func (m *Manager) open(ctx context.Context, s *Stream, resource string) (*Stream, error) {
@@ -245,14 +270,27 @@ func (m *Manager) open(ctx context.Context, s *Stream, resource string) (*Stream
 		return nil, err
 	}
 	defer release()
+	s.id = newStreamID()
+	if reg := m.cfg.Registry; reg != nil {
+		// Before the XMPP login: a user at the cluster's cap costs the
+		// server nothing.
+		rctx, cancel := context.WithTimeout(ctx, registryTimeout)
+		err := reg.Register(rctx, RegisteredStream{ID: s.id, JID: s.user.String(), Resource: s.resource,
+			Created: time.Now(), OnBehalf: s.onBehalf})
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+	}
 	c, err := m.dialer(ctx, s.user, s.creds, s.resource)
 	if err != nil {
+		m.unregister(s.id)
 		m.loginsFailed.Add(1)
 		m.log.Info("login failed", slog.String("error", err.Error()), slog.Bool("on_behalf", s.onBehalf))
 		return nil, err
 	}
 	m.loginsOK.Add(1)
-	s.id, s.created, s.mgr, s.conn, s.full, s.state = newStreamID(), time.Now(), m, c, c.JID(), StateOnline
+	s.created, s.mgr, s.conn, s.full, s.state = time.Now(), m, c, c.JID(), StateOnline
 	s.stopCtx, s.cancelStop = context.WithCancel(context.Background())
 	s.stop, s.done = s.stopCtx.Done(), make(chan struct{})
 	s.invitationChecks = make(chan struct{}, maxInvitationChecks)
@@ -262,6 +300,7 @@ func (m *Manager) open(ctx context.Context, s *Stream, resource string) (*Stream
 	if m.closed {
 		m.mu.Unlock()
 		_ = c.Close()
+		m.unregister(s.id)
 		return nil, ErrClosed
 	}
 	m.streams[s.id] = s
@@ -375,6 +414,17 @@ func (m *Manager) remove(s *Stream) {
 	}
 	m.mu.Unlock()
 	m.pub.CloseTopic(s.id)
+	m.unregister(s.id)
+}
+
+// unregister forgets a stream in the registry, if there is one.
+func (m *Manager) unregister(id string) {
+	if m.cfg.Registry == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), registryTimeout)
+	defer cancel()
+	m.cfg.Registry.Unregister(ctx, id)
 }
 
 // Ready reports whether the XMPP server accepts TCP connections.

@@ -19,6 +19,7 @@ import (
 	"github.com/xmppgw/xmppgw/api"
 	"github.com/xmppgw/xmppgw/fastpath"
 	"github.com/xmppgw/xmppgw/gateway"
+	"github.com/xmppgw/xmppgw/internal/cluster"
 	"github.com/xmppgw/xmppgw/internal/logbuf"
 	"github.com/xmppgw/xmppgw/sse"
 )
@@ -84,10 +85,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	broker := sse.NewBroker(sse.WithReplaySize(cfg.SSEReplay), sse.WithQueueSize(cfg.SSEQueue),
 		sse.WithHeartbeat(cfg.SSEHeartbeat), sse.WithMaxSubscribers(cfg.SSEMaxSubscribers),
 		sse.WithLogger(log.With(slog.String("tag", "sse"))))
-	mgr, err := gateway.NewManager(gateway.Config{Addr: cfg.XMPPAddr, Domain: cfg.XMPPDomain,
+	gwCfg := gateway.Config{Addr: cfg.XMPPAddr, Domain: cfg.XMPPDomain,
 		TLS: gateway.TLSMode(cfg.XMPPTLS), TLSConfig: tlsConfig, LoginTimeout: cfg.LoginTimeout,
 		IdleTimeout: cfg.StreamIdle, TokenSecret: cfg.XMPPTokenSecret, ServiceAccount: cfg.NotifyFrom,
-		MaxStreams: cfg.MaxStreams, MaxStreamsPerUser: cfg.MaxStreamsPerUser, AutojoinBookmarks: cfg.Autojoin}, broker, log)
+		MaxStreams: cfg.MaxStreams, MaxStreamsPerUser: cfg.MaxStreamsPerUser, AutojoinBookmarks: cfg.Autojoin}
+	if node != nil {
+		gwCfg.Registry = node.c.NewGatewayRegistry(cluster.Caps{PerUser: cfg.MaxStreamsPerUser, Total: cfg.MaxStreams},
+			log.With(slog.String("tag", "cluster")))
+	}
+	mgr, err := gateway.NewManager(gwCfg, broker, log)
 	if err != nil {
 		log.Error("gateway", slog.String("error", err.Error()))
 		return 2

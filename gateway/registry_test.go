@@ -1,0 +1,85 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"mellium.im/xmpp/jid"
+)
+
+// recordingRegistry is a StreamRegistry that records calls and can refuse.
+type recordingRegistry struct {
+	mu           sync.Mutex
+	refuse       error
+	registered   []RegisteredStream
+	unregistered []string
+}
+
+func (r *recordingRegistry) Register(_ context.Context, s RegisteredStream) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.refuse != nil {
+		return r.refuse
+	}
+	r.registered = append(r.registered, s)
+	return nil
+}
+
+func (r *recordingRegistry) Unregister(_ context.Context, id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.unregistered = append(r.unregistered, id)
+}
+
+func (r *recordingRegistry) calls() ([]RegisteredStream, []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]RegisteredStream(nil), r.registered...), append([]string(nil), r.unregistered...)
+}
+
+// The registry admits a stream before its XMPP login, forgets one whose
+// login failed, and forgets every stream that ends.
+func TestManager_RegistersStreamsAroundTheirLife(t *testing.T) {
+	reg := &recordingRegistry{}
+	m, err := NewManager(Config{Addr: "127.0.0.1:1", Domain: "example.com", TLS: TLSNone, Registry: reg}, &recordingPub{}, nil)
+	require.NoError(t, err)
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		require.NoError(t, m.Close(ctx))
+	}()
+	dialed := 0
+	loginErr := errors.New("not-authorized")
+	m.dialer = func(context.Context, jid.JID, credentials, string) (conn, error) {
+		dialed++
+		if dialed == 1 {
+			return nil, loginErr
+		}
+		return newScriptedConn("alice@example.com/web.1", nil), nil
+	}
+
+	_, err = m.Login(context.Background(), "alice", "wrong", "")
+	require.ErrorIs(t, err, loginErr)
+	reg1, unreg := reg.calls()
+	require.Len(t, reg1, 1)
+	require.Equal(t, []string{reg1[0].ID}, unreg, "a failed login gives its slot back")
+
+	st, err := m.Login(context.Background(), "alice", "pw", "web")
+	require.NoError(t, err)
+	regs, _ := reg.calls()
+	require.Len(t, regs, 2)
+	require.Equal(t, st.ID(), regs[1].ID)
+	require.Equal(t, "alice@example.com", regs[1].JID)
+	st.Close(context.Background(), "logoff")
+	<-st.Done()
+	require.Eventually(t, func() bool { _, u := reg.calls(); return len(u) == 2 && u[1] == st.ID() }, 5*time.Second, 10*time.Millisecond)
+
+	reg.refuse = ErrTooManyStreams
+	_, err = m.Login(context.Background(), "alice", "pw", "")
+	require.ErrorIs(t, err, ErrTooManyStreams)
+	require.Equal(t, 2, dialed, "a refused stream never reaches the XMPP server")
+}
