@@ -18,6 +18,8 @@ type StreamInfo struct {
 	Created      time.Time `json:"created"`
 	LastActivity time.Time `json:"last_activity"`
 	Subscribers  int       `json:"subscribers"`
+	// Node is the cluster node holding the stream (cluster mode only).
+	Node string `json:"node,omitempty" example:"gw-2-3f9a1c"`
 }
 
 // StreamList is the admin stream listing.
@@ -27,22 +29,43 @@ type StreamList struct {
 
 // listStreams godoc
 //
-//	@Summary	List open streams
-//	@Tags		admin
-//	@Produce	json
-//	@Success	200	{object}	StreamList
-//	@Failure	401	{object}	ErrorResponse
-//	@Failure	403	{object}	ErrorResponse
-//	@Security	BasicAuth
-//	@Security	BearerAuth
-//	@Router		/restapi/v1/admin/streams [get]
+//	@Summary		List open streams
+//	@Description	In cluster mode, every node's streams: those of other nodes have state "remote", their owner in node, and no activity or subscriber counts.
+//	@Tags			admin
+//	@Produce		json
+//	@Success		200	{object}	StreamList
+//	@Failure		401	{object}	ErrorResponse
+//	@Failure		403	{object}	ErrorResponse
+//	@Failure		503	{object}	ErrorResponse	"cluster mode: the registry is not reachable (50305)"
+//	@Security		BasicAuth
+//	@Security		BearerAuth
+//	@Router			/restapi/v1/admin/streams [get]
 func (s *Server) listStreams(w http.ResponseWriter, r *http.Request, p *principal) error {
 	s.auditLog(r, p, "streams.list", "")
 	out := StreamList{Streams: []StreamInfo{}}
+	local := map[string]bool{}
 	for _, st := range s.streams.Streams() {
+		local[st.ID()] = true
 		out.Streams = append(out.Streams, StreamInfo{StreamID: st.ID(), JID: st.JID(), State: st.State(),
 			OnBehalf: st.OnBehalf(), Created: st.Created().UTC(), LastActivity: st.LastActivity().UTC(),
-			Subscribers: s.events.Subscribers(st.ID())})
+			Subscribers: s.events.Subscribers(st.ID()), Node: s.cfg.NodeName})
+	}
+	if s.cfg.ClusterStreams != nil {
+		all, err := s.cfg.ClusterStreams(r.Context())
+		if err != nil {
+			return errClusterNotReady.wrap("%v", err)
+		}
+		for _, rec := range all {
+			if local[rec.ID] {
+				continue
+			}
+			full := rec.JID
+			if rec.Resource != "" {
+				full += "/" + rec.Resource
+			}
+			out.Streams = append(out.Streams, StreamInfo{StreamID: rec.ID, JID: full, State: "remote",
+				OnBehalf: rec.OnBehalf, Created: rec.Created.UTC(), Node: rec.Owner})
+		}
 	}
 	return writeOK(w, http.StatusOK, out)
 }

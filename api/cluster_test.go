@@ -163,8 +163,11 @@ func TestStreamCaps_CountClusterWide(t *testing.T) {
 	r := redistest.ForTest(t)
 	storeA, storeB := clusterStore(t, r, "a"), clusterStore(t, r, "b")
 	caps := cluster.Caps{PerUser: 1, Total: 100}
-	a := newEnv(t, envOptions{gateway: gateway.Config{Registry: storeA.NewGatewayRegistry(caps, slog.New(slog.DiscardHandler))}})
-	b := newEnv(t, envOptions{xmpp: a.xmpp, gateway: gateway.Config{Registry: storeB.NewGatewayRegistry(caps, slog.New(slog.DiscardHandler))}})
+	var apiA, apiB Config
+	apiA.NodeName, apiA.ClusterStreams = "a", storeA.List
+	apiB.NodeName, apiB.ClusterStreams = "b", storeB.List
+	a := newEnv(t, envOptions{api: apiA, gateway: gateway.Config{Registry: storeA.NewGatewayRegistry(caps, slog.New(slog.DiscardHandler))}})
+	b := newEnv(t, envOptions{api: apiB, xmpp: a.xmpp, gateway: gateway.Config{Registry: storeB.NewGatewayRegistry(caps, slog.New(slog.DiscardHandler))}})
 	user, pass := a.newUser("capped")
 	first := a.login(user, pass)
 
@@ -174,6 +177,23 @@ func TestStreamCaps_CountClusterWide(t *testing.T) {
 	require.Equal(t, first.StreamID, recs[0].ID)
 	require.Equal(t, "a", recs[0].Owner)
 	require.Equal(t, bare(first.JID), recs[0].JID)
+
+	// The admin list on either node shows the whole cluster.
+	for _, n := range []struct {
+		e     *testEnv
+		state string
+	}{{a, "online"}, {b, "remote"}} {
+		res, body := n.e.doH(http.MethodGet, "/restapi/v1/admin/streams", adminHeader(), nil, "")
+		require.Equal(t, http.StatusOK, res.StatusCode, body)
+		var list StreamList
+		require.NoError(t, json.Unmarshal([]byte(body), &list))
+		require.Len(t, list.Streams, 1, body)
+		got := list.Streams[0]
+		require.Equal(t, first.StreamID, got.StreamID)
+		require.Equal(t, first.JID, got.JID)
+		require.Equal(t, "a", got.Node)
+		require.Equal(t, n.state, got.State)
+	}
 
 	login := func(e *testEnv) (*http.Response, string) {
 		return e.do(http.MethodPost, "/restapi/v1/chat/"+user+"/login", "", jsonBody(map[string]string{"password": pass}), "application/json")
@@ -199,6 +219,8 @@ func TestStreamCaps_CountClusterWide(t *testing.T) {
 	require.NoError(t, r.Kill())
 	other, otherPass := a.newUser("late")
 	res, body = a.do(http.MethodPost, "/restapi/v1/chat/"+other+"/login", "", jsonBody(map[string]string{"password": otherPass}), "application/json")
+	require.Equal(t, 50305, requireError(t, res, body, http.StatusServiceUnavailable).Code)
+	res, body = b.doH(http.MethodGet, "/restapi/v1/admin/streams", adminHeader(), nil, "")
 	require.Equal(t, 50305, requireError(t, res, body, http.StatusServiceUnavailable).Code)
 	// The stream already open goes on.
 	b.post(second, http.MethodPost, "/presence", map[string]any{"show": "away"}, http.StatusNoContent)

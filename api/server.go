@@ -14,6 +14,7 @@ import (
 
 	"github.com/xmppgw/xmppgw/fastpath"
 	"github.com/xmppgw/xmppgw/gateway"
+	"github.com/xmppgw/xmppgw/internal/cluster"
 	"github.com/xmppgw/xmppgw/sse"
 )
 
@@ -92,6 +93,11 @@ type Config struct {
 	// other nodes (feed theirs in with ApplyRevocation); nil keeps them in
 	// this process.
 	Revocations RevocationStore
+	// NodeName names this node in the admin stream list (cluster mode).
+	NodeName string
+	// ClusterStreams, in cluster mode, lists the whole cluster's streams for
+	// the admin list; nil lists this process's only.
+	ClusterStreams func(context.Context) ([]cluster.StreamRecord, error)
 	// ClusterReady, in cluster mode, reports whether this node can reach the
 	// cluster's store and holds its lease; /readyz answers 503 while not.
 	ClusterReady func(context.Context) error

@@ -220,6 +220,7 @@ const docTemplate = `{
                         "BearerAuth": []
                     }
                 ],
+                "description": "In cluster mode, every node's streams: those of other nodes have state \"remote\", their owner in node, and no activity or subscriber counts.",
                 "produces": [
                     "application/json"
                 ],
@@ -242,6 +243,12 @@ const docTemplate = `{
                     },
                     "403": {
                         "description": "Forbidden",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "503": {
+                        "description": "cluster mode: the registry is not reachable (50305)",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -5475,6 +5482,11 @@ const docTemplate = `{
                 },
                 "last_activity": {
                     "type": "string"
+                },
+                "node": {
+                    "description": "Node is the cluster node holding the stream (cluster mode only).",
+                    "type": "string",
+                    "example": "gw-2-3f9a1c"
                 },
                 "on_behalf": {
                     "type": "boolean"

@@ -118,6 +118,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if node != nil {
 		apiCfg.ClusterReady = node.ready
 		apiCfg.Revocations = node.c
+		apiCfg.NodeName, apiCfg.ClusterStreams = node.c.Node(), node.c.List
 		limitLog := log.With(slog.String("tag", "cluster"))
 		apiCfg.Limiters = func(name string, perMinute float64, burst int) api.KeyedLimiter {
 			return node.c.Limiter(name, perMinute, burst, api.NewLocalLimiter(name, perMinute, burst), limitLog)
