@@ -185,4 +185,9 @@ func TestRun_ClusterNodeJoinsAndLeaves(t *testing.T) {
 	code := run(t.Context(), nil, env(vars), &logs)
 	require.Equal(t, 1, code)
 	require.Contains(t, logs.String(), "joining the cluster", fmt.Sprint(logs.String()))
+	// go-redis's own complaints land in the structured log, not on stderr.
+	require.Contains(t, logs.String(), `"tag":"redis"`)
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		require.True(t, json.Valid([]byte(line)), "every log line is JSON: %q", line)
+	}
 }

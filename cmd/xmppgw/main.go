@@ -62,6 +62,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	var node *clusterNode
 	if cfg.RedisURL != "" {
+		cluster.SetRedisLogger(log.With(slog.String("tag", "redis")))
 		if node, err = joinCluster(ctx, cfg); err != nil {
 			log.Error("joining the cluster", slog.String("error", err.Error()))
 			return 1
