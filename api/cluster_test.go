@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -46,28 +47,28 @@ func TestClusterRoutes_NeedTheClusterSecret(t *testing.T) {
 	secret := strings.Repeat("k", 32)
 	h := e.srv.ClusterRoutes([]byte(secret))
 	for _, tt := range []struct {
-		auth string
-		want int
+		header, value string
+		want          int
 	}{
-		{"", http.StatusUnauthorized},
-		{"Bearer " + secret[:31], http.StatusUnauthorized},
-		{"Basic " + secret, http.StatusUnauthorized},
-		{"Bearer " + secret + "x", http.StatusUnauthorized},
-		{"Bearer " + secret, http.StatusOK},
+		{"", "", http.StatusUnauthorized},
+		{clusterSecretHeader, secret[:31], http.StatusUnauthorized},
+		{clusterSecretHeader, secret + "x", http.StatusUnauthorized},
+		{"Authorization", "Bearer " + secret, http.StatusUnauthorized},
+		{clusterSecretHeader, secret, http.StatusOK},
 	} {
 		req := httptest.NewRequest(http.MethodGet, "/internal/v1/ping", nil)
-		if tt.auth != "" {
-			req.Header.Set("Authorization", tt.auth)
+		if tt.header != "" {
+			req.Header.Set(tt.header, tt.value)
 		}
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
-		require.Equal(t, tt.want, rec.Code, "%q: %s", tt.auth, rec.Body.String())
+		require.Equal(t, tt.want, rec.Code, "%s %q: %s", tt.header, tt.value, rec.Body.String())
 		if tt.want != http.StatusOK {
 			require.Contains(t, rec.Body.String(), `"code":40100`)
 		}
 	}
 	req := httptest.NewRequest(http.MethodGet, "/internal/v1/nothing", nil)
-	req.Header.Set("Authorization", "Bearer "+secret)
+	req.Header.Set(clusterSecretHeader, secret)
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	require.Equal(t, http.StatusNotFound, rec.Code)
@@ -89,12 +90,7 @@ func (e *testEnv) node(t *testing.T, store RevocationStore) (*testEnv, *Server) 
 
 func clusterStore(t *testing.T, r *redistest.Server, node string) *cluster.Cluster {
 	t.Helper()
-	rdb, err := cluster.NewClient(r.URL)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = rdb.Close() })
-	c, err := cluster.New(rdb, cluster.Config{Name: "revoke", Node: node})
-	require.NoError(t, err)
-	return c
+	return clusterStoreAt(t, r, node, "")
 }
 
 // A token revoked on one node is refused by every node: at once by a node
@@ -224,4 +220,73 @@ func TestStreamCaps_CountClusterWide(t *testing.T) {
 	require.Equal(t, 50305, requireError(t, res, body, http.StatusServiceUnavailable).Code)
 	// The stream already open goes on.
 	b.post(second, http.MethodPost, "/presence", map[string]any{"show": "away"}, http.StatusNoContent)
+}
+
+// Any node accepts any request: node B has no connection for a stream node
+// A owns, so it proxies the request over A's internal listener, and the
+// caller gets what A would have answered — the same status and error JSON,
+// live events included.
+func TestForwarding_AnyNodeServesAnyStream(t *testing.T) {
+	t.Parallel()
+	r := redistest.ForTest(t)
+	secret := []byte(strings.Repeat("s", 32))
+	internalA := httptest.NewUnstartedServer(nil)
+	storeA := clusterStoreAt(t, r, "a", internalA.Listener.Addr().String())
+	storeB := clusterStoreAt(t, r, "b", "127.0.0.1:1")
+	beat, err := storeA.StartHeartbeat(t.Context())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = beat.Stop(context.Background()) })
+	quiet := slog.New(slog.DiscardHandler)
+	caps := cluster.Caps{PerUser: 10, Total: 100}
+	a := newEnv(t, envOptions{api: Config{Forward: storeA, ClusterSecret: secret},
+		gateway: gateway.Config{Registry: storeA.NewGatewayRegistry(caps, quiet)}})
+	b := newEnv(t, envOptions{xmpp: a.xmpp, api: Config{Forward: storeB, ClusterSecret: secret},
+		gateway: gateway.Config{Registry: storeB.NewGatewayRegistry(caps, quiet)}})
+	internalA.Config.Handler = a.srv.ClusterRoutes(secret)
+	internalA.Start()
+	t.Cleanup(internalA.Close)
+
+	alice, bob := a.login(a.newUser("fwa")), a.login(a.newUser("fwb"))
+	bobEv := a.subscribe("/restapi/v1/chat/"+bob.StreamID+"/events", bearerHeader(bob.Token))
+	aliceEvViaB := b.subscribe("/restapi/v1/chat/"+alice.StreamID+"/events", bearerHeader(alice.Token))
+
+	// A send through B reaches bob; its id comes back as from A.
+	b.post(alice, http.MethodPost, "/messages/"+bare(bob.JID), "via node B", http.StatusAccepted)
+	_, got := bobEv.next(t, func(m map[string]any) bool { return m["body"] == "via node B" })
+	require.Equal(t, alice.JID, got["from"])
+	// An event for alice reaches her EventSource on B, live.
+	a.post(bob, http.MethodPost, "/messages/"+bare(alice.JID), "to alice on B", http.StatusAccepted)
+	aliceEvViaB.next(t, func(m map[string]any) bool { return m["body"] == "to alice on B" })
+	// So does a WebSocket opened on B: commands run on A.
+	ws, _, err := b.dialWS(t, "/restapi/v1/chat/"+alice.StreamID+"/ws", bearerHeader(alice.Token))
+	require.NoError(t, err)
+	ws.send(t, map[string]any{"type": "message", "id": "w1", "to": bare(bob.JID), "body": "ws via B"})
+	require.Equal(t, "ok", ws.next(t, replyTo("w1"))["type"])
+	bobEv.next(t, func(m map[string]any) bool { return m["body"] == "ws via B" })
+	// The summary form (the token names the stream) is forwarded too.
+	b.post(alice, http.MethodPost, "/presence", map[string]any{"show": "away"}, http.StatusNoContent)
+	// Errors are the owner's, byte for byte apart from the request id.
+	for _, n := range []*testEnv{a, b} {
+		res, body := n.do(http.MethodPost, "/restapi/v1/chat/"+alice.StreamID+"/messages/"+url.PathEscape("a@b@c"), alice.Token, strings.NewReader("x"), "text/plain")
+		require.Equal(t, 40002, requireError(t, res, body, http.StatusBadRequest).Code)
+		res, body = n.do(http.MethodGet, "/restapi/v1/chat/"+alice.StreamID+"/rooms", bob.Token, nil, "")
+		require.Equal(t, 40401, requireError(t, res, body, http.StatusNotFound).Code, "bob's token does not reach alice's stream on any node")
+	}
+	// A stream nobody has is B's own 404.
+	res, body := b.do(http.MethodGet, "/restapi/v1/chat/nosuchstream/rooms", alice.Token, nil, "")
+	require.Equal(t, 40401, requireError(t, res, body, http.StatusNotFound).Code)
+	// The owner's listener gone: 503, not a hang or a wrong 404.
+	internalA.Close()
+	res, body = b.do(http.MethodGet, "/restapi/v1/chat/"+alice.StreamID+"/rooms", alice.Token, nil, "")
+	require.Equal(t, 50305, requireError(t, res, body, http.StatusServiceUnavailable).Code)
+}
+
+func clusterStoreAt(t *testing.T, r *redistest.Server, node, advertise string) *cluster.Cluster {
+	t.Helper()
+	rdb, err := cluster.NewClient(r.URL)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = rdb.Close() })
+	c, err := cluster.New(rdb, cluster.Config{Name: "fwd", Node: node, Advertise: advertise})
+	require.NoError(t, err)
+	return c
 }

@@ -17,6 +17,8 @@ type metrics struct {
 	registry *prometheus.Registry
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	// forwarded counts requests handed to the stream's owner node.
+	forwarded prometheus.Counter
 }
 
 func (s *Server) newMetrics() *metrics {
@@ -27,8 +29,10 @@ func (s *Server) newMetrics() *metrics {
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "xmppgw_http_request_duration_seconds",
 			Help: "HTTP request latency by route pattern (event streams count their whole life).", Buckets: prometheus.DefBuckets},
 			[]string{"route", "method"}),
+		forwarded: prometheus.NewCounter(prometheus.CounterOpts{Name: "xmppgw_cluster_forwarded_requests_total",
+			Help: "Requests forwarded to the cluster node holding their stream."}),
 	}
-	reg.MustRegister(m.requests, m.latency, collectors.NewGoCollector(),
+	reg.MustRegister(m.requests, m.latency, m.forwarded, collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	gw := func() gateway.Stats { return s.streams.Stats() }
 	for _, state := range []string{gateway.StateOnline, gateway.StateReconnecting, gateway.StateOffline} {

@@ -114,6 +114,9 @@ func tooMany(e *apiError, wait time.Duration) *apiError {
 // a trusted proxy. A client-supplied header is never believed by default
 // (the ancestor's IP allowlist fell to exactly that).
 func (s *Server) clientIP(r *http.Request) string {
+	if ip, ok := forwardedClient(r); ok && ip != "" {
+		return ip // forwarded by a node of the cluster, which saw the client
+	}
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr

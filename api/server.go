@@ -98,6 +98,11 @@ type Config struct {
 	// ClusterStreams, in cluster mode, lists the whole cluster's streams for
 	// the admin list; nil lists this process's only.
 	ClusterStreams func(context.Context) ([]cluster.StreamRecord, error)
+	// Forward, in cluster mode, finds the node holding a stream this node
+	// does not, and requests for it are proxied there over the internal
+	// listener with ClusterSecret; nil answers 404 for them.
+	Forward       Forwarder
+	ClusterSecret []byte
 	// ClusterReady, in cluster mode, reports whether this node can reach the
 	// cluster's store and holds its lease; /readyz answers 503 while not.
 	ClusterReady func(context.Context) error
@@ -324,6 +329,13 @@ func (s *Server) scoped(h streamHandlerFunc, src credentialSource) http.HandlerF
 		}
 		if err := s.verifyBasicUser(r, p); err != nil {
 			return err
+		}
+		id := chi.URLParam(r, "streamid")
+		if id == "" && p.claims != nil && !p.admin {
+			id = p.claims.SID
+		}
+		if s.forward(w, r, id) {
+			return nil
 		}
 		st, err := s.resolveStream(p, chi.URLParam(r, "streamid"))
 		if err != nil {

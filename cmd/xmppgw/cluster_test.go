@@ -124,7 +124,7 @@ func TestRun_ClusterNodeJoinsAndLeaves(t *testing.T) {
 		}
 		return false
 	}, 10*time.Second, 50*time.Millisecond, "no cluster-mode line in the log:\n%s", logs.String())
-	require.Contains(t, logs.String(), "streams stay on the node that opened them", "the node says what cluster mode does not do yet")
+	require.Contains(t, logs.String(), "still die with that node", "the node says what cluster mode does not do yet")
 	addr, alive, err := watcher.NodeAddr(t.Context(), node)
 	require.NoError(t, err)
 	require.True(t, alive)
@@ -134,7 +134,7 @@ func TestRun_ClusterNodeJoinsAndLeaves(t *testing.T) {
 		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+internal+"/internal/v1/ping", nil)
 		require.NoError(t, err)
 		if secret != "" {
-			req.Header.Set("Authorization", "Bearer "+secret)
+			req.Header.Set("X-Xmppgw-Cluster-Secret", secret)
 		}
 		res, err := http.DefaultClient.Do(req)
 		require.NoError(t, err)

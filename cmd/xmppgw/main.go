@@ -72,10 +72,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			defer cancel()
 			node.leave(leaveCtx, log)
 		}()
-		// Until issue 17's forwarding and shared event log are wired, a
-		// cluster node registers and answers its peers but serves only the
-		// streams it opened itself: say so rather than look clustered.
-		log.Warn("cluster mode: this node holds a lease and answers its peers, but streams stay on the node that opened them (docs/cluster.md: what is wired)",
+		// Until issue 17's shared event log and issue 18's takeover are
+		// wired, a stream lives and dies with the node that opened it
+		// (other nodes forward to it): say so rather than look finished.
+		log.Warn("cluster mode: requests are forwarded to the node holding their stream, but a stream and its replay window still die with that node (docs/cluster.md: what is wired)",
 			slog.String("cluster", node.c.Config().Name), slog.String("node", node.c.Node()), slog.String("advertise", cfg.Cluster.Advertise))
 	}
 	tlsConfig, err := cfg.tlsConfig()
@@ -120,6 +120,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		apiCfg.ClusterReady = node.ready
 		apiCfg.Revocations = node.c
 		apiCfg.NodeName, apiCfg.ClusterStreams = node.c.Node(), node.c.List
+		apiCfg.Forward, apiCfg.ClusterSecret = node.c, cfg.ClusterSecret
 		limitLog := log.With(slog.String("tag", "cluster"))
 		apiCfg.Limiters = func(name string, perMinute float64, burst int) api.KeyedLimiter {
 			return node.c.Limiter(name, perMinute, burst, api.NewLocalLimiter(name, perMinute, burst), limitLog)

@@ -116,3 +116,21 @@ func (c *Cluster) NodeAlive(ctx context.Context, node string) (bool, error) {
 	}
 	return n == 1, nil
 }
+
+// OwnerAddr returns the internal address of the live node that owns the
+// stream, "" when the stream is not registered or its owner is dead (a
+// takeover's business, issue 18).
+func (c *Cluster) OwnerAddr(ctx context.Context, streamID string) (addr string, owner string, err error) {
+	rec, err := c.Get(ctx, streamID)
+	if errors.Is(err, ErrNotRegistered) {
+		return "", "", nil
+	}
+	if err != nil {
+		return "", "", err
+	}
+	addr, alive, err := c.NodeAddr(ctx, rec.Owner)
+	if err != nil || !alive {
+		return "", rec.Owner, err
+	}
+	return addr, rec.Owner, nil
+}
