@@ -272,8 +272,14 @@ func TestForwarding_AnyNodeServesAnyStream(t *testing.T) {
 		res, body = n.do(http.MethodGet, "/restapi/v1/chat/"+alice.StreamID+"/rooms", bob.Token, nil, "")
 		require.Equal(t, 40401, requireError(t, res, body, http.StatusNotFound).Code, "bob's token does not reach alice's stream on any node")
 	}
+	// An admin on B closes a stream A holds.
+	res, body := b.doH(http.MethodDelete, "/restapi/v1/admin/streams/"+bob.StreamID, adminHeader(), nil, "")
+	require.Equal(t, http.StatusNoContent, res.StatusCode, body)
+	bobEv.waitEnd(t, 5*time.Second)
+	_, err = a.mgr.Stream(bob.StreamID)
+	require.Error(t, err, "the stream is gone on its owner")
 	// A stream nobody has is B's own 404.
-	res, body := b.do(http.MethodGet, "/restapi/v1/chat/nosuchstream/rooms", alice.Token, nil, "")
+	res, body = b.do(http.MethodGet, "/restapi/v1/chat/nosuchstream/rooms", alice.Token, nil, "")
 	require.Equal(t, 40401, requireError(t, res, body, http.StatusNotFound).Code)
 	// The owner's listener gone: 503, not a hang or a wrong 404.
 	internalA.Close()
