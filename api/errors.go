@@ -44,47 +44,81 @@ func (e *apiError) wrap(format string, args ...any) *apiError {
 	return &c
 }
 
+// errorTable lists every entry in declaration order, for TestErrorTable.
+var errorTable []*apiError
+
 func tableErr(code, status int, message string) *apiError {
-	return &apiError{code: code, status: status, message: message}
+	return register(&apiError{code: code, status: status, message: message})
+}
+
+func register(e *apiError) *apiError {
+	errorTable = append(errorTable, e)
+	return e
+}
+
+// saying returns e with message in place of the table's text (a domain
+// error that already says it all).
+func (e *apiError) saying(message string) *apiError {
+	c := *e
+	c.message = message
+	return &c
 }
 
 // retryErr is an error the client may retry after retryAfter seconds
 // (Retry-After, RFC 9110 §10.2.3).
 func retryErr(code, status int, message string, retryAfter int) *apiError {
-	return &apiError{code: code, status: status, message: message, retryAfter: retryAfter}
+	return register(&apiError{code: code, status: status, message: message, retryAfter: retryAfter})
 }
 
 // tokenErr is a 401 whose WWW-Authenticate names invalid_token (RFC 6750 §3.1).
 func tokenErr(code, status int, message string) *apiError {
-	return &apiError{code: code, status: status, message: message, challenge: "invalid_token"}
+	return register(&apiError{code: code, status: status, message: message, challenge: "invalid_token"})
 }
 
-// The error table (ntfy-style): one value per distinct client-visible error.
+// The error table (ntfy-style): one value per distinct client-visible
+// error, every one of them here, sorted by code. A code is HTTP status ×
+// 100 + n and is never renumbered; TestErrorTable checks both rules.
 var (
 	errBadRequest         = tableErr(40000, http.StatusBadRequest, "bad request")
 	errInvalidJSON        = tableErr(40001, http.StatusBadRequest, "invalid JSON body")
 	errInvalidAddress     = tableErr(40002, http.StatusBadRequest, "invalid address")
 	errInvalidParameter   = tableErr(40003, http.StatusBadRequest, "invalid parameter")
+	errXMPPBadRequest     = tableErr(40004, http.StatusBadRequest, "the XMPP server refused the request")
 	errUnauthorized       = tableErr(40100, http.StatusUnauthorized, "authentication required")
 	errInvalidToken       = tokenErr(40101, http.StatusUnauthorized, "invalid token")
 	errTokenExpired       = tokenErr(40102, http.StatusUnauthorized, "token expired")
 	errTokenRevoked       = tokenErr(40103, http.StatusUnauthorized, "token revoked")
 	errBadCredentials     = tableErr(40104, http.StatusUnauthorized, "wrong username or password")
 	errForbidden          = tableErr(40300, http.StatusForbidden, "admin credentials required")
-	errNickConflict       = tableErr(40900, http.StatusConflict, "nickname already in use in the room")
-	errNotInRoom          = tableErr(40403, http.StatusNotFound, "not in that room: join it first")
-	errNotSubscribed      = tableErr(40404, http.StatusNotFound, "no such pubsub subscription of this stream")
+	errXMPPForbidden      = tableErr(40301, http.StatusForbidden, "the XMPP server does not allow this")
+	errNotWorkgroupAgent  = tableErr(40320, http.StatusForbidden, "not a member of the workgroup")
 	errNotFound           = tableErr(40400, http.StatusNotFound, "not found")
 	errStreamNotFound     = tableErr(40401, http.StatusNotFound, "stream not found")
+	errXMPPNotFound       = tableErr(40402, http.StatusNotFound, "the XMPP server knows no such item")
+	errNotInRoom          = tableErr(40403, http.StatusNotFound, "not in that room: join it first")
+	errNotSubscribed      = tableErr(40404, http.StatusNotFound, "no such pubsub subscription of this stream")
+	errWorkgroupNotFound  = tableErr(40420, http.StatusNotFound, "no such workgroup")
+	errTicketNotFound     = tableErr(40421, http.StatusNotFound, "no such ticket")
+	errOfferNotFound      = tableErr(40422, http.StatusNotFound, "no such offer")
+	errAgentNotOnline     = tableErr(40423, http.StatusNotFound, "not online in that workgroup")
 	errMethodNotAllowed   = tableErr(40500, http.StatusMethodNotAllowed, "method not allowed")
+	errNickConflict       = tableErr(40900, http.StatusConflict, "nickname already in use in the room")
+	errWorkgroupExists    = tableErr(40920, http.StatusConflict, "workgroup already exists")
+	errWorkgroupClosed    = tableErr(40921, http.StatusConflict, "workgroup is closed")
+	errWorkgroupNoAgents  = tableErr(40922, http.StatusConflict, "workgroup has no members")
+	errNotStarted         = tableErr(40923, http.StatusConflict, "the conversation has not started")
 	errTooLarge           = tableErr(41300, http.StatusRequestEntityTooLarge, "request too large")
 	errUnsupportedMedia   = tableErr(41500, http.StatusUnsupportedMediaType, "unsupported content type")
+	errUpgradeRequired    = tableErr(42600, http.StatusUpgradeRequired, "this route needs a WebSocket upgrade")
 	errLoginRateLimited   = tableErr(42900, http.StatusTooManyRequests, "too many failed logins, retry later")
 	errSendRateLimited    = tableErr(42901, http.StatusTooManyRequests, "sending too fast on this stream, retry later")
 	errTooManyStreams     = tableErr(42902, http.StatusTooManyRequests, "too many streams for this user: log off one first")
 	errTooManySubscribers = tableErr(42903, http.StatusTooManyRequests, "too many event subscribers on this stream")
+	errTooManyTickets     = tableErr(42920, http.StatusTooManyRequests, "too many open tickets: leave one first")
 	errInternal           = tableErr(50000, http.StatusInternalServerError, "internal error")
+	errXMPPNotSupported   = tableErr(50100, http.StatusNotImplemented, "the XMPP server does not support this")
 	errXMPPUnreachable    = tableErr(50200, http.StatusBadGateway, "XMPP server unreachable")
+	errXMPPRefused        = tableErr(50201, http.StatusBadGateway, "the XMPP server answered with an error")
 	errStreamReconnecting = retryErr(50300, http.StatusServiceUnavailable, "XMPP stream is reconnecting, retry shortly", 2)
 	errShuttingDown       = tableErr(50301, http.StatusServiceUnavailable, "gateway is shutting down")
 	errNotReady           = tableErr(50302, http.StatusServiceUnavailable, "XMPP server not reachable")
@@ -92,11 +126,6 @@ var (
 	errNotConfigured      = tableErr(50304, http.StatusServiceUnavailable, "feature not configured")
 	errClusterNotReady    = tableErr(50305, http.StatusServiceUnavailable, "cluster store (Redis) not reachable or this node's lease lapsed")
 	errConnectionLost     = retryErr(50310, http.StatusServiceUnavailable, "XMPP connection lost before the answer came; the stream is reconnecting, retry shortly", 2)
-	errXMPPBadRequest     = tableErr(40004, http.StatusBadRequest, "the XMPP server refused the request")
-	errXMPPForbidden      = tableErr(40301, http.StatusForbidden, "the XMPP server does not allow this")
-	errXMPPNotFound       = tableErr(40402, http.StatusNotFound, "the XMPP server knows no such item")
-	errXMPPNotSupported   = tableErr(50100, http.StatusNotImplemented, "the XMPP server does not support this")
-	errXMPPRefused        = tableErr(50201, http.StatusBadGateway, "the XMPP server answered with an error")
 	errXMPPTimeout        = tableErr(50400, http.StatusGatewayTimeout, "XMPP server did not answer in time")
 )
 
@@ -118,11 +147,11 @@ func toAPIError(err error) *apiError {
 	case errors.Is(err, gateway.ErrAuthFailed):
 		return errBadCredentials
 	case errors.Is(err, gateway.ErrInvalidAddress):
-		return &apiError{code: errInvalidAddress.code, status: errInvalidAddress.status, message: err.Error()}
+		return errInvalidAddress.saying(err.Error())
 	case errors.Is(err, gateway.ErrInvalidInput):
-		return &apiError{code: errInvalidParameter.code, status: errInvalidParameter.status, message: err.Error()}
+		return errInvalidParameter.saying(err.Error())
 	case errors.Is(err, gateway.ErrTooLarge):
-		return &apiError{code: errTooLarge.code, status: errTooLarge.status, message: err.Error()}
+		return errTooLarge.saying(err.Error())
 	case errors.Is(err, gateway.ErrServerTimeout), errors.Is(err, context.DeadlineExceeded):
 		return errXMPPTimeout
 	case errors.Is(err, gateway.ErrServerUnreachable):
@@ -130,7 +159,7 @@ func toAPIError(err error) *apiError {
 	case errors.Is(err, gateway.ErrConnectionLost):
 		return errConnectionLost
 	case errors.Is(err, gateway.ErrStanzaSkipped):
-		return &apiError{code: errXMPPRefused.code, status: errXMPPRefused.status, message: err.Error()}
+		return errXMPPRefused.saying(err.Error())
 	case errors.Is(err, gateway.ErrStreamReconnecting):
 		return errStreamReconnecting
 	case errors.Is(err, gateway.ErrClosed):
@@ -142,9 +171,9 @@ func toAPIError(err error) *apiError {
 	case errors.Is(err, gateway.ErrRegistryUnavailable):
 		return errClusterNotReady
 	case errors.Is(err, gateway.ErrOnBehalfDisabled), errors.Is(err, gateway.ErrNotificationsDisabled):
-		return &apiError{code: errNotConfigured.code, status: errNotConfigured.status, message: err.Error()}
+		return errNotConfigured.saying(err.Error())
 	case errors.Is(err, gateway.ErrNoDirectory):
-		return &apiError{code: errXMPPNotSupported.code, status: errXMPPNotSupported.status, message: err.Error()}
+		return errXMPPNotSupported.saying(err.Error())
 	case errors.Is(err, gateway.ErrNickConflict):
 		return errNickConflict
 	case errors.Is(err, gateway.ErrNotInRoom):

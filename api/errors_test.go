@@ -147,3 +147,19 @@ func TestCORS_PreflightAndHeaders(t *testing.T) {
 	require.Equal(t, "no-store", rec.Header().Get("Cache-Control"))
 	require.Equal(t, "DENY", rec.Header().Get("X-Frame-Options"))
 }
+
+// The error table is one sorted list of unique codes, each its HTTP status
+// × 100 + n, so no two errors can be told apart only by their text.
+func TestErrorTable(t *testing.T) {
+	require.NotEmpty(t, errorTable)
+	seen := map[int]string{}
+	for i, e := range errorTable {
+		require.NotContains(t, seen, e.code, "code %d used twice (%q and %q)", e.code, seen[e.code], e.message)
+		seen[e.code] = e.message
+		require.Equal(t, e.status, e.code/100, "code %d is not status %d × 100 + n", e.code, e.status)
+		require.NotEmpty(t, e.message)
+		if i > 0 {
+			require.Less(t, errorTable[i-1].code, e.code, "the table in api/errors.go is not sorted by code")
+		}
+	}
+}

@@ -18,25 +18,11 @@ import (
 // Fastpath: workgroup expert queues run by the gateway (package fastpath),
 // conversations in members-only MUC rooms on conference.<domain>.
 
-// Fastpath errors: HTTP status × 100 + n, never renumbered.
-var (
-	errWorkgroupNotFound = tableErr(40420, http.StatusNotFound, "no such workgroup")
-	errTicketNotFound    = tableErr(40421, http.StatusNotFound, "no such ticket")
-	errOfferNotFound     = tableErr(40422, http.StatusNotFound, "no such offer")
-	errAgentNotOnline    = tableErr(40423, http.StatusNotFound, "not online in that workgroup")
-	errNotWorkgroupAgent = tableErr(40320, http.StatusForbidden, "not a member of the workgroup")
-	errWorkgroupExists   = tableErr(40920, http.StatusConflict, "workgroup already exists")
-	errWorkgroupClosed   = tableErr(40921, http.StatusConflict, "workgroup is closed")
-	errWorkgroupNoAgents = tableErr(40922, http.StatusConflict, "workgroup has no members")
-	errTooManyTickets    = tableErr(42920, http.StatusTooManyRequests, "too many open tickets: leave one first")
-	errNotStarted        = tableErr(40923, http.StatusConflict, "the conversation has not started")
-)
-
 // fastpathError maps package fastpath's errors; nil for other errors.
 func fastpathError(err error) *apiError {
 	switch {
 	case errors.Is(err, fastpath.ErrInvalid):
-		return &apiError{code: errInvalidParameter.code, status: errInvalidParameter.status, message: err.Error()}
+		return errInvalidParameter.saying(err.Error())
 	case errors.Is(err, fastpath.ErrWorkgroupNotFound):
 		return errWorkgroupNotFound
 	case errors.Is(err, fastpath.ErrTicketNotFound):

@@ -190,9 +190,6 @@ func (s *Server) streamWebSocket(w http.ResponseWriter, r *http.Request, p *prin
 	return nil
 }
 
-// errUpgradeRequired answers a plain GET on the WebSocket route.
-var errUpgradeRequired = tableErr(42600, http.StatusUpgradeRequired, "this route needs a WebSocket upgrade")
-
 // lastEventIDOf reads the resume point like the SSE route does.
 func lastEventIDOf(r *http.Request) string {
 	if v := r.Header.Get("Last-Event-ID"); v != "" {
