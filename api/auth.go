@@ -268,6 +268,35 @@ func (t *tokens) deny(key string, until time.Time, covers func(*tokenWatch) bool
 	}
 }
 
+// Why a token's connection ends: the cause (context.Cause) of the context
+// tokenLife returns.
+var (
+	errLifeRevoked = errors.New("token revoked")
+	errLifeExpired = errors.New("token expired")
+)
+
+// tokenLife is the one rule for every long-lived connection a token opens
+// (SSE and WebSocket): it may outlive neither the token's expiry nor its
+// revocation. The context ends with cause errLifeExpired or
+// errLifeRevoked; release frees the watch.
+func (t *tokens) tokenLife(c *tokenClaims) (context.Context, func()) {
+	watched, unwatch := t.watch(c)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	stopRevoked := context.AfterFunc(watched, func() { cancel(errLifeRevoked) })
+	var expiry *time.Timer
+	if c.ExpiresAt != nil {
+		expiry = time.AfterFunc(c.ExpiresAt.Time.Sub(t.now()), func() { cancel(errLifeExpired) })
+	}
+	return ctx, func() {
+		stopRevoked() // before unwatch, whose cancel is no revocation
+		if expiry != nil {
+			expiry.Stop()
+		}
+		unwatch()
+		cancel(nil)
+	}
+}
+
 // watch returns a context cancelled when c is revoked, and a release func.
 // (A context, not a channel: an event stream on a taken-over connection has
 // no goroutine to wait on a channel, but context.AfterFunc needs none.)

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"net/http"
 
 	"github.com/xmppgw/xmppgw/gateway"
@@ -37,13 +36,7 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request, p *princip
 	if p.claims != nil {
 		// The connection may not outlive the token that opened it, nor its
 		// revocation (Cloudonix model: revoking drops every connection).
-		ctx, release := s.tokens.watch(p.claims)
-		if p.claims.ExpiresAt != nil {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithDeadline(ctx, p.claims.ExpiresAt.Time)
-			unwatch := release
-			release = func() { cancel(); unwatch() }
-		}
+		ctx, release := s.tokens.tokenLife(p.claims)
 		opts.Context = ctx
 		opts.OnClose = func() {
 			release()

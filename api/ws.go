@@ -48,11 +48,6 @@ type eventSubscriber interface {
 	Subscribe(topic, lastEventID string) (*sse.Subscription, error)
 }
 
-var (
-	errWSTokenRevoked = errors.New("token revoked")
-	errWSTokenExpired = errors.New("token expired")
-)
-
 // streamWebSocket godoc
 //
 //	@Summary		The stream over a WebSocket (JSON frames)
@@ -106,22 +101,16 @@ func (s *Server) streamWebSocket(w http.ResponseWriter, r *http.Request, p *prin
 	defer ioCancel()
 	var wg sync.WaitGroup
 	if p.claims != nil {
-		revoked, release := s.tokens.watch(p.claims)
+		life, release := s.tokens.tokenLife(p.claims)
 		defer release()
-		var expiry <-chan time.Time
-		if p.claims.ExpiresAt != nil {
-			t := time.NewTimer(time.Until(p.claims.ExpiresAt.Time))
-			defer t.Stop()
-			expiry = t.C
-		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			select {
-			case <-revoked.Done():
-				cancel(errWSTokenRevoked)
-			case <-expiry:
-				cancel(errWSTokenExpired)
+			case <-life.Done():
+				if cause := context.Cause(life); errors.Is(cause, errLifeRevoked) || errors.Is(cause, errLifeExpired) {
+					cancel(cause)
+				}
 			case <-ctx.Done():
 			}
 		}()
@@ -169,9 +158,9 @@ func (s *Server) streamWebSocket(w http.ResponseWriter, r *http.Request, p *prin
 			switch {
 			case errors.Is(err, sse.ErrEvicted):
 				code, reason = wsCloseSlowConsumer, "too slow: reconnect with last_event_id"
-			case errors.Is(cause, errWSTokenRevoked):
+			case errors.Is(cause, errLifeRevoked):
 				code, reason = wsCloseTokenRevoked, "token revoked"
-			case errors.Is(cause, errWSTokenExpired):
+			case errors.Is(cause, errLifeExpired):
 				code, reason = wsCloseTokenExpired, "token expired"
 			case cause != nil:
 				code, reason = websocket.StatusGoingAway, "closing"

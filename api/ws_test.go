@@ -288,3 +288,34 @@ func TestWS_MessageSizeLimitAsREST(t *testing.T) {
 	ws.send(t, map[string]any{"type": "message", "id": "ok", "to": "bob@localhost", "body": big[:DefaultMaxMessageBytes]})
 	require.Equal(t, "ok", ws.next(t, replyTo("ok"))["type"])
 }
+
+// One rule for both transports (tokenLife): a connection ends with its
+// token's expiry or revocation, over SSE and over WebSocket alike.
+func TestTokenLife_SameOverSSEAndWebSocket(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		ttl     time.Duration
+		end     func(t *testing.T, e *testEnv, s session)
+		wsClose websocket.StatusCode
+	}{
+		{"expiry", 2 * time.Second, func(*testing.T, *testEnv, session) {}, wsCloseTokenExpired},
+		{"revocation", time.Hour, func(t *testing.T, e *testEnv, s session) {
+			res, body := e.do(http.MethodDelete, "/restapi/v1/chat/token", s.Token, nil, "")
+			require.Equal(t, http.StatusNoContent, res.StatusCode, body)
+		}, wsCloseTokenRevoked},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, envOptions{tokenTTL: tc.ttl})
+			s := e.login(e.newUser("life"))
+			events := e.subscribe("/restapi/v1/chat/"+s.StreamID+"/events", bearerHeader(s.Token))
+			ws, _, err := e.dialWS(t, "/restapi/v1/chat/"+s.StreamID+"/ws", bearerHeader(s.Token))
+			require.NoError(t, err)
+			ws.next(t, ofType("stream"))
+			tc.end(t, e, s)
+			require.Equal(t, tc.wsClose, ws.waitClose(t))
+			events.waitEnd(t, 5*time.Second)
+		})
+	}
+}
