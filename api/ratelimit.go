@@ -27,8 +27,8 @@ type KeyedLimiter interface {
 
 // LimiterFactory builds one named set of buckets that refill perMinute
 // tokens a minute and hold burst at most. The names are stable
-// ("login-pair", "login-address", "login-name", "sends"): a shared store
-// keys the sets by them.
+// ("login-pair", "login-address", "login-name"): a shared store keys the
+// sets by them.
 type LimiterFactory func(name string, perMinute float64, burst int) KeyedLimiter
 
 // NewLocalLimiter is the in-process LimiterFactory (the default, and what

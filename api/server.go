@@ -85,7 +85,7 @@ type Config struct {
 	WebUI bool
 	// Fastpath runs the workgroup queues (api/fastpath.go); nil answers 503.
 	Fastpath *fastpath.Service
-	// Limiters builds the rate limiters (failed logins, sends); nil means
+	// Limiters builds the failed-login limiters; nil means
 	// NewLocalLimiter, buckets in this process. Cluster mode shares them
 	// through Redis so that every node counts the same guesses.
 	Limiters LimiterFactory
@@ -155,7 +155,10 @@ func NewServer(cfg Config, streams Streams, events Events, log *slog.Logger) *Se
 		failedByPair: cfg.Limiters("login-pair", float64(cfg.LoginFailuresPerUser), cfg.LoginFailuresPerUser),
 		failedByName: cfg.Limiters("login-name", float64(cfg.LoginFailuresPerUser*loginNameFactor), cfg.LoginFailuresPerUser*loginNameFactor),
 		failedByIP:   cfg.Limiters("login-address", float64(cfg.LoginFailuresPerIP), cfg.LoginFailuresPerIP),
-		sends:        cfg.Limiters("sends", float64(cfg.SendsPerSecond*60), cfg.SendsPerSecond*2)}
+		// Per stream, and a stream's sends always run on the node holding
+		// it (others forward to it): its bucket stays in process, with no
+		// Redis round trip per message.
+		sends: newLimiterSet(float64(cfg.SendsPerSecond*60), cfg.SendsPerSecond*2)}
 	srv.tokens.shared, srv.tokens.log = cfg.Revocations, srv.log
 	srv.metrics = srv.newMetrics()
 	return srv

@@ -271,7 +271,10 @@ func (s *Stream) translateMessage(n xmlNode, o messageOrigin) any {
 		typ = "normal" // RFC 6121 §5.2.2
 	}
 	p := readParts(n, own)
-	room := s.fromRoom(from, o)
+	// Only a groupchat message or one with its own delay needs to know
+	// whether its sender is a room: chat messages skip the JID parse and
+	// the rooms lock.
+	room := (typ == "groupchat" || p.delay != "") && s.fromRoom(from, o)
 	delay, claimed := o.delay, ""
 	if delay == "" && p.delay != "" {
 		if s.trustedDelay(p, from, room) {

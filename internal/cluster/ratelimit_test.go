@@ -61,7 +61,7 @@ func TestRateLimiter_FallsBackWhileRedisIsDown(t *testing.T) {
 	srv := redistest.ForTest(t)
 	c := newNode(t, srv, Config{Node: "a"})
 	fallback := &countingLimits{}
-	l := c.Limiter("sends", 60, 2, fallback, quiet)
+	l := c.Limiter("login-address", 60, 2, fallback, quiet)
 	ok, _ := l.Take("stream-1")
 	require.True(t, ok)
 	require.NoError(t, srv.Kill())
