@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"runtime"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -117,6 +116,9 @@ type topic struct {
 	events []event // replay ring, oldest first
 	bytes  int     // sum of events[i].size
 	lastID uint64
+	// epoch is "" for the broker's own ids (Publish); topics fed by Append
+	// carry their log's epoch in every id (EventID).
+	epoch  string
 	subs   map[subscriber]struct{}
 	closed bool
 }
@@ -190,43 +192,120 @@ func (b *Broker) topic(name string) *topic {
 // the id, or 0 (and drops the event) if the topic is not open or the broker
 // is closed.
 func (b *Broker) Publish(name string, data []byte) uint64 {
+	id, _ := b.deliver(name, func(t *topic) (uint64, [][]byte) {
+		return t.lastID + 1, nil
+	}, data)
+	return id
+}
+
+// Append adds an event whose id was assigned elsewhere: position id of the
+// log life epoch (the cluster's shared event log, whose events a node
+// mirrors into its local topics). It follows the topic's last event; when
+// it does not (another epoch, or ids skipped), the topic starts over there
+// and its live subscribers are first sent a reset event, as a resuming
+// client would be. The first Append to an empty topic just sets where it
+// starts. Append reports whether the topic was open.
+func (b *Broker) Append(name string, id uint64, epoch string, data []byte) bool {
+	if id == 0 {
+		return false
+	}
+	_, ok := b.deliver(name, func(t *topic) (uint64, [][]byte) {
+		if epoch == t.epoch && id == t.lastID+1 {
+			return id, nil
+		}
+		return id, t.rebase(id-1, epoch)
+	}, data)
+	return ok
+}
+
+// Rebase tells the topic that the events up to id of epoch are gone
+// without having been seen here (the log's history was trimmed past them or
+// lost): the retained events are dropped, live subscribers get a reset
+// event, and the next Append continues with id+1. It reports whether the
+// topic was open.
+func (b *Broker) Rebase(name string, id uint64, epoch string) bool {
+	_, ok := b.deliver(name, func(t *topic) (uint64, [][]byte) {
+		if epoch == t.epoch && id == t.lastID {
+			return id, nil
+		}
+		return id, t.rebase(id, epoch)
+	}, nil)
+	return ok
+}
+
+// rebase moves the topic's position to (last, epoch), under the topic
+// lock, and returns the reset frame its live subscribers need (none when
+// the topic had never had an event: nobody can have missed anything).
+func (t *topic) rebase(last uint64, epoch string) [][]byte {
+	fresh := t.lastID == 0 && t.epoch == "" && len(t.events) == 0
+	prev := EventID(t.lastID, t.epoch)
+	for i := range t.events {
+		t.events[i] = event{}
+	}
+	t.events, t.bytes = t.events[:0], 0
+	t.lastID, t.epoch = last, epoch
+	if fresh {
+		return nil
+	}
+	return [][]byte{resetFrame(last, epoch, prev, last+1)}
+}
+
+// deliver is the common part of Publish, Append and Rebase: place decides,
+// under the topic lock, the new event's id (and any frames to send first);
+// nil data only moves the position. ok is false when the topic was not
+// open (or closed meanwhile).
+func (b *Broker) deliver(name string, place func(*topic) (uint64, [][]byte), data []byte) (id uint64, ok bool) {
 	t := b.topic(name)
 	if t == nil {
-		return 0
+		return 0, false
 	}
-	id, evicted, writers := t.publish(b, data)
+	id, ok, evicted, writers := t.publish(b, place, data)
 	for _, s := range evicted {
 		b.evicted.Add(1)
 		b.log.Debug("sse: evicted slow subscriber", "topic", name, "queue_size", b.queueSize)
 		s.evict()
 	}
 	flushAll(writers)
-	return id
+	return id, ok
 }
 
-// publish records the event and offers it to every subscriber under the
-// topic lock; the slow ones (already unsubscribed) and the connections to
-// write are returned, to be dealt with after the lock is released.
-func (t *topic) publish(b *Broker, data []byte) (uint64, []subscriber, []flusher) {
+// publish records the event and offers it (after any frames place returns)
+// to every subscriber under the topic lock; the slow ones (already
+// unsubscribed) and the connections to write are returned, to be dealt
+// with after the lock is released.
+func (t *topic) publish(b *Broker, place func(*topic) (uint64, [][]byte), data []byte) (uint64, bool, []subscriber, []flusher) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
-		return 0, nil, nil
+		return 0, false, nil, nil
 	}
-	t.lastID++
-	b.published.Add(1)
-	ev := event{id: t.lastID, size: len(data), frame: Frame(t.lastID, data)}
-	t.events = append(t.events, ev)
-	t.bytes += ev.size
-	for len(t.events) > 0 && (len(t.events) > b.replaySize || t.bytes > b.replayBytes) {
-		t.bytes -= t.events[0].size
-		t.events[0] = event{} // release the frame; append reallocates the backing array as it drifts
-		t.events = t.events[1:]
+	id, frames := place(t)
+	if data != nil {
+		t.lastID = id
+		b.published.Add(1)
+		ev := event{id: id, size: len(data), frame: frame(id, t.epoch, data)}
+		t.events = append(t.events, ev)
+		t.bytes += ev.size
+		for len(t.events) > 0 && (len(t.events) > b.replaySize || t.bytes > b.replayBytes) {
+			t.bytes -= t.events[0].size
+			t.events[0] = event{} // release the frame; append reallocates the backing array as it drifts
+			t.events = t.events[1:]
+		}
+		frames = append(frames, ev.frame)
+	}
+	if len(frames) == 0 {
+		return id, true, nil, nil
 	}
 	var evicted []subscriber
 	var writers []flusher
 	for s := range t.subs {
-		if !s.offer(ev.frame) {
+		ok := true
+		for _, f := range frames {
+			if ok = s.offer(f); !ok {
+				break
+			}
+		}
+		if !ok {
 			delete(t.subs, s)
 			evicted = append(evicted, s)
 			continue
@@ -235,7 +314,7 @@ func (t *topic) publish(b *Broker, data []byte) (uint64, []subscriber, []flusher
 			writers = append(writers, f)
 		}
 	}
-	return ev.id, evicted, writers
+	return id, true, evicted, writers
 }
 
 // fanOutChunk is how many connections one goroutine writes in a large
@@ -420,13 +499,15 @@ func (t *topic) register(s subscriber, lastEventID string, maxSubs int) ([][]byt
 	frames := make([][]byte, 0, len(t.events)+1)
 	var after uint64 // replay events with id > after; no id means everything retained
 	if lastEventID != "" {
-		l, err := strconv.ParseUint(lastEventID, 10, 64)
-		// Resumable only if nothing after l was evicted and l is not from the future.
-		ok := err == nil && l <= t.lastID && (l == t.lastID || len(t.events) > 0 && l >= oldest-1)
+		l, epoch, err := parseEventID(lastEventID)
+		// Resumable only if it is a position in this life of the log (a
+		// bare integer when the topic has no epoch), nothing after l was
+		// evicted and l is not from the future.
+		ok := err == nil && epoch == t.epoch && l <= t.lastID && (l == t.lastID || len(t.events) > 0 && l >= oldest-1)
 		if ok {
 			after = l
 		} else {
-			frames = append(frames, resetFrame(resetID, lastEventID, oldest))
+			frames = append(frames, resetFrame(resetID, t.epoch, lastEventID, oldest))
 		}
 	}
 	for _, ev := range t.events {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
+	"strings"
 )
 
 // Fixed protocol fragments. Lines starting with ':' are comments that the
@@ -23,10 +24,37 @@ var (
 // the field early; data is therefore split on each of them and re-joined by
 // the client with LF. JSON produced by an encoder contains no raw newlines, so
 // this is purely defensive.
-func Frame(id uint64, data []byte) []byte {
-	buf := make([]byte, 0, len(data)+32)
-	buf = append(buf, "id: "...)
+func Frame(id uint64, data []byte) []byte { return frame(id, "", data) }
+
+// EventID is an event's id as clients see it ("id:" lines, Last-Event-ID,
+// the WebSocket's event_id): the integer, followed by "." and the epoch
+// when the topic's ids come from a log with one (cluster mode), so that a
+// position in one life of the log is never taken for the same number in
+// another.
+func EventID(id uint64, epoch string) string {
+	return string(appendEventID(nil, id, epoch))
+}
+
+func appendEventID(buf []byte, id uint64, epoch string) []byte {
 	buf = strconv.AppendUint(buf, id, 10)
+	if epoch != "" {
+		buf = append(buf, '.')
+		buf = append(buf, epoch...)
+	}
+	return buf
+}
+
+// parseEventID inverts EventID.
+func parseEventID(s string) (id uint64, epoch string, err error) {
+	num, epoch, _ := strings.Cut(s, ".")
+	id, err = strconv.ParseUint(num, 10, 64)
+	return id, epoch, err
+}
+
+func frame(id uint64, epoch string, data []byte) []byte {
+	buf := make([]byte, 0, len(data)+32+len(epoch))
+	buf = append(buf, "id: "...)
+	buf = appendEventID(buf, id, epoch)
 	buf = append(buf, '\n')
 	for {
 		i := bytes.IndexAny(data, "\r\n")
@@ -61,10 +89,10 @@ type resetEvent struct {
 // resetFrame frames a reset event. Its id is the one just before the first
 // replayed event, so the browser's last event ID stays consistent with what
 // it has actually been sent if it reconnects mid-replay.
-func resetFrame(id uint64, lastEventID string, oldest uint64) []byte {
+func resetFrame(id uint64, epoch, lastEventID string, oldest uint64) []byte {
 	data, err := json.Marshal(resetEvent{Type: "reset", LastEventID: lastEventID, OldestID: oldest, Reason: "events missed"})
 	if err != nil { // Unreachable: the struct only holds strings and integers.
 		panic(err)
 	}
-	return Frame(id, data)
+	return frame(id, epoch, data)
 }

@@ -35,6 +35,6 @@ func TestFrame(t *testing.T) {
 
 func TestResetFrame(t *testing.T) {
 	t.Parallel()
-	got := string(resetFrame(4, `x"<y`, 5))
+	got := string(resetFrame(4, "", `x"<y`, 5))
 	require.Equal(t, "id: 4\ndata: {\"type\":\"reset\",\"last_event_id\":\"x\\\"\\u003cy\",\"oldest_id\":5,\"reason\":\"events missed\"}\n\n", got)
 }

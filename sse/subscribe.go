@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"strconv"
 	"sync"
 )
 
@@ -19,8 +18,11 @@ var (
 
 // Event is one event as a non-SSE transport (a WebSocket) receives it.
 type Event struct {
-	ID   uint64
-	Data []byte
+	ID uint64
+	// Epoch is set when the topic's ids come from a log with epochs
+	// (Broker.Append); EventID(ID, Epoch) is the id to resume from.
+	Epoch string
+	Data  []byte
 }
 
 // Subscription is a topic subscriber for transports other than Serve: the
@@ -118,7 +120,7 @@ func parseFrame(f []byte) Event {
 	for _, line := range bytes.Split(bytes.TrimSuffix(f, []byte("\n\n")), []byte("\n")) {
 		switch {
 		case bytes.HasPrefix(line, []byte("id: ")):
-			ev.ID, _ = strconv.ParseUint(string(line[len("id: "):]), 10, 64)
+			ev.ID, ev.Epoch, _ = parseEventID(string(line[len("id: "):]))
 		case bytes.HasPrefix(line, []byte("data: ")):
 			data = append(data, line[len("data: "):])
 		}
