@@ -55,6 +55,9 @@ var (
 	// ErrClaimLost means Claim found the stream no longer owned by the node
 	// it was to be taken from: another survivor claimed it first.
 	ErrClaimLost = errors.New("cluster: stream was claimed by another node")
+	// ErrStreamEnded means the stream's event log ends with the end marker
+	// its owner wrote when the stream closed (Relay.Acquire).
+	ErrStreamEnded = errors.New("cluster: the stream has ended")
 	// ErrClosed means the Hub (or a Subscription) was closed.
 	ErrClosed = errors.New("cluster: closed")
 )

@@ -36,8 +36,19 @@ func newHub(t testing.TB, c *Cluster) *Hub {
 	return h
 }
 
-// next waits for one event from s.
+// next waits for one event from s, passing over the Synced marker.
 func next(t *testing.T, s *Subscription) Event {
+	t.Helper()
+	for {
+		ev := nextOrSynced(t, s)
+		if !ev.Synced {
+			return ev
+		}
+	}
+}
+
+// nextOrSynced waits for one event from s, the Synced marker included.
+func nextOrSynced(t *testing.T, s *Subscription) Event {
 	t.Helper()
 	select {
 	case ev, ok := <-s.C:
@@ -229,6 +240,9 @@ func TestSubscription_MergeLosesAndDuplicatesNothing(t *testing.T) {
 			case ev, ok := <-s.C:
 				if !ok {
 					return fmt.Errorf("%s: ended at %d: %v", name, want, s.Err())
+				}
+				if ev.Synced {
+					continue
 				}
 				if ev.Reset || ev.Offset != want || string(ev.Payload) != fmt.Sprint(want) {
 					return fmt.Errorf("%s: want %d, got %+v", name, want, ev)

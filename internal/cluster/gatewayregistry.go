@@ -54,6 +54,14 @@ func (r *GatewayRegistry) Unregister(ctx context.Context, id string) {
 	}
 }
 
+// Fence returns the lease fence of a stream this node registered.
+func (r *GatewayRegistry) Fence(id string) (LeaseFence, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f, ok := r.fences[id]
+	return f, ok
+}
+
 // NewGatewayRegistry returns the registry the gateway's Manager uses in
 // cluster mode (gateway.Config.Registry).
 func (c *Cluster) NewGatewayRegistry(caps Caps, log *slog.Logger) *GatewayRegistry {

@@ -11,6 +11,7 @@ import (
 //	p:{sid}:meta            hash: epoch (random), top (last offset)
 //	p:{sid}:stream          hash: the stream's registry record (owner, lease epoch, ...)
 //	p:{sid}:ch              pub/sub channel: "<offset>,<epoch>,<payload>"
+//	p:{sid}:watchers        sorted set: nodes serving the stream's events, scored by expiry (unix ms)
 //	p:node:<node>           string with PX TTL: the node's heartbeat (lease)
 //	p:{registry}:streams    set: every registered stream id (total cap, List)
 //	p:{registry}:user:<jid> set: one bare JID's stream ids (per-user cap)
@@ -40,6 +41,10 @@ func (k Keys) Record(sid string) string { return k.stream(sid, "stream") }
 
 // Channel is the stream's pub/sub channel.
 func (k Keys) Channel(sid string) string { return k.stream(sid, "ch") }
+
+// Watchers is the sorted set of nodes with subscribers to the stream's
+// events (a Relay mirrors it), each scored with the unix ms it expires at.
+func (k Keys) Watchers(sid string) string { return k.stream(sid, "watchers") }
 
 // Node is a node's heartbeat key.
 func (k Keys) Node(node string) string { return k.prefix + ":node:" + node }

@@ -28,6 +28,10 @@ type Event struct {
 	// the window, or the epoch changed). Payload is empty; what follows has
 	// offsets above Offset. It is the gateway's SSE "reset" event.
 	Reset bool
+	// Synced, only in Subscription output and only once, follows the
+	// history the Subscription started from: what comes after it is live.
+	// It carries no payload. A mirror waits for it before serving.
+	Synced bool
 }
 
 // History is what ReadAfter found.

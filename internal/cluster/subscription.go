@@ -103,7 +103,7 @@ func (s *Subscription) run(ctx, parent context.Context, pos uint64, epoch string
 
 // loop is the merge: pos/epoch is the last delivered position.
 func (s *Subscription) loop(ctx context.Context, pos uint64, epoch string) error {
-	resync := true
+	resync, synced := true, false
 	for {
 		if resync {
 			var err error
@@ -111,6 +111,12 @@ func (s *Subscription) loop(ctx context.Context, pos uint64, epoch string) error
 				return err
 			}
 			resync = false
+			if !synced {
+				if err := s.emit(ctx, Event{Offset: pos, Epoch: epoch, Synced: true}); err != nil {
+					return err
+				}
+				synced = true
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -1,0 +1,201 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Bounds of an EventPublisher.
+const (
+	// publishQueue is how many events of one stream may wait for Redis;
+	// beyond it Publish waits (the stream's reader slows down, the XMPP
+	// server buffers) rather than dropping.
+	publishQueue = 1024
+	// publishWait bounds that wait: a Redis gone for longer than this with
+	// a full queue costs events (counted in Dropped, logged) instead of
+	// wedging the stream.
+	publishWait = 10 * time.Second
+	// closeWait bounds CloseTopic's wait for the queue to reach Redis.
+	closeWait = 5 * time.Second
+)
+
+// EventPublisher is the gateway's event sink in cluster mode
+// (gateway.Publisher): each stream's events go, in order, to the stream's
+// log in Redis (Cluster.Publish, fenced with the stream's lease), from
+// where every node's Relay serves them. Ids are assigned in Redis, so they
+// keep increasing whichever node owns the stream. One goroutine per open
+// stream writes its queue; CloseTopic ends it after writing the log's end
+// marker.
+type EventPublisher struct {
+	c      *Cluster
+	fences interface{ Fence(string) (LeaseFence, bool) }
+	log    *slog.Logger
+
+	mu     sync.Mutex
+	queues map[string]*publishQueueState
+	closed bool
+
+	dropped atomic.Uint64
+}
+
+type publishQueueState struct {
+	ch      chan []byte // nil entry = the end marker
+	closing atomic.Bool
+	ctx     context.Context
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+// endMarker is the payload that ends a log: a real event is never empty.
+var endMarker = []byte{}
+
+// NewEventPublisher returns the cluster-mode gateway.Publisher; fences
+// gives each registered stream's lease fence (GatewayRegistry).
+func (c *Cluster) NewEventPublisher(fences interface{ Fence(string) (LeaseFence, bool) }, log *slog.Logger) *EventPublisher {
+	return &EventPublisher{c: c, fences: fences, log: log, queues: map[string]*publishQueueState{}}
+}
+
+// Open starts the stream's queue. It is idempotent.
+func (p *EventPublisher) Open(topic string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || p.queues[topic] != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	q := &publishQueueState{ch: make(chan []byte, publishQueue), ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	p.queues[topic] = q
+	go p.drain(topic, q) // exits at the end marker or when q.ctx ends
+}
+
+// Publish queues one event for the stream's log. The id is assigned in
+// Redis later, so it returns 0.
+func (p *EventPublisher) Publish(topic string, data []byte) uint64 {
+	p.mu.Lock()
+	q := p.queues[topic]
+	p.mu.Unlock()
+	if q == nil || q.closing.Load() || len(data) == 0 {
+		return 0
+	}
+	p.enqueue(topic, q, data)
+	return 0
+}
+
+func (p *EventPublisher) enqueue(topic string, q *publishQueueState, data []byte) bool {
+	select {
+	case q.ch <- data:
+		return true
+	default:
+	}
+	t := time.NewTimer(publishWait)
+	defer t.Stop()
+	select {
+	case q.ch <- data:
+		return true
+	case <-q.ctx.Done():
+	case <-t.C:
+	}
+	p.dropped.Add(1)
+	p.log.Warn("cluster: event dropped: the stream's log in Redis is not being written", slog.String("stream", short(topic)))
+	return false
+}
+
+// CloseTopic writes the end marker after the queued events (so every
+// node's mirror ends the stream's subscribers once they have everything),
+// waits up to closeWait for that to reach Redis and stops the queue.
+func (p *EventPublisher) CloseTopic(topic string) {
+	p.mu.Lock()
+	q := p.queues[topic]
+	delete(p.queues, topic)
+	p.mu.Unlock()
+	if q == nil {
+		return
+	}
+	q.closing.Store(true)
+	if p.enqueue(topic, q, endMarker) {
+		t := time.NewTimer(closeWait)
+		select {
+		case <-q.done:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	q.cancel()
+	<-q.done
+}
+
+// Subscribers reports 1 when some node serves the stream's events (its
+// watchers set), else 0: the gateway's idle timeout only needs to know
+// whether anyone listens. While Redis does not answer it says 1, so an
+// outage never idles streams out.
+func (p *EventPublisher) Subscribers(topic string) int {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	watched, err := p.c.Watched(ctx, topic)
+	if err != nil || watched {
+		return 1
+	}
+	return 0
+}
+
+// Dropped counts events lost because Redis stayed away with a full queue.
+func (p *EventPublisher) Dropped() uint64 { return p.dropped.Load() }
+
+// Close stops every queue without waiting for Redis. It is idempotent.
+func (p *EventPublisher) Close() {
+	p.mu.Lock()
+	p.closed = true
+	qs := p.queues
+	p.queues = map[string]*publishQueueState{}
+	p.mu.Unlock()
+	for _, q := range qs {
+		q.cancel()
+		<-q.done
+	}
+}
+
+// drain writes the stream's queue to its log in order, retrying while
+// Redis does not answer; a stale fence (another node owns the stream now)
+// or a vanished record ends it: this node must not write that log again.
+func (p *EventPublisher) drain(topic string, q *publishQueueState) {
+	defer close(q.done)
+	for {
+		var data []byte
+		select {
+		case <-q.ctx.Done():
+			return
+		case data = <-q.ch:
+		}
+		fence, _ := p.fences.Fence(topic)
+		for wait := 50 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+			ctx, cancel := context.WithTimeout(q.ctx, 2*time.Second)
+			_, _, err := p.c.Publish(ctx, topic, data, fence)
+			cancel()
+			if err == nil {
+				break
+			}
+			if errors.Is(err, ErrFenced) || errors.Is(err, ErrNotRegistered) {
+				p.log.Warn("cluster: this node no longer owns the stream's log; its events are not published",
+					slog.String("stream", short(topic)), slog.String("error", err.Error()))
+				q.cancel()
+				return
+			}
+			p.log.Debug("cluster: publishing an event, retrying", slog.String("error", err.Error()))
+			select {
+			case <-q.ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+		}
+		if len(data) == 0 {
+			return // the end marker is written: the log is complete
+		}
+	}
+}
+
+// short is a stream id as logs show it: its first 8 characters.
+func short(id string) string { return id[:min(8, len(id))] }
