@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -295,4 +296,105 @@ func clusterStoreAt(t *testing.T, r *redistest.Server, node, advertise string) *
 	c, err := cluster.New(rdb, cluster.Config{Name: "fwd", Node: node, Advertise: advertise})
 	require.NoError(t, err)
 	return c
+}
+
+// Events from any node (issue 17, item 2): the owner publishes a stream's
+// events to its log in Redis, and any node serves them to its own
+// EventSources from there — without a hop to the owner (node B serves
+// them while A's internal listener is not even up). Ids are the log's
+// "<offset>.<epoch>"; a reconnect with Last-Event-ID to a third node gets
+// exactly the missed events; a bare integer cannot be checked against the
+// log's life and gets a reset; the end of the stream ends its EventSources
+// on every node; a WebSocket (forwarded to the owner, whose commands it
+// runs) carries the same ids.
+func TestEvents_AnyNodeServesThemFromTheClusterLog(t *testing.T) {
+	t.Parallel()
+	r := redistest.ForTest(t)
+	secret := []byte(strings.Repeat("e", 32))
+	internalA := httptest.NewUnstartedServer(nil)
+	storeA := clusterStoreAt(t, r, "a", internalA.Listener.Addr().String())
+	storeB, storeC := clusterStoreAt(t, r, "b", "127.0.0.1:1"), clusterStoreAt(t, r, "c", "127.0.0.1:1")
+	beat, err := storeA.StartHeartbeat(t.Context())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = beat.Stop(context.Background()) })
+	node := func(store *cluster.Cluster, o envOptions) *testEnv {
+		o.clusterEvents = store
+		o.api.Forward, o.api.ClusterSecret = store, secret
+		return newEnv(t, o)
+	}
+	a := node(storeA, envOptions{})
+	b := node(storeB, envOptions{xmpp: a.xmpp})
+	c := node(storeC, envOptions{xmpp: a.xmpp})
+	t.Cleanup(internalA.Close)
+
+	alice, bob := a.login(a.newUser("eva")), a.login(a.newUser("evb"))
+	eventsPath := "/restapi/v1/chat/" + alice.StreamID + "/events"
+	onB := b.subscribe(eventsPath, bearerHeader(alice.Token))
+	body := func(i int) string { return fmt.Sprintf("log %d", i) }
+	isMsg := func(i int) func(map[string]any) bool {
+		return func(m map[string]any) bool { return m["body"] == body(i) }
+	}
+	for i := 1; i <= 3; i++ {
+		a.post(bob, http.MethodPost, "/messages/"+bare(alice.JID), body(i), http.StatusAccepted)
+	}
+	var ids []string
+	for i := 1; i <= 3; i++ {
+		ev, _ := onB.next(t, isMsg(i))
+		ids = append(ids, ev.ID)
+	}
+	offset, epoch, ok := strings.Cut(ids[2], ".")
+	require.True(t, ok, "cluster ids carry the log's epoch: %q", ids[2])
+	require.NotEmpty(t, epoch)
+	for _, id := range ids {
+		require.True(t, strings.HasSuffix(id, "."+epoch), "one epoch: %v", ids)
+	}
+	require.NotEqual(t, ids[0], ids[1])
+	onB.close()
+
+	// Missed while disconnected, then resumed on a node that never served
+	// this stream: exactly the missed events, in order, from Redis.
+	for i := 4; i <= 5; i++ {
+		a.post(bob, http.MethodPost, "/messages/"+bare(alice.JID), body(i), http.StatusAccepted)
+	}
+	onC := c.subscribe(eventsPath, http.Header{"Authorization": {"Bearer " + alice.Token}, "Last-Event-ID": {ids[2]}})
+	var bodies []string
+	ev, m := onC.next(t, nil)
+	for m["body"] != body(5) {
+		require.NotEqual(t, "reset", m["type"], "a resume inside the window is not a reset")
+		if b, ok := m["body"].(string); ok {
+			bodies = append(bodies, b)
+		}
+		ev, m = onC.next(t, nil)
+	}
+	bodies = append(bodies, m["body"].(string))
+	require.Equal(t, []string{body(4), body(5)}, bodies, "nothing before Last-Event-ID %s.%s again, nothing missed", offset, epoch)
+	require.True(t, strings.HasSuffix(ev.ID, "."+epoch))
+
+	// A bare integer is no position in this log's life: reset, then what is retained.
+	bareResume := b.subscribe(eventsPath, http.Header{"Authorization": {"Bearer " + alice.Token}, "Last-Event-ID": {offset}})
+	_, m = bareResume.next(t, nil)
+	require.Equal(t, "reset", m["type"], "got %v", m)
+
+	// Someone else's token is refused on a node that does not hold the stream.
+	res, errBody := b.do(http.MethodGet, eventsPath, bob.Token, nil, "")
+	require.Equal(t, 40401, requireError(t, res, errBody, http.StatusNotFound).Code)
+
+	// A WebSocket opened on B is forwarded to A (its commands act on the
+	// XMPP session); its event_id is the log's id.
+	internalA.Config.Handler = a.srv.ClusterRoutes(secret)
+	internalA.Start()
+	ws, _, err := b.dialWS(t, "/restapi/v1/chat/"+alice.StreamID+"/ws", bearerHeader(alice.Token))
+	require.NoError(t, err)
+	a.post(bob, http.MethodPost, "/messages/"+bare(alice.JID), body(6), http.StatusAccepted)
+	got := ws.next(t, func(m map[string]any) bool { return m["body"] == body(6) })
+	require.Regexp(t, `^[0-9]+\.`+epoch+`$`, got["event_id"])
+	_, m = onC.next(t, isMsg(6))
+	require.Equal(t, body(6), m["body"])
+
+	// The stream ends on its owner: the EventSources on B and C end too.
+	a.post(alice, http.MethodPost, "/logoff", nil, http.StatusNoContent)
+	onC.waitEnd(t, 10*time.Second)
+	bareResume.waitEnd(t, 10*time.Second)
+	res, errBody = c.do(http.MethodGet, eventsPath, alice.Token, nil, "")
+	require.Equal(t, 40401, requireError(t, res, errBody, http.StatusNotFound).Code, "the stream left the registry")
 }

@@ -22,6 +22,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/xmppgw/xmppgw/gateway"
+	"github.com/xmppgw/xmppgw/internal/cluster"
 	"github.com/xmppgw/xmppgw/internal/prosody"
 	"github.com/xmppgw/xmppgw/sse"
 )
@@ -77,6 +78,9 @@ type envOptions struct {
 	maxSubscribers int
 	api            Config // fields to override; JWTSecret and CORS are set by newEnv
 	gateway        gateway.Config
+	// clusterEvents wires the node as cmd/xmppgw does in cluster mode: the
+	// registry, events published to Redis and a relay into the broker.
+	clusterEvents *cluster.Cluster
 }
 
 var (
@@ -129,9 +133,24 @@ func newEnv(t *testing.T, o envOptions) *testEnv {
 	if gc.ReconnectMin == 0 {
 		gc.ReconnectMin, gc.ReconnectMax = 100*time.Millisecond, time.Second
 	}
-	mgr, err := gateway.NewManager(gc, broker, log)
-	require.NoError(t, err)
+	var pub gateway.Publisher = broker
 	ac := o.api
+	stopEvents := func() {}
+	if c := o.clusterEvents; c != nil {
+		reg := c.NewGatewayRegistry(cluster.Caps{PerUser: 10, Total: 1000}, log)
+		events := c.NewEventPublisher(reg, log)
+		hub := c.NewHub()
+		relay := c.NewRelay(hub, broker, 200*time.Millisecond, log)
+		gc.Registry, pub = reg, events
+		ac.Relay, ac.ClusterStream = relay, c.Get
+		stopEvents = func() {
+			relay.Close()
+			events.Close()
+			_ = hub.Close()
+		}
+	}
+	mgr, err := gateway.NewManager(gc, pub, log)
+	require.NoError(t, err)
 	ac.JWTSecret, ac.TokenTTL, ac.CORSOrigins = testSecret, o.tokenTTL, []string{"http://app.example"}
 	ac.AdminUser, ac.AdminPassword = testAdminUser, testAdminPassword
 	srv := NewServer(ac, mgr, broker, log)
@@ -141,6 +160,7 @@ func newEnv(t *testing.T, o envOptions) *testEnv {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
 		require.NoError(t, mgr.Close(ctx))
+		stopEvents()
 		broker.Close()
 		hs.Close()
 	})

@@ -103,6 +103,13 @@ type Config struct {
 	// listener with ClusterSecret; nil answers 404 for them.
 	Forward       Forwarder
 	ClusterSecret []byte
+	// Relay, in cluster mode, mirrors a stream's events from the cluster's
+	// log into this node's broker while it has subscribers here, so the
+	// events route serves any stream of the cluster on any node;
+	// ClusterStream finds the stream's record (owner, user) for that. nil
+	// serves the broker's own topics.
+	Relay         EventRelay
+	ClusterStream func(ctx context.Context, streamID string) (cluster.StreamRecord, error)
 	// ClusterReady, in cluster mode, reports whether this node can reach the
 	// cluster's store and holds its lease; /readyz answers 503 while not.
 	ClusterReady func(context.Context) error
@@ -320,8 +327,33 @@ func (s *Server) streamRoute(h streamHandlerFunc) http.HandlerFunc {
 	return s.scoped(h, fromHeader)
 }
 
-func (s *Server) eventsRoute(h streamHandlerFunc) http.HandlerFunc {
-	return s.scoped(h, fromHeaderQueryOrCookie)
+// eventsRoute serves a stream's events. In cluster mode a stream held by
+// another node is served here too, from the cluster's log (api/events.go),
+// so an event stream survives the node holding the XMPP session.
+func (s *Server) eventsRoute(h eventHandlerFunc) http.HandlerFunc {
+	if s.cfg.Relay == nil || s.cfg.ClusterStream == nil {
+		return s.scoped(func(w http.ResponseWriter, r *http.Request, p *principal, st *gateway.Stream) error {
+			return h(w, r, p, eventTarget{id: st.ID(), st: st})
+		}, fromHeaderQueryOrCookie)
+	}
+	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		p, err := s.authenticate(r, fromHeaderQueryOrCookie)
+		if err != nil {
+			return err
+		}
+		if err := s.verifyBasicUser(r, p); err != nil {
+			return err
+		}
+		t, err := s.resolveEventTarget(r.Context(), p, chi.URLParam(r, "streamid"))
+		if err != nil {
+			return err
+		}
+		if p.admin {
+			s.auditLog(r, p, "stream."+r.Method+" "+chi.RouteContext(r.Context()).RoutePattern(), t.user)
+		}
+		t.touch()
+		return h(w, r, p, t)
+	})
 }
 
 func (s *Server) scoped(h streamHandlerFunc, src credentialSource) http.HandlerFunc {

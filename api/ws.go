@@ -76,6 +76,14 @@ func (s *Server) streamWebSocket(w http.ResponseWriter, r *http.Request, p *prin
 	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 		return errUpgradeRequired
 	}
+	// In cluster mode the socket is on the node holding the stream (its
+	// commands act on the XMPP session; other nodes forward it here), and
+	// its events come from the cluster's log like every node's.
+	unmirror, err := s.mirrorEvents(r.Context(), st.ID())
+	if err != nil {
+		return err
+	}
+	defer unmirror()
 	sub, err := broker.Subscribe(st.ID(), lastEventIDOf(r))
 	if err != nil {
 		return err
@@ -204,7 +212,7 @@ func (s *Server) wsOriginPatterns() []string {
 
 // eventFrame adds "event_id" to an event's JSON object.
 func eventFrame(ev sse.Event) []byte {
-	id := strconv.AppendQuote(nil, strconv.FormatUint(ev.ID, 10))
+	id := strconv.AppendQuote(nil, sse.EventID(ev.ID, ev.Epoch))
 	data := ev.Data
 	if len(data) < 2 || data[0] != '{' {
 		b, _ := json.Marshal(map[string]any{"event_id": string(id[1 : len(id)-1]), "type": "xmpp", "data": json.RawMessage(data)})

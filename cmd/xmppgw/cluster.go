@@ -24,6 +24,28 @@ type clusterNode struct {
 	ln       net.Listener
 	watch    *cluster.RevocationWatch
 	followed chan struct{} // closed when the revocation follower exits
+	events   *cluster.EventPublisher
+	relay    *cluster.Relay
+}
+
+// shareEvents makes the cluster carry the streams' events: the gateway
+// publishes to Redis through the returned Publisher, and the relay mirrors
+// into broker the streams this node's subscribers read.
+func (n *clusterNode) shareEvents(reg *cluster.GatewayRegistry, broker cluster.LocalTopics, log *slog.Logger) *cluster.EventPublisher {
+	n.events = n.c.NewEventPublisher(reg, log)
+	n.relay = n.c.NewRelay(n.hub, broker, 0, log)
+	return n.events
+}
+
+// stopEvents ends the mirrors and the publisher's queues (after the
+// streams closed, so their last events are written). It is idempotent.
+func (n *clusterNode) stopEvents() {
+	if n.relay != nil {
+		n.relay.Close()
+	}
+	if n.events != nil {
+		n.events.Close()
+	}
 }
 
 // joinCluster connects to Redis, takes the node's lease and listens on the
@@ -95,6 +117,7 @@ func (n *clusterNode) ready(ctx context.Context) error {
 // leave drops the lease at once (the node is dead to the others now, not
 // after the TTL) and closes the hub, the listener and the client.
 func (n *clusterNode) leave(ctx context.Context, log *slog.Logger) {
+	n.stopEvents()
 	if n.watch != nil {
 		n.watch.Close()
 		<-n.followed

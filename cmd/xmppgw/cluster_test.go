@@ -124,7 +124,7 @@ func TestRun_ClusterNodeJoinsAndLeaves(t *testing.T) {
 		}
 		return false
 	}, 10*time.Second, 50*time.Millisecond, "no cluster-mode line in the log:\n%s", logs.String())
-	require.Contains(t, logs.String(), "still die with that node", "the node says what cluster mode does not do yet")
+	require.Contains(t, logs.String(), "XMPP session still dies with the node holding it", "the node says what cluster mode does not do yet")
 	addr, alive, err := watcher.NodeAddr(t.Context(), node)
 	require.NoError(t, err)
 	require.True(t, alive)

@@ -72,10 +72,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			defer cancel()
 			node.leave(leaveCtx, log)
 		}()
-		// Until issue 17's shared event log and issue 18's takeover are
-		// wired, a stream lives and dies with the node that opened it
-		// (other nodes forward to it): say so rather than look finished.
-		log.Warn("cluster mode: requests are forwarded to the node holding their stream, but a stream and its replay window still die with that node (docs/cluster.md: what is wired)",
+		// Until issue 18's takeover is wired, a stream's XMPP session lives
+		// and dies with the node that opened it: say so rather than look
+		// finished.
+		log.Warn("cluster mode: events and their replay window live in Redis and any node serves them, but a stream's XMPP session still dies with the node holding it (docs/cluster.md: what is wired)",
 			slog.String("cluster", node.c.Config().Name), slog.String("node", node.c.Node()), slog.String("advertise", cfg.Cluster.Advertise))
 	}
 	tlsConfig, err := cfg.tlsConfig()
@@ -121,6 +121,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		apiCfg.Revocations = node.c
 		apiCfg.NodeName, apiCfg.ClusterStreams = node.c.Node(), node.c.List
 		apiCfg.Forward, apiCfg.ClusterSecret = node.c, cfg.ClusterSecret
+		apiCfg.Relay, apiCfg.ClusterStream = node.relay, node.c.Get
 		limitLog := log.With(slog.String("tag", "cluster"))
 		apiCfg.Limiters = func(name string, perMinute float64, burst int) api.KeyedLimiter {
 			return node.c.Limiter(name, perMinute, burst, api.NewLocalLimiter(name, perMinute, burst), limitLog)
@@ -193,6 +194,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	defer cancel()
 	if err := mgr.Close(shutdownCtx); err != nil {
 		log.Warn("closing streams", slog.String("error", err.Error()))
+	}
+	if node != nil {
+		// The streams' last events are in Redis now; end the mirrors, whose
+		// subscribers reconnect to another node.
+		node.stopEvents()
 	}
 	// Event streams own their connections (http.Server.Shutdown no longer
 	// tracks them): let them write their last events, then end them.

@@ -32,7 +32,7 @@ const (
 // marker.
 type EventPublisher struct {
 	c      *Cluster
-	fences interface{ Fence(string) (LeaseFence, bool) }
+	fences Fences
 	log    *slog.Logger
 
 	mu     sync.Mutex
@@ -53,9 +53,14 @@ type publishQueueState struct {
 // endMarker is the payload that ends a log: a real event is never empty.
 var endMarker = []byte{}
 
-// NewEventPublisher returns the cluster-mode gateway.Publisher; fences
-// gives each registered stream's lease fence (GatewayRegistry).
-func (c *Cluster) NewEventPublisher(fences interface{ Fence(string) (LeaseFence, bool) }, log *slog.Logger) *EventPublisher {
+// Fences gives the lease fence of each stream this node registered
+// (GatewayRegistry).
+type Fences interface {
+	Fence(streamID string) (LeaseFence, bool)
+}
+
+// NewEventPublisher returns the cluster-mode gateway.Publisher.
+func (c *Cluster) NewEventPublisher(fences Fences, log *slog.Logger) *EventPublisher {
 	return &EventPublisher{c: c, fences: fences, log: log, queues: map[string]*publishQueueState{}}
 }
 
