@@ -57,6 +57,7 @@ type mirror struct {
 	ended  bool          // the owner's end marker was read
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the goroutine exited and the topic is closed
+	exited bool          // the goroutine is past its cleanup (guarded by Relay.mu)
 	linger *time.Timer
 }
 
@@ -158,8 +159,17 @@ func (r *Relay) release(m *mirror) {
 
 func (r *Relay) stopLocked(m *mirror) {
 	delete(r.mirrors, m.id)
-	r.stopping[m.id] = m
+	if !m.exited { // else its goroutine already wound down (the log ended)
+		r.stopping[m.id] = m
+	}
 	m.cancel()
+}
+
+// stoppingCount is how many stopped mirrors still wind down (for tests).
+func (r *Relay) stoppingCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.stopping)
 }
 
 // run is a mirror's goroutine: the stream's Subscription into its topic,
@@ -170,6 +180,7 @@ func (r *Relay) run(ctx context.Context, m *mirror) {
 		r.topics.CloseTopic(m.id)
 		r.unwatch(m.id)
 		r.mu.Lock()
+		m.exited = true
 		if r.stopping[m.id] == m {
 			delete(r.stopping, m.id)
 		}

@@ -118,10 +118,15 @@ func TestRelay_EventsFromTheOwnerOnAnotherNode(t *testing.T) {
 	require.ErrorIs(t, err, sse.ErrClosed)
 	sub.Close()
 	release()
+	require.Zero(t, relay.Mirrored())
+	require.Eventually(t, func() bool { return relay.stoppingCount() == 0 }, 5*time.Second, 10*time.Millisecond,
+		"nothing of the ended stream is kept")
 	_, err = relay.Acquire(ctx, "s1")
 	require.ErrorIs(t, err, ErrStreamEnded, "an ended stream's log is not served again")
 	require.Eventually(t, func() bool { return pub.Subscribers("s1") == 0 }, 5*time.Second, 20*time.Millisecond,
 		"the watcher is gone")
+	require.Zero(t, relay.Mirrored())
+	require.Eventually(t, func() bool { return relay.stoppingCount() == 0 }, 5*time.Second, 10*time.Millisecond)
 }
 
 // A mirror outlives its last subscriber by the linger time (a reconnect
