@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/xmppgw/xmppgw/gateway"
+	"github.com/xmppgw/xmppgw/internal/cluster"
 )
 
 // metrics are the Prometheus instruments of one Server. Gauges and
@@ -53,7 +54,45 @@ func (s *Server) newMetrics() *metrics {
 	counter("xmppgw_sse_evicted_total", "Event subscribers disconnected for falling behind.", nil, func() uint64 { return s.events.Stats().Evicted })
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "xmppgw_sse_subscribers",
 		Help: "Open event stream subscribers."}, func() float64 { return float64(s.events.Stats().Subscribers) }))
+	if read := s.cfg.ClusterStats; read != nil {
+		counter("xmppgw_cluster_pubsub_reconnects_total", "Times this node replaced its Redis pub/sub connection.", nil,
+			func() uint64 { return read().PubSubReconnects })
+		counter("xmppgw_cluster_events_dropped_total", "Events lost because Redis stayed away while their stream's queue was full.", nil,
+			func() uint64 { return read().EventsDropped })
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "xmppgw_cluster_mirrored_streams",
+			Help: "Streams whose Redis event log this node mirrors for its subscribers."}, func() float64 { return float64(read().Mirrored) }))
+		reg.MustRegister(roundTripCollector{read: read, desc: prometheus.NewDesc("xmppgw_cluster_redis_round_trip_seconds",
+			"Round trips of this node's Redis commands and pipelines (pub/sub excepted).", nil, nil)})
+	}
 	return m
+}
+
+// ClusterStats are the cluster figures /metrics shows (cluster mode).
+type ClusterStats struct {
+	RoundTrips       cluster.Histogram
+	PubSubReconnects uint64
+	EventsDropped    uint64
+	Mirrored         int
+}
+
+// roundTripCollector exports the cluster's round-trip histogram, kept by
+// internal/cluster without Prometheus, at scrape time.
+type roundTripCollector struct {
+	read func() ClusterStats
+	desc *prometheus.Desc
+}
+
+func (c roundTripCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c roundTripCollector) Collect(ch chan<- prometheus.Metric) {
+	h := c.read().RoundTrips
+	buckets := make(map[float64]uint64, len(cluster.RoundTripBuckets))
+	for i, le := range cluster.RoundTripBuckets {
+		if i < len(h.Buckets) {
+			buckets[le] = h.Buckets[i]
+		}
+	}
+	ch <- prometheus.MustNewConstHistogram(c.desc, h.Count, h.Sum, buckets)
 }
 
 // observe records one finished request.
@@ -71,7 +110,7 @@ func (s *Server) MetricsHandler() http.Handler {
 // serveMetrics godoc
 //
 //	@Summary		Prometheus metrics (admin)
-//	@Description	Streams by state, logins, XMPP reconnects, stanzas in/out, events published, slow subscribers evicted, SSE subscribers, HTTP requests and latency by route, Go runtime. On the main listener admin credentials are required; XMPPGW_METRICS_LISTEN serves them without auth on a separate (internal) address.
+//	@Description	Streams by state, logins, XMPP reconnects, stanzas in/out, events published, slow subscribers evicted, SSE subscribers, HTTP requests and latency by route, Go runtime; in cluster mode also Redis round trips, pub/sub reconnects, mirrored streams, dropped events and forwarded requests. On the main listener admin credentials are required; XMPPGW_METRICS_LISTEN serves them without auth on a separate (internal) address.
 //	@Tags			admin
 //	@Produce		plain
 //	@Success		200	{string}	string	"Prometheus text format"

@@ -110,6 +110,9 @@ type Config struct {
 	// serves the broker's own topics.
 	Relay         EventRelay
 	ClusterStream func(ctx context.Context, streamID string) (cluster.StreamRecord, error)
+	// ClusterStats, in cluster mode, reads the node's cluster figures for
+	// /metrics; nil adds none.
+	ClusterStats func() ClusterStats
 	// ClusterReady, in cluster mode, reports whether this node can reach the
 	// cluster's store and holds its lease; /readyz answers 503 while not.
 	ClusterReady func(context.Context) error

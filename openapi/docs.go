@@ -44,7 +44,7 @@ const docTemplate = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "Streams by state, logins, XMPP reconnects, stanzas in/out, events published, slow subscribers evicted, SSE subscribers, HTTP requests and latency by route, Go runtime. On the main listener admin credentials are required; XMPPGW_METRICS_LISTEN serves them without auth on a separate (internal) address.",
+                "description": "Streams by state, logins, XMPP reconnects, stanzas in/out, events published, slow subscribers evicted, SSE subscribers, HTTP requests and latency by route, Go runtime; in cluster mode also Redis round trips, pub/sub reconnects, mirrored streams, dropped events and forwarded requests. On the main listener admin credentials are required; XMPPGW_METRICS_LISTEN serves them without auth on a separate (internal) address.",
                 "produces": [
                     "text/plain"
                 ],

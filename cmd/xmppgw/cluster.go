@@ -37,6 +37,18 @@ func (n *clusterNode) shareEvents(reg *cluster.GatewayRegistry, broker cluster.L
 	return n.events
 }
 
+// stats are the node's cluster figures for /metrics.
+func (n *clusterNode) stats() api.ClusterStats {
+	st := api.ClusterStats{RoundTrips: n.c.RoundTrips(), PubSubReconnects: uint64(max(n.hub.Reconnects(), 0))}
+	if n.events != nil {
+		st.EventsDropped = n.events.Dropped()
+	}
+	if n.relay != nil {
+		st.Mirrored = n.relay.Mirrored()
+	}
+	return st
+}
+
 // stopEvents ends the mirrors and the publisher's queues (after the
 // streams closed, so their last events are written). It is idempotent.
 func (n *clusterNode) stopEvents() {

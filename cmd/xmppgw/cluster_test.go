@@ -100,8 +100,8 @@ func freeAddr(t *testing.T) string {
 // the lease when it stops; a node that cannot reach Redis does not start.
 func TestRun_ClusterNodeJoinsAndLeaves(t *testing.T) {
 	r := redistest.ForTest(t)
-	internal, public := freeAddr(t), freeAddr(t)
-	vars := clusterEnv(r.URL, map[string]string{"XMPPGW_CLUSTER_LISTEN": internal, "XMPPGW_LISTEN": public,
+	internal, public, metrics := freeAddr(t), freeAddr(t), freeAddr(t)
+	vars := clusterEnv(r.URL, map[string]string{"XMPPGW_CLUSTER_LISTEN": internal, "XMPPGW_LISTEN": public, "XMPPGW_METRICS_LISTEN": metrics,
 		"XMPPGW_CLUSTER": "joins", "XMPPGW_LEASE_RENEW": "200ms", "XMPPGW_LEASE_TTL": "1s", "XMPPGW_LOG_DELAY": "0",
 		"XMPPGW_ADMIN_USER": "ops", "XMPPGW_ADMIN_PASSWORD": "correct-horse-battery"})
 	ctx, cancel := context.WithCancel(t.Context())
@@ -166,6 +166,19 @@ func TestRun_ClusterNodeJoinsAndLeaves(t *testing.T) {
 		keys, err := watcher.Redis().Keys(t.Context(), "rate:joins:"+set+":*").Result()
 		require.NoError(t, err)
 		require.Len(t, keys, 1, "the %s bucket is in Redis", set)
+	}
+
+	// /metrics shows the cluster figures; the node has sent Redis commands.
+	res, err = http.Get("http://" + metrics + "/metrics")
+	require.NoError(t, err)
+	scraped, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	require.NoError(t, err)
+	require.Regexp(t, `(?m)^xmppgw_cluster_redis_round_trip_seconds_count [1-9][0-9]*$`, string(scraped))
+	require.Regexp(t, `(?m)^xmppgw_cluster_redis_round_trip_seconds_bucket\{le="0.001"\} [0-9]+$`, string(scraped))
+	for _, name := range []string{"xmppgw_cluster_mirrored_streams 0", "xmppgw_cluster_events_dropped_total 0",
+		"xmppgw_cluster_pubsub_reconnects_total 0", "xmppgw_cluster_forwarded_requests_total 0"} {
+		require.Contains(t, string(scraped), "\n"+name+"\n")
 	}
 
 	cancel()

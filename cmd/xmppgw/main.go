@@ -122,6 +122,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		apiCfg.NodeName, apiCfg.ClusterStreams = node.c.Node(), node.c.List
 		apiCfg.Forward, apiCfg.ClusterSecret = node.c, cfg.ClusterSecret
 		apiCfg.Relay, apiCfg.ClusterStream = node.relay, node.c.Get
+		apiCfg.ClusterStats = node.stats
 		limitLog := log.With(slog.String("tag", "cluster"))
 		apiCfg.Limiters = func(name string, perMinute float64, burst int) api.KeyedLimiter {
 			return node.c.Limiter(name, perMinute, burst, api.NewLocalLimiter(name, perMinute, burst), limitLog)

@@ -155,6 +155,8 @@ type Cluster struct {
 	keys Keys
 	cfg  Config
 	own  bool // Close closes rdb
+	// trips times every command and pipeline (a go-redis hook), for /metrics.
+	trips *roundTrips
 }
 
 // Open parses a Redis URL (see NewClient), connects, checks the server
@@ -183,7 +185,9 @@ func New(rdb redis.UniversalClient, cfg Config) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Cluster{rdb: rdb, keys: Keys{prefix: cfg.Name}, cfg: cfg}, nil
+	c := &Cluster{rdb: rdb, keys: Keys{prefix: cfg.Name}, cfg: cfg, trips: newRoundTrips()}
+	rdb.AddHook(c.trips)
+	return c, nil
 }
 
 // Close closes the Redis client if Open created it.
