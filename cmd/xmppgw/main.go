@@ -90,11 +90,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		TLS: gateway.TLSMode(cfg.XMPPTLS), TLSConfig: tlsConfig, LoginTimeout: cfg.LoginTimeout,
 		IdleTimeout: cfg.StreamIdle, TokenSecret: cfg.XMPPTokenSecret, ServiceAccount: cfg.NotifyFrom,
 		MaxStreams: cfg.MaxStreams, MaxStreamsPerUser: cfg.MaxStreamsPerUser, AutojoinBookmarks: cfg.Autojoin}
+	// In cluster mode the streams' events go to Redis, and this node's
+	// broker mirrors the ones its subscribers read (docs/cluster.md).
+	var events gateway.Publisher = broker
 	if node != nil {
-		gwCfg.Registry = node.c.NewGatewayRegistry(cluster.Caps{PerUser: cfg.MaxStreamsPerUser, Total: cfg.MaxStreams},
-			log.With(slog.String("tag", "cluster")))
+		clusterLog := log.With(slog.String("tag", "cluster"))
+		reg := node.c.NewGatewayRegistry(cluster.Caps{PerUser: cfg.MaxStreamsPerUser, Total: cfg.MaxStreams}, clusterLog)
+		gwCfg.Registry = reg
+		events = node.shareEvents(reg, broker, clusterLog)
 	}
-	mgr, err := gateway.NewManager(gwCfg, broker, log)
+	mgr, err := gateway.NewManager(gwCfg, events, log)
 	if err != nil {
 		log.Error("gateway", slog.String("error", err.Error()))
 		return 2

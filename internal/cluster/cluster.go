@@ -186,7 +186,9 @@ func New(rdb redis.UniversalClient, cfg Config) (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{rdb: rdb, keys: Keys{prefix: cfg.Name}, cfg: cfg, trips: newRoundTrips()}
-	rdb.AddHook(c.trips)
+	if rdb != nil { // nil only where a test checks the configuration alone
+		rdb.AddHook(c.trips)
+	}
 	return c, nil
 }
 

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/xmppgw/xmppgw/api"
+)
+
+// Three gateway processes, one Redis, one Prosody (issue 17's cluster
+// test): a stream logged in on node 1 is read over SSE on node 2 and over a
+// WebSocket on node 3, with the same event ids; a message sent through node
+// 3 arrives on both; a node that never saw a stream replays it from
+// Last-Event-ID; a revocation on node 2 closes node 1's SSE within a
+// second; failed logins spread over the nodes share one budget; and the
+// admin list on node 3 shows node 1's streams.
+func TestCluster_ThreeNodes(t *testing.T) {
+	c := newTestCluster(t, "three")
+	ctx := t.Context()
+	for _, u := range []string{"alice", "bob"} {
+		require.NoError(t, c.xmpp.Register(ctx, u, u+"-password-1"))
+	}
+	n1, n2, n3 := c.start("n1", nil), c.start("n2", nil), c.start("n3", nil)
+
+	alice := n1.login("alice", "alice-password-1")
+	bob := n3.login("bob", "bob-password-1")
+	onN2 := n2.events(alice.StreamID, bearer(alice.Token))
+	ws := n3.socket(alice.StreamID, alice.Token)
+
+	// bob (on node 3) writes to alice (on node 1) through node 3.
+	for i, text := range []string{"first", "second"} {
+		code, body := n3.do(http.MethodPost, "/restapi/v1/chat/"+bob.StreamID+"/messages/alice@"+c.xmpp.Domain,
+			map[string]string{"body": text}, bearer(bob.Token))
+		require.Equal(t, http.StatusAccepted, code, "send %d: %s", i, body)
+	}
+	for _, text := range []string{"first", "second"} {
+		ev := onN2.next(t, withBody(text))
+		frame := ws.next(t, withBody(text))
+		require.Equal(t, ev.ID, frame["event_id"], "SSE on node 2 and WebSocket on node 3 see the same id")
+		require.Regexp(t, `^[0-9]+\.[0-9a-f]+$`, ev.ID)
+	}
+	// The WebSocket's commands act on alice's session on node 1.
+	ws.send(t, map[string]any{"type": "message", "id": "c1", "to": "bob@" + c.xmpp.Domain, "body": "reply"})
+	require.Equal(t, "ok", ws.next(t, func(m map[string]any) bool { return m["reply-to"] == "c1" })["type"])
+
+	// bob's stream was never read anywhere; node 2 replays it from the log.
+	bobOnN1 := n1.events(bob.StreamID, bearer(bob.Token))
+	reply := bobOnN1.next(t, withBody("reply"))
+	bobOnN1.close()
+	for _, text := range []string{"after 1", "after 2"} {
+		code, body := n1.do(http.MethodPost, "/restapi/v1/chat/"+alice.StreamID+"/messages/bob@"+c.xmpp.Domain,
+			map[string]string{"body": text}, bearer(alice.Token))
+		require.Equal(t, http.StatusAccepted, code, body)
+	}
+	resumed := n2.events(bob.StreamID, http.Header{"Authorization": {"Bearer " + bob.Token}, "Last-Event-ID": {reply.ID}})
+	first := resumed.next(t, func(m map[string]any) bool { return m["body"] != nil || m["type"] == "reset" })
+	require.Equal(t, "after 1", first.Data["body"], "exactly what followed Last-Event-ID: %v", first.Data)
+	resumed.next(t, withBody("after 2"))
+
+	// A revocation on node 2 ends alice's SSE on node 1 within a second.
+	onN1 := n1.events(alice.StreamID, bearer(alice.Token))
+	code, body := n2.do(http.MethodDelete, "/restapi/v1/chat/token", nil, bearer(alice.Token))
+	require.Equal(t, http.StatusNoContent, code, body)
+	require.True(t, onN1.ended(time.Second), "node 1's event stream still open a second after the revocation")
+	require.True(t, onN2.ended(time.Second), "node 2's too")
+
+	// Five failed logins, spread over the nodes, use up the budget everywhere.
+	nodes := []*gatewayNode{n1, n2, n3}
+	for i := range 5 {
+		code, body := nodes[i%3].do(http.MethodPost, "/restapi/v1/chat/alice/login", map[string]string{"password": "wrong"}, nil)
+		require.Equal(t, http.StatusUnauthorized, code, "attempt %d: %s", i+1, body)
+	}
+	for _, n := range nodes {
+		code, body := n.do(http.MethodPost, "/restapi/v1/chat/alice/login", map[string]string{"password": "wrong"}, nil)
+		require.Equal(t, http.StatusTooManyRequests, code, "on %s after five failures: %s", n.name, body)
+	}
+
+	// The admin list on node 3 shows the stream node 1 holds.
+	admin := http.Header{"Authorization": {"Basic b3BzOmNvcnJlY3QtaG9yc2UtYmF0dGVyeQ=="}} // ops:correct-horse-battery
+	code, body = n3.do(http.MethodGet, "/restapi/v1/admin/streams", nil, admin)
+	require.Equal(t, http.StatusOK, code, body)
+	var list api.StreamList
+	require.NoError(t, json.Unmarshal([]byte(body), &list))
+	found := false
+	for _, s := range list.Streams {
+		if s.StreamID == alice.StreamID {
+			found = true
+			require.Equal(t, n1.nodeName(), s.Node)
+			require.Equal(t, "remote", s.State)
+			require.True(t, strings.HasPrefix(s.JID, "alice@"), s.JID)
+		}
+	}
+	require.True(t, found, "alice's stream in node 3's list: %s", body)
+}
