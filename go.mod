@@ -13,6 +13,7 @@ require (
 	github.com/swaggo/swag v1.16.6
 	github.com/xmppo/go-xmpp v0.3.6
 	go.uber.org/goleak v1.3.0
+	mellium.im/sasl v0.3.2
 	mellium.im/xmpp v0.22.0
 )
 
@@ -39,6 +40,7 @@ require (
 	go.uber.org/atomic v1.12.0 // indirect
 	go.yaml.in/yaml/v2 v2.4.2 // indirect
 	go.yaml.in/yaml/v3 v3.0.5
+	golang.org/x/crypto v0.53.0 // indirect
 	golang.org/x/mod v0.36.0 // indirect
 	golang.org/x/net v0.56.0 // indirect
 	golang.org/x/sync v0.21.0 // indirect

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -402,7 +403,7 @@ func TestStream_StartTLSWithVerifiedCertificate(t *testing.T) {
 	s := e.login(e.newUser("tls"))
 	require.NotEmpty(t, s.StreamID)
 
-	// The gateway writes stanzas to the TLS connection itself, past go-xmpp.
+	// The gateway writes stanzas to the TLS connection itself, past mellium's encoder.
 	bob := e.login(e.newUser("tlsbob"))
 	events := e.subscribe("/restapi/v1/chat/"+bob.StreamID+"/events", bearerHeader(bob.Token))
 	events.next(t, ofType("stream"))
@@ -411,6 +412,20 @@ func TestStream_StartTLSWithVerifiedCertificate(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, res.StatusCode, body)
 	_, got := events.next(t, ofType("chat"))
 	require.Equal(t, "over TLS", got["body"])
+}
+
+// The resource asked for at login is the one the server binds (with the
+// gateway's unique suffix): the login negotiates binding itself.
+func TestLogin_BindsTheRequestedResource(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	user, pass := e.newUser("res")
+	res, body := e.do(http.MethodPost, "/restapi/v1/chat/"+user+"/login", "",
+		jsonBody(map[string]string{"password": pass, "resource": "desk"}), "application/json")
+	require.Equal(t, http.StatusOK, res.StatusCode, body)
+	var lr LoginResponse
+	require.NoError(t, json.Unmarshal([]byte(body), &lr))
+	require.Regexp(t, `^`+user+`@[^/]+/desk\.[0-9a-f]{12}$`, lr.JID)
 }
 
 func TestStream_IdleStreamIsClosed(t *testing.T) {

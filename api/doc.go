@@ -1,6 +1,6 @@
 // Package api is the HTTP face of xmppgw: the chi router, one file per
 // resource, authentication, and the single error mapper. It talks to XMPP
-// only through package gateway's types and never imports go-xmpp.
+// only through package gateway's types and never speaks XMPP itself.
 //
 //	@title						xmppgw API
 //	@version					0.1

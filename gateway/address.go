@@ -40,10 +40,10 @@ func ParseAddress(s string) (jid.JID, error) {
 	return j, nil
 }
 
-// resourcePattern restricts client-chosen resource prefixes. go-xmpp splices
-// the resource into its bind request unescaped, so anything XML-special must
-// never reach it; the gateway appends a random suffix to keep resources
-// unique (a duplicate resource makes the server kick the older session).
+// resourcePattern restricts client-chosen resource prefixes to what every
+// server binds unchanged and every log and URL shows without escaping; the
+// gateway appends a random suffix to keep resources unique (a duplicate
+// resource makes the server kick the older session).
 var resourcePattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,48}$`)
 
 // ValidateResource checks a client-chosen resource prefix.

@@ -18,11 +18,11 @@ const DefaultXMPPTokenTTL = 5 * time.Minute
 type credentials interface {
 	// secret returns the password to present, fresh for every login.
 	secret() (string, error)
-	// mechanism forces a SASL mechanism, or "" to let go-xmpp choose.
+	// mechanism forces a SASL mechanism, or "" for the best offered.
 	mechanism() string
 }
 
-// passwordCredentials are a user's own password; go-xmpp prefers SCRAM.
+// passwordCredentials are a user's own password; SCRAM is preferred.
 type passwordCredentials string
 
 func (p passwordCredentials) secret() (string, error) { return string(p), nil }

@@ -1,8 +1,10 @@
 // Package gateway owns the per-user XMPP streams of xmppgw: it logs users in
-// with go-xmpp, keeps one reader goroutine per stream, translates stanzas to
-// JSON events and JSON requests to stanzas, and reconnects dropped streams.
+// (mellium.im/xmpp negotiates each session: STARTTLS, SASL through
+// mellium.im/sasl, resource binding), keeps one reader goroutine per stream,
+// translates stanzas to JSON events and JSON requests to stanzas, and
+// reconnects dropped streams.
 //
-// It is the only package that imports github.com/xmppo/go-xmpp. It knows
+// It is the only package that speaks XMPP to the server. It knows
 // nothing of HTTP or JWT: events leave through the small Publisher interface
 // (implemented by package sse) and requests arrive as plain Go values.
 package gateway

@@ -278,7 +278,7 @@ func mamQuery(queryID string, q HistoryQuery) xmlNode {
 
 // gapFill publishes what the archive holds after the last archived message
 // this stream delivered, so messages that arrived while the connection was
-// down are not lost (go-xmpp has no XEP-0198 resumption). Own messages
+// down are not lost (the gateway does not use XEP-0198 resumption). Own messages
 // from this same resource were seen by the client already and are skipped;
 // already-delivered ids are skipped too.
 func (s *Stream) gapFill(ctx context.Context, since time.Time) {

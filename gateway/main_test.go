@@ -7,7 +7,5 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	// go-xmpp's Close arms a 10 s timer goroutine that closes the socket
-	// whatever happens; it ends by itself and holds nothing of ours.
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/xmppo/go-xmpp.(*Client).Close.func1"))
+	goleak.VerifyTestMain(m)
 }

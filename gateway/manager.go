@@ -58,7 +58,8 @@ type Config struct {
 	Domain    string      // XMPP domain users log in to
 	TLS       TLSMode     // starttls (default), direct or none
 	TLSConfig *tls.Config // optional; default verifies Domain against system roots
-	// Mechanism forces a SASL mechanism ("" lets go-xmpp choose, preferring SCRAM).
+	// Mechanism forces a SASL mechanism (SCRAM-SHA-256, SCRAM-SHA-1 or
+	// PLAIN); "" takes the best the server offers, SCRAM first.
 	Mechanism      string
 	LoginTimeout   time.Duration // overall login deadline; 0 = DefaultLoginTimeout
 	IdleTimeout    time.Duration // 0 = DefaultIdleTimeout
@@ -113,8 +114,6 @@ type Manager struct {
 	dialer dialFunc
 	macKey []byte
 
-	reclaimPending atomic.Bool
-
 	loginsOK, loginsFailed, reconnects, stanzasIn, stanzasOut atomic.Uint64
 
 	mu      sync.Mutex
@@ -136,6 +135,9 @@ type Manager struct {
 
 	wg   sync.WaitGroup // stream goroutines, login goroutines, the reaper
 	stop chan struct{}
+	// life ends with Close (endLife), cancelling logins in flight.
+	life    context.Context
+	endLife context.CancelFunc
 }
 
 // NewManager validates cfg, fills defaults and starts the idle reaper.
@@ -187,6 +189,7 @@ func NewManager(cfg Config, pub Publisher, log *slog.Logger) (*Manager, error) {
 	_, _ = rand.Read(key)
 	m := &Manager{cfg: cfg, pub: pub, log: log.With(slog.String("tag", "xmpp")), macKey: key,
 		streams: map[string]*Stream{}, stop: make(chan struct{})}
+	m.life, m.endLife = context.WithCancel(context.Background())
 	m.mucServices, _ = lru.New[string, bool](mucServiceCacheSize) // errors only for a size ≤ 0
 	m.dialer = m.dial
 	m.wg.Add(1)
@@ -452,6 +455,7 @@ func (m *Manager) Close(ctx context.Context) error {
 	}
 	m.mu.Unlock()
 	close(m.stop)
+	m.endLife()
 	sem := make(chan struct{}, 16) // bound the burst of goodbyes to the server
 	var wg sync.WaitGroup
 	for _, s := range streams {

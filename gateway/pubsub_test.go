@@ -44,10 +44,6 @@ func (c *scriptedConn) Read() (xmlNode, error) {
 // Write handles every stanza of the write: the stream may pipeline
 // several in one (afterConnect does).
 func (c *scriptedConn) Write(raw []byte) error {
-	if strings.Contains(string(raw), "</stream:stream>") {
-		c.Close()
-		return nil
-	}
 	dec := xml.NewDecoder(bytes.NewReader(raw))
 	c.mu.Lock()
 	c.batches = append(c.batches, nil)
@@ -80,6 +76,11 @@ func (c *scriptedConn) Write(raw []byte) error {
 }
 
 func (c *scriptedConn) JID() string { return c.full }
+
+// EndStream ends the script: the server closes at once.
+func (c *scriptedConn) EndStream(time.Duration) error {
+	return c.Close()
+}
 
 func (c *scriptedConn) Close() error {
 	c.once.Do(func() { close(c.closed) })

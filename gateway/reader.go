@@ -26,10 +26,17 @@ const hardCapFactor = 4
 // xmlNamespace is the namespace of the xml: prefix, always declared.
 const xmlNamespace = "http://www.w3.org/XML/1998/namespace"
 
+// tokenSource is what the stream reader reads: tokens, and how many input
+// bytes they took so far. *xml.Decoder is one; sessionTokens another.
+type tokenSource interface {
+	Token() (xml.Token, error)
+	InputOffset() int64
+}
+
 // readBudget is the byte budget of one top-level element, counted from the
-// decoder's input offset while decoding (so nothing is buffered to count).
+// source's input offset while decoding (so nothing is buffered to count).
 type readBudget struct {
-	d     *xml.Decoder
+	d     tokenSource
 	start int64 // input offset where the element began
 	max   int64 // bytes it may take before it is skipped; 0 = no limit
 }
@@ -73,9 +80,7 @@ func (b *readBudget) skip() error {
 // stanza while the stream goes on. Errors mean the stream itself is broken:
 // a syntax error, the end of the stream, a network error or a stream
 // error (RFC 6120 §4.9).
-//
-// It depends on nothing but encoding/xml, so it outlives go-xmpp's takeover.
-func readStanza(d *xml.Decoder, maxBytes int64) (xmlNode, error) {
+func readStanza(d tokenSource, maxBytes int64) (xmlNode, error) {
 	for {
 		offset := d.InputOffset()
 		tok, err := d.Token()
@@ -87,7 +92,7 @@ func readStanza(d *xml.Decoder, maxBytes int64) (xmlNode, error) {
 			b := &readBudget{d: d, start: offset, max: maxBytes}
 			var n xmlNode
 			// The top-level element's own namespace comes from the stream
-			// header (jabber:client), which go-xmpp read: take it as given.
+			// header (jabber:client), read during login: take it as given.
 			scope := append([]string{xmlNamespace, nsStreams, t.Name.Space}, declared(t)...)
 			if !localOK(t.Name.Local) || t.Name.Space != "" && !strings.Contains(t.Name.Space, ":") {
 				n.XMLName, n.Attrs = t.Name, append([]xml.Attr(nil), t.Attr...)

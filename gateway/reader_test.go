@@ -23,7 +23,7 @@ func memConn(t *testing.T, stanzas ...string) *xmppConn {
 	tok, err := dec.Token()
 	require.NoError(t, err)
 	require.Equal(t, "stream", tok.(xml.StartElement).Name.Local)
-	return &xmppConn{dec: dec, maxRead: DefaultMaxReadBytes}
+	return &xmppConn{tokens: dec, maxRead: DefaultMaxReadBytes}
 }
 
 func nested(levels int, inner string) string {
@@ -90,7 +90,7 @@ func loopConn(t *testing.T) (*xmppConn, net.Conn) {
 	dec := xml.NewDecoder(client)
 	_, err = dec.Token()
 	require.NoError(t, err)
-	return &xmppConn{raw: client, dec: dec, maxRead: DefaultMaxReadBytes, full: "alice@example.com/web.1"}, server
+	return &xmppConn{raw: client, tokens: dec, maxRead: DefaultMaxReadBytes, full: "alice@example.com/web.1"}, server
 }
 
 // A request waiting for its answer fails at once when the connection
@@ -137,10 +137,11 @@ func TestRequest_FailsAtOnceWhenTheConnectionDrops(t *testing.T) {
 // flappingDialer hands out connections that drop as soon as they are read.
 type flappingConn struct{ full string }
 
-func (c flappingConn) Read() (xmlNode, error) { return xmlNode{}, io.ErrUnexpectedEOF }
-func (flappingConn) Write([]byte) error       { return nil }
-func (c flappingConn) JID() string            { return c.full }
-func (flappingConn) Close() error             { return nil }
+func (c flappingConn) Read() (xmlNode, error)      { return xmlNode{}, io.ErrUnexpectedEOF }
+func (flappingConn) Write([]byte) error            { return nil }
+func (c flappingConn) JID() string                 { return c.full }
+func (flappingConn) Close() error                  { return nil }
+func (flappingConn) EndStream(time.Duration) error { return nil }
 
 // A stream whose connection drops again right after every reconnect gives
 // up with an offline stream event, rather than reconnecting forever.

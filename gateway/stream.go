@@ -184,10 +184,10 @@ func (s *Stream) Close(ctx context.Context, reason string) {
 			// Say goodbye (RFC 6120 §4.4) and let the reader see the server's
 			// </stream:stream>; the reader goroutine then closes the socket,
 			// so nothing closes it under a concurrent read.
-			_ = c.Write([]byte(`<presence type="unavailable"/></stream:stream>`))
-			if xc, ok := c.(*xmppConn); ok {
-				xc.expectClose(3 * time.Second)
+			if raw, err := encodePresence(OutgoingPresence{Type: "unavailable"}); err == nil {
+				_ = c.Write(raw)
 			}
+			_ = c.EndStream(3 * time.Second)
 		}
 		s.log.Info("stream closing", slog.String("reason", reason))
 	})
@@ -375,8 +375,7 @@ func (s *Stream) publish(ev any) {
 }
 
 // pendingSends remembers recently sent message ids per recipient so a
-// bounce can name the message it refers to: go-xmpp v0.3.6 drops the id
-// attribute of incoming messages, and Prosody's bounces carry no payload
+// bounce can name the message it refers to: Prosody's bounces carry no payload
 // (so no XEP-0359 origin-id either). Bounces come back in send order, so the
 // oldest pending id for the bouncing address is the one.
 type pendingSends struct {

@@ -10,8 +10,8 @@ import (
 
 // xmlNode is one received element with its attributes, children and text:
 // the gateway's own model of incoming stanzas, so that nothing the server
-// sends is lost to a fixed struct (go-xmpp's Recv drops the id attribute,
-// every <x/> but one, and IQ error conditions). It keeps the order of text
+// sends is lost to a fixed struct (go-xmpp's Recv, which the gateway once
+// used, drops the id attribute, every <x/> but one, and IQ error conditions). It keeps the order of text
 // and child elements, so mixed content (XHTML-IM) re-encodes faithfully.
 type xmlNode struct {
 	XMLName  xml.Name
@@ -64,7 +64,7 @@ func (n *xmlNode) UnmarshalXML(d *xml.Decoder, start xml.StartElement) error {
 // stanza beyond the budget's hard cap, is an error. errOverBudget tells the
 // caller to stop reading its own element too. scope holds the namespaces
 // declared for this element (by it and its ancestors).
-func (n *xmlNode) unmarshal(d *xml.Decoder, start xml.StartElement, depth int, b *readBudget, scope []string) error {
+func (n *xmlNode) unmarshal(d xml.TokenReader, start xml.StartElement, depth int, b *readBudget, scope []string) error {
 	if depth > maxXMLDepth {
 		return errTooDeep
 	}

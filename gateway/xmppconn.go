@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"reflect"
 	"sync"
 	"time"
-	"unsafe"
 
-	xmpp "github.com/xmppo/go-xmpp"
+	"mellium.im/xmpp/stream"
 )
 
 // writeTimeout bounds one stanza write: a server that stops reading must
@@ -21,17 +19,23 @@ const writeTimeout = 10 * time.Second
 // nsStreams is the stream namespace (RFC 6120 §4.8.1).
 const nsStreams = "http://etherx.jabber.org/streams"
 
-// xmppConn is a go-xmpp session whose reading the gateway has taken over.
-// go-xmpp does the part it does well (TCP, STARTTLS, SASL, resource
-// binding); after that, its Recv loses too much (message ids, all but one
-// <x/> child, IQ error conditions, presence priority), so the gateway reads
-// the same XML decoder itself and keeps every element whole.
+// xmppConn is a negotiated XMPP client stream (login.go): the gateway reads
+// the session's tokens itself, into xmlNode trees that keep every element
+// whole (message ids, every <x/> child, IQ error conditions), and writes
+// its already serialised stanzas straight to the session's connection,
+// grouped (Write), instead of re-tokenising them for mellium's encoder.
 type xmppConn struct {
-	client *xmpp.Client
-	raw    net.Conn
-	dec    *xml.Decoder
-	// maxStanza is the server's XEP-0478 limit go-xmpp read at login
-	// (0 = none announced); SendOrg enforced it, so Write does too.
+	// raw is the session's transport (TLS or, on loopback, TCP): writes,
+	// deadlines, close.
+	raw net.Conn
+	// tokens is the session's input stream (mellium's reader, which turns
+	// </stream:stream> into io.EOF and <stream:error/> into stream.Error).
+	tokens tokenSource
+	// ender writes the closing </stream:stream> (the mellium session); nil
+	// in tests that build a conn by hand.
+	ender io.Closer
+	// maxStanza is the server's XEP-0478 limit read at login (0 = none
+	// announced); a larger stanza would end the stream, so Write refuses it.
 	maxStanza int
 	// maxRead is the byte limit of one received top-level element (0 =
 	// none): larger ones are skipped (readStanza).
@@ -42,6 +46,48 @@ type xmppConn struct {
 	mu       sync.Mutex  // guards the two fields below
 	pending  *writeBatch // stanzas not yet handed to a flush, or nil
 	inflight *writeBatch // the batch being written, or nil
+}
+
+// sessionTokens counts what the tokens of a session's input took, for the
+// read budget: the decoder under mellium's reader is not ours, so its
+// InputOffset is out of reach; the sum of names, attribute values, text and
+// markup of the tokens read measures the same thing (what the reader keeps)
+// whatever TLS and buffering do underneath.
+type sessionTokens struct {
+	r xml.TokenReader
+	n int64
+}
+
+func (t *sessionTokens) Token() (xml.Token, error) {
+	tok, err := t.r.Token()
+	t.n += tokenBytes(tok)
+	return tok, err
+}
+
+func (t *sessionTokens) InputOffset() int64 { return t.n }
+
+// tokenBytes is about the size of tok as it was written: markup, names,
+// attribute values, text.
+func tokenBytes(tok xml.Token) int64 {
+	switch t := tok.(type) {
+	case xml.StartElement:
+		n := 2 + len(t.Name.Local)
+		for _, a := range t.Attr {
+			n += 4 + len(a.Name.Local) + len(a.Value)
+		}
+		return int64(n)
+	case xml.EndElement:
+		return int64(3 + len(t.Name.Local))
+	case xml.CharData:
+		return int64(len(t))
+	case xml.Comment:
+		return int64(7 + len(t))
+	case xml.ProcInst:
+		return int64(5 + len(t.Target) + len(t.Inst))
+	case xml.Directive:
+		return int64(3 + len(t))
+	}
+	return 0
 }
 
 // maxBatchBytes bounds one group-commit batch (one write syscall): a writer
@@ -61,36 +107,24 @@ type writeBatch struct {
 // keeps no write buffer of its own.
 var batchBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
-// takeOver extracts the socket and XML decoder of a logged-in go-xmpp
-// client (v0.3.6, pinned in go.mod). The decoder is reused, not replaced:
-// it may already hold buffered stanzas (offline messages arrive right
-// after login). TestTakeOver_MatchesGoXMPP fails if go-xmpp's fields change.
-func takeOver(c *xmpp.Client) (*xmppConn, error) {
-	v := reflect.ValueOf(c).Elem()
-	connField, decField := v.FieldByName("conn"), v.FieldByName("p")
-	if !connField.IsValid() || !decField.IsValid() ||
-		connField.Type() != reflect.TypeFor[net.Conn]() || decField.Type() != reflect.TypeFor[*xml.Decoder]() {
-		return nil, errors.New("gateway: go-xmpp's Client layout is not the expected v0.3.6 one")
-	}
-	raw, _ := reflect.NewAt(connField.Type(), unsafe.Pointer(connField.UnsafeAddr())).Elem().Interface().(net.Conn)
-	dec, _ := reflect.NewAt(decField.Type(), unsafe.Pointer(decField.UnsafeAddr())).Elem().Interface().(*xml.Decoder)
-	if raw == nil || dec == nil {
-		return nil, errors.New("gateway: go-xmpp client has no connection")
-	}
-	// Write bypasses go-xmpp's stanzaWriter and writes to conn: they are the
-	// same value unless go-xmpp's Debug option tees writes to a log.
-	if w := v.FieldByName("stanzaWriter"); !w.IsValid() || w.Type() != reflect.TypeFor[io.Writer]() ||
-		reflect.NewAt(w.Type(), unsafe.Pointer(w.UnsafeAddr())).Elem().Interface() != any(raw) {
-		return nil, errors.New("gateway: go-xmpp does not write to its connection directly (Debug on?)")
-	}
-	return &xmppConn{client: c, raw: raw, dec: dec, maxStanza: c.LimitMaxBytes, full: c.JID()}, nil
-}
-
 // Read returns the next top-level element (see readStanza: a stanza the
 // gateway will not take whole comes back marked, not as an error).
-func (c *xmppConn) Read() (xmlNode, error) { return readStanza(c.dec, c.maxRead) }
+func (c *xmppConn) Read() (xmlNode, error) {
+	n, err := readStanza(c.tokens, c.maxRead)
+	var se stream.Error
+	switch {
+	case err == nil:
+		return n, nil
+	case errors.Is(err, io.EOF):
+		return xmlNode{}, errStreamEnded
+	case errors.As(err, &se):
+		// RFC 6120 §4.9: the server ends the stream after a stream error.
+		return xmlNode{}, fmt.Errorf("stream error: %s", se.Err)
+	}
+	return xmlNode{}, err
+}
 
-// Write sends one stanza (followed by a newline, as go-xmpp's SendOrg did)
+// Write sends one stanza (followed by a newline)
 // and returns once the write that carried it has ended, with its error.
 //
 // Concurrent writers on one connection share writes (group commit): a
@@ -157,10 +191,17 @@ func (c *xmppConn) JID() string { return c.full }
 // Close closes the socket.
 func (c *xmppConn) Close() error { return c.raw.Close() }
 
-// expectClose makes a pending Read give up after d if the server does not
-// answer our </stream:stream> (RFC 6120 §4.4 lets it take its time).
-func (c *xmppConn) expectClose(d time.Duration) {
-	_ = c.raw.SetReadDeadline(time.Now().Add(d))
+// EndStream closes our side of the XML stream (RFC 6120 §4.4) and makes a
+// pending Read give up after wait if the server does not answer with its
+// own </stream:stream> (it may take its time). The reader then sees the end
+// and closes the socket, so nothing closes it under a concurrent read.
+func (c *xmppConn) EndStream(wait time.Duration) error {
+	var err error
+	if c.ender != nil {
+		err = c.ender.Close()
+	}
+	_ = c.raw.SetReadDeadline(time.Now().Add(wait))
+	return err
 }
 
-var _ io.Closer = (*xmppConn)(nil)
+var _ conn = (*xmppConn)(nil)

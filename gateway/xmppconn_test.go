@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,28 +13,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	xmpp "github.com/xmppo/go-xmpp"
 )
-
-// TestTakeOver_MatchesGoXMPP guards the one place the gateway reaches
-// into go-xmpp's internals: if an upgrade renames or retypes the fields,
-// this fails before any login does.
-func TestTakeOver_MatchesGoXMPP(t *testing.T) {
-	t.Parallel()
-	typ := reflect.TypeFor[xmpp.Client]()
-	connField, ok := typ.FieldByName("conn")
-	require.True(t, ok, "go-xmpp Client.conn is gone")
-	require.Equal(t, reflect.TypeFor[net.Conn](), connField.Type)
-	decField, ok := typ.FieldByName("p")
-	require.True(t, ok, "go-xmpp Client.p is gone")
-	require.Equal(t, reflect.TypeFor[*xml.Decoder](), decField.Type)
-	writerField, ok := typ.FieldByName("stanzaWriter")
-	require.True(t, ok, "go-xmpp Client.stanzaWriter is gone")
-	require.Equal(t, reflect.TypeFor[io.Writer](), writerField.Type)
-
-	_, err := takeOver(&xmpp.Client{})
-	require.Error(t, err, "a client without a connection is refused, not dereferenced")
-}
 
 // gatedConn is a net.Conn whose Writes are recorded and can be held: while
 // gate is non-nil, a Write blocks until the test sends on it the error that

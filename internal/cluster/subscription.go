@@ -163,6 +163,13 @@ func (s *Subscription) catchUp(ctx context.Context, pos uint64, epoch string) (u
 		case <-time.After(wait):
 		}
 	}
+	if h.Epoch == "" && len(h.Events) == 0 {
+		// No log at all: Redis lost it and nothing was published since.
+		// The reset waits for the log's next life, so that it names that
+		// epoch and comes once (a reset into "no epoch" would be followed
+		// by a second one at the first event).
+		return pos, epoch, nil
+	}
 	if !h.Complete {
 		// As sse's reset: its offset is the one before the first event that
 		// follows, so a client resuming from it continues correctly.
