@@ -126,8 +126,9 @@ func (s *Server) sendMessageWith(w http.ResponseWriter, r *http.Request, st *gat
 	return writeOK(w, http.StatusAccepted, MessageResponse{ID: id})
 }
 
-// sendAllowed spends one unit of the stream's send rate: every route that
-// puts a stanza on the wire calls it, so no route floods the XMPP server.
+// sendAllowed spends one unit of the stream's send rate: every route and
+// every WebSocket command that puts a stanza on the wire calls it, so no
+// transport floods the XMPP server or allows what the other refuses.
 func (s *Server) sendAllowed(st *gateway.Stream) error {
 	if ok, wait := s.sends.Take(st.ID()); !ok {
 		return tooMany(errSendRateLimited, wait)

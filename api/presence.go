@@ -40,11 +40,15 @@ type PresenceRequest struct {
 //	@Failure		400	{object}	ErrorResponse
 //	@Failure		401	{object}	ErrorResponse
 //	@Failure		404	{object}	ErrorResponse
+//	@Failure		429	{object}	ErrorResponse	"stream send rate exceeded (Retry-After)"
 //	@Failure		503	{object}	ErrorResponse	"stream reconnecting"
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/presence [post]
 func (s *Server) setPresence(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+	if err := s.sendAllowed(st); err != nil {
+		return err
+	}
 	req, err := s.presenceRequest(w, r)
 	if err != nil {
 		return err

@@ -159,10 +159,14 @@ type JoinRequest struct {
 //	@Failure		403	{object}	ErrorResponse
 //	@Failure		404	{object}	ErrorResponse
 //	@Failure		409	{object}	ErrorResponse	"nickname in use"
+//	@Failure		429	{object}	ErrorResponse	"stream send rate exceeded (Retry-After)"
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/rooms/{room} [put]
 func (s *Server) joinRoom(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+	if err := s.sendAllowed(st); err != nil {
+		return err
+	}
 	room, err := s.roomJID(r)
 	if err != nil {
 		return err
@@ -195,10 +199,14 @@ func (s *Server) joinRoom(w http.ResponseWriter, r *http.Request, _ *principal, 
 //	@Success	204
 //	@Failure	401	{object}	ErrorResponse
 //	@Failure	404	{object}	ErrorResponse	"not in the room"
+//	@Failure	429	{object}	ErrorResponse	"stream send rate exceeded (Retry-After)"
 //	@Security	BearerAuth
 //	@Security	BasicAuth
 //	@Router		/restapi/v1/chat/{streamid}/rooms/{room} [delete]
 func (s *Server) leaveRoom(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+	if err := s.sendAllowed(st); err != nil {
+		return err
+	}
 	room, err := s.roomJID(r)
 	if err != nil {
 		return err

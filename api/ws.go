@@ -405,10 +405,11 @@ func (c *wsConn) execute(ctx context.Context, f wsFrame) []byte {
 
 func (c *wsConn) run(ctx context.Context, f wsFrame) (map[string]any, error) {
 	s, st := c.srv, c.st
-	// Every command that sends a stanza counts against the stream's rate.
+	// Every command that sends a stanza counts against the stream's rate,
+	// as the REST route doing the same does.
 	if f.Type != "ping" {
-		if ok, wait := s.sends.Take(st.ID()); !ok {
-			return nil, tooMany(errSendRateLimited, wait)
+		if err := s.sendAllowed(st); err != nil {
+			return nil, err
 		}
 	}
 	switch f.Type {

@@ -2797,6 +2797,12 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
                     },
+                    "429": {
+                        "description": "stream send rate exceeded (Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
                     "503": {
                         "description": "stream reconnecting",
                         "schema": {
@@ -3571,6 +3577,12 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
+                    },
+                    "429": {
+                        "description": "stream send rate exceeded (Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
                     }
                 }
             },
@@ -3700,6 +3712,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "not in the room",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "429": {
+                        "description": "stream send rate exceeded (Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
