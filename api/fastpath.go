@@ -45,39 +45,6 @@ func fastpathError(err error) *apiError {
 	return nil
 }
 
-// fastpathHooks connect the queues to the streams.
-type fastpathHooks struct{ streams Streams }
-
-func (h fastpathHooks) Publish(stream string, ev any) {
-	if st, err := h.streams.Stream(stream); err == nil {
-		st.PublishEvent(ev)
-	}
-}
-
-func (h fastpathHooks) Availability(stream string) fastpath.Availability {
-	st, err := h.streams.Stream(stream)
-	switch {
-	case err != nil:
-		return fastpath.Gone
-	case st.Offerable():
-		return fastpath.Available
-	}
-	return fastpath.Away
-}
-
-func (h fastpathHooks) InRoom(stream, room string) bool {
-	st, err := h.streams.Stream(stream)
-	if err != nil {
-		return false
-	}
-	for _, jr := range st.JoinedRooms() {
-		if jr.Room == room {
-			return true
-		}
-	}
-	return false
-}
-
 // fastpath returns the queue service, or 503 when none is configured.
 func (s *Server) fastpath() (*fastpath.Service, error) {
 	if s.cfg.Fastpath == nil {
@@ -87,11 +54,9 @@ func (s *Server) fastpath() (*fastpath.Service, error) {
 }
 
 // fastpathChatRoutes adds the agent side under /restapi/v1/chat, in the
-// summary and the {streamid} forms, and binds the service to the streams.
+// summary and the {streamid} forms. cmd binds the service to the streams
+// (fastpath.StreamHooks).
 func (s *Server) fastpathChatRoutes(r chi.Router) {
-	if fp := s.cfg.Fastpath; fp != nil && s.streams != nil {
-		fp.Bind(fastpathHooks{streams: s.streams})
-	}
 	for _, prefix := range []string{"", "/{streamid}"} {
 		r.Get(prefix+"/assists", s.streamRoute(s.listAssists))
 		r.Get(prefix+"/assists/queues", s.streamRoute(s.assistQueues))

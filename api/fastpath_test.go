@@ -57,7 +57,16 @@ func newFastpathEnv(t *testing.T) *testEnv {
 	require.NoError(t, err)
 	svc.Start()
 	t.Cleanup(svc.Close)
-	return newEnv(t, envOptions{api: Config{Fastpath: svc}})
+	e := newEnv(t, envOptions{api: Config{Fastpath: svc}})
+	// As cmd/xmppgw wires it: the queues reach the streams through the hooks.
+	svc.Bind(fastpath.StreamHooks(func(id string) (fastpath.Stream, bool) {
+		st, err := e.mgr.Stream(id)
+		if err != nil {
+			return nil, false
+		}
+		return st, true
+	}))
+	return e
 }
 
 // fpActor is a logged-in user with their event stream.

@@ -24,3 +24,11 @@ func (s *Stream) Offerable() bool {
 	p := s.presence
 	return s.state == StateOnline && !s.closing && p.Type == "" && p.Show != "dnd" && p.Show != "xa"
 }
+
+// InRoom reports whether the stream is in room (a bare room JID) now.
+func (s *Stream) InRoom(room string) bool {
+	s.rooms.mu.Lock()
+	defer s.rooms.mu.Unlock()
+	jr, ok := s.rooms.byRoom[room]
+	return ok && jr.waiter == nil
+}

@@ -114,6 +114,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		log.Error("invalid configuration", slog.String("error", "XMPPGW_WORKGROUPS_FILE: "+err.Error()))
 		return 2
 	}
+	queues.Bind(fastpath.StreamHooks(func(id string) (fastpath.Stream, bool) {
+		st, err := mgr.Stream(id)
+		if err != nil {
+			return nil, false
+		}
+		return st, true
+	}))
 	queues.Start()
 	defer queues.Close()
 	apiCfg := api.Config{JWTSecret: cfg.JWTSecret, TokenTTL: cfg.TokenTTL, CORSOrigins: cfg.CORSOrigins,
