@@ -275,9 +275,8 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, st *gateway.Stre
 	return writeOK(w, http.StatusOK, AcceptResponse{Ticket: t.Ticket, Room: room.String()})
 }
 
-// workgroupRoom creates the conversation's room with the agent's stream:
-// join (creates it, we are owner), members-only and hidden, the user a
-// member, a mediated invitation to the user.
+// workgroupRoom names the conversation's room on the default MUC service
+// and has the agent's stream open it (gateway.Stream.OpenConversationRoom).
 func (s *Server) workgroupRoom(ctx context.Context, st *gateway.Stream, t fastpath.TicketInfo) (jid.JID, error) {
 	user, err := jid.Parse(t.User)
 	if err != nil {
@@ -291,21 +290,7 @@ func (s *Server) workgroupRoom(ctx context.Context, st *gateway.Stream, t fastpa
 	if err != nil {
 		return jid.JID{}, errInvalidAddress.wrap("room: %v", err)
 	}
-	if err := st.JoinRoom(ctx, room, gateway.JoinOptions{Nick: st.User().Localpart(), MaxStanzas: 0}); err != nil {
-		return jid.JID{}, err
-	}
-	name := t.Workgroup + ": " + t.Question
-	if r := []rune(name); len(r) > 100 {
-		name = string(r[:100])
-	}
-	cfg := gateway.RoomConfig{"name": name, "members_only": true, "public": false, "persistent": true}
-	if err := st.ConfigureRoom(ctx, room, cfg); err != nil {
-		return jid.JID{}, err
-	}
-	if err := st.SetAffiliation(ctx, room, user, "member", "workgroup "+t.Workgroup); err != nil {
-		return jid.JID{}, err
-	}
-	if err := st.Invite(ctx, room, user, t.Question, false); err != nil {
+	if err := st.OpenConversationRoom(ctx, room, user, t.Workgroup, t.Question); err != nil {
 		return jid.JID{}, err
 	}
 	return room, nil
