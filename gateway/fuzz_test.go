@@ -409,18 +409,7 @@ func fuzzInbound(t *testing.T, raw fuzzWire) xmlNode {
 }
 
 func fuzzDecodeNode(raw []byte) (xmlNode, error) {
-	d := xml.NewDecoder(bytes.NewReader(raw))
-	for {
-		tok, err := d.Token()
-		if err != nil {
-			return xmlNode{}, err
-		}
-		if start, ok := tok.(xml.StartElement); ok {
-			var n xmlNode
-			err := d.DecodeElement(&n, &start)
-			return n, err
-		}
-	}
+	return nextNode(xml.NewDecoder(bytes.NewReader(raw)))
 }
 
 func FuzzEncodePresence(f *testing.F) {

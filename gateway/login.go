@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"mellium.im/sasl"
 	"mellium.im/xmpp"
@@ -93,8 +92,8 @@ func (n noMechanism) Error() string {
 // login negotiates an XMPP client stream over raw, which the caller dialled
 // and closes on error: STARTTLS when asked for, SASL, resource binding.
 // mellium.im/xmpp runs the negotiation (stream headers, feature lists,
-// STARTTLS, the stream restarts), bounded by ctx through the socket's
-// deadline, so a server that says nothing cannot hold a login, or a
+// STARTTLS, the stream restarts), bounded by ctx: when it ends the socket
+// is closed, so a server that says nothing cannot hold a login, or a
 // goroutine, past its deadline. SASL and binding
 // are features of our own, on mellium's public StreamFeature API, so a
 // failure is known by its condition and the requested resource is bound
@@ -114,14 +113,11 @@ func login(ctx context.Context, raw net.Conn, p loginParams) (*xmppConn, error) 
 	case TLSNone:
 		state = xmpp.Secure
 	}
-	// mellium moves the deadline into the past when ctx ends but resets it
-	// at once, which can lose the wake-up of a blocked read (a silent server
-	// then holds the login forever); so the socket keeps ctx's deadline, and
-	// ctx's end, until the login is over.
-	if d, ok := ctx.Deadline(); ok {
-		_ = raw.SetDeadline(d)
-	}
-	stopInterrupt := context.AfterFunc(ctx, func() { _ = raw.SetDeadline(time.Unix(1, 0)) })
+	// mellium moves the socket's deadline into the past when ctx ends but
+	// clears it again at once, which can lose the wake-up of a blocked read
+	// (a silent server then holds the login forever, as a test showed); a
+	// login whose ctx ended has failed anyway, so its socket is closed.
+	stopInterrupt := context.AfterFunc(ctx, func() { _ = raw.Close() })
 	negotiator := xmpp.NewNegotiator(func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
 		return xmpp.StreamConfig{Features: features}
 	})
@@ -134,7 +130,6 @@ func login(ctx context.Context, raw net.Conn, p loginParams) (*xmppConn, error) 
 	if err != nil {
 		return nil, err
 	}
-	_ = raw.SetDeadline(time.Time{})
 	if bound.Equal(jid.JID{}) {
 		return nil, errors.New("the XMPP server bound no resource")
 	}
@@ -163,18 +158,7 @@ func writeNode(s *xmpp.Session, n xmlNode) error {
 func readNode(s *xmpp.Session) (xmlNode, error) {
 	r := s.TokenReader()
 	defer r.Close()
-	d := xml.NewTokenDecoder(r)
-	for {
-		tok, err := d.Token()
-		if err != nil {
-			return xmlNode{}, err
-		}
-		if start, ok := tok.(xml.StartElement); ok {
-			var n xmlNode
-			err := d.DecodeElement(&n, &start)
-			return n, err
-		}
-	}
+	return nextNode(xml.NewTokenDecoder(r))
 }
 
 // condition is the defined condition of a SASL failure or stanza error:

@@ -207,6 +207,22 @@ func (n *xmlNode) childText(space, local string) string {
 	return ""
 }
 
+// nextNode decodes the next element d holds, strictly (UnmarshalXML),
+// skipping whatever comes before its start tag.
+func nextNode(d *xml.Decoder) (xmlNode, error) {
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return xmlNode{}, err
+		}
+		if start, ok := tok.(xml.StartElement); ok {
+			var n xmlNode
+			err := d.DecodeElement(&n, &start)
+			return n, err
+		}
+	}
+}
+
 // MarshalXML re-encodes the node through the encoder: namespace
 // declarations are regenerated from the resolved names, never copied.
 func (n xmlNode) MarshalXML(e *xml.Encoder, _ xml.StartElement) error {
