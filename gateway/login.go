@@ -161,7 +161,7 @@ func readNode(s *xmpp.Session) (xmlNode, error) {
 	return nextNode(xml.NewTokenDecoder(r))
 }
 
-// condition is the defined condition of a SASL failure or stanza error:
+// condition is the defined condition of a SASL failure (RFC 6120 §6.5):
 // its first child other than <text/>.
 func condition(n *xmlNode) string {
 	for i := range n.Children {
@@ -299,11 +299,7 @@ func bindFeature(resource string, bound *jid.JID) xmpp.StreamFeature {
 				return 0, nil, fmt.Errorf("unexpected <%s/> in answer to resource binding", n.XMLName.Local)
 			}
 			if n.attr("type") == "error" {
-				reason := "undefined-condition"
-				if e := n.child("", "error"); e != nil {
-					reason = condition(e)
-				}
-				return 0, nil, bindFailure{condition: reason}
+				return 0, nil, bindFailure{condition: stanzaError(n.child("", "error")).Condition}
 			}
 			b = xmlNode{}
 			if c := n.child(nsBind, "bind"); c != nil {
