@@ -17,6 +17,8 @@ require (
 	mellium.im/xmpp v0.22.0
 )
 
+require github.com/go-json-experiment/json v1.27.2
+
 require (
 	github.com/KyleBanks/depth v1.2.1 // indirect
 	github.com/PuerkitoBio/purell v1.1.1 // indirect

@@ -2,21 +2,20 @@ package api
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"net/url"
-	"reflect"
 	"strconv"
 	"strings"
-	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"mellium.im/xmpp/jid"
 
 	"github.com/xmppgw/xmppgw/gateway"
@@ -75,29 +74,34 @@ func readText(b []byte) (string, error) {
 //     so {"Body":..} would fill "body"), unknown keys are errors;
 //   - exactly one value, no trailing data;
 //   - error messages name the JSON field, never a Go type.
+//
+// The rules are go-json-experiment/json's defaults (the package that became
+// encoding/json/v2) plus RejectUnknownMembers; this function only turns its
+// errors into messages about the JSON.
 func decodeJSON(b []byte, v any) error {
 	if err := checkJSONText(b); err != nil {
 		return err
 	}
-	if err := checkJSONKeys(b, reflect.TypeOf(v)); err != nil {
-		return err
-	}
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.DisallowUnknownFields()
-	if err := d.Decode(v); err != nil {
+	d := jsontext.NewDecoder(bytes.NewReader(b))
+	value, err := d.ReadValue()
+	if err != nil {
 		return jsonError(err)
 	}
-	// More() does not see a stray "}" or "]" at the top level; only EOF
-	// proves the body was exactly one value.
-	if _, err := d.Token(); !errors.Is(err, io.EOF) {
+	value = value.Clone() // the decoder reuses its buffer on the next read
+	if _, err := d.ReadToken(); !errors.Is(err, io.EOF) {
 		return errInvalidJSON.wrap("trailing data after the JSON value")
 	}
-	return nil
+	err = jsonv2.Unmarshal(value, v, jsonv2.RejectUnknownMembers(true))
+	var se *jsonv2.SemanticError
+	if errors.As(err, &se) && errors.Is(se.Err, jsonv2.ErrUnknownName) {
+		return unknownField(value, v, se.JSONPointer)
+	}
+	return jsonError(err)
 }
 
-// checkJSONText refuses invalid UTF-8 and \u escapes of lone surrogates.
-// It only tracks string boundaries and escapes; the grammar is the
-// decoder's job.
+// checkJSONText refuses invalid UTF-8 and \u escapes of lone surrogates
+// before the decoder does, for a message that shows the escape. It only
+// tracks string boundaries and escapes; the grammar is the decoder's job.
 func checkJSONText(b []byte) error {
 	if !utf8.Valid(b) {
 		return errInvalidJSON.wrap("body is not valid UTF-8")
@@ -141,193 +145,64 @@ func hex4(b []byte, i int) (rune, bool) {
 	return rune(n), err == nil
 }
 
-// maxJSONDepth is encoding/json's own nesting limit; the key walk stops
-// there too, so a deep body cannot grow its stack further.
+// maxJSONDepth is jsontext's nesting limit, named for the tests.
 const maxJSONDepth = 10000
 
-// checkJSONKeys walks the tokens of b: no key twice in one object, and
-// every key of an object decoded into a struct is one of its json names,
-// spelled exactly. Syntax errors are left to the decoder.
-func checkJSONKeys(b []byte, t reflect.Type) error {
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber() // numbers stay text: 1e999 is for the decoder to judge
-	w := keyWalker{d: d}
-	var ae *apiError
-	if err := w.value(t); errors.As(err, &ae) {
-		return err
-	}
-	return nil // a syntax error: the decoder reports it with its position
-}
-
-// keyWalker is one walk over a body's tokens. path is where the walk is
-// (object keys and array indices), turned into text only for an error:
-// building it at every value would make deep bodies quadratic.
-type keyWalker struct {
-	d    *json.Decoder
-	path []pathSeg
-}
-
-type pathSeg struct {
-	key   string
-	index int // when key is "": an array element
-}
-
-// name renders the path as "data.k" or "attachments[0].url".
-func (w *keyWalker) name() string {
+// fieldName renders a JSON Pointer (RFC 6901) as "data.k" or
+// "attachments[0].url". A token of digits under an array is an index; one
+// under an object (a map key "0") reads the same, which is clear enough.
+func fieldName(p jsontext.Pointer) string {
 	var b strings.Builder
-	for _, p := range w.path {
-		switch {
-		case p.key == "":
-			fmt.Fprintf(&b, "[%d]", p.index)
-		case b.Len() > 0:
-			b.WriteByte('.')
-			fallthrough
-		default:
-			b.WriteString(p.key)
+	for tok := range p.Tokens() {
+		if _, err := strconv.Atoi(tok); err == nil && b.Len() > 0 {
+			fmt.Fprintf(&b, "[%s]", tok)
+			continue
 		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(tok)
 	}
 	return b.String()
 }
 
-// value consumes one JSON value decoded into t (nil: anything goes, keys
-// are only checked for duplicates).
-func (w *keyWalker) value(t reflect.Type) error {
-	if len(w.path) > maxJSONDepth {
-		return errInvalidJSON.wrap("nested deeper than %d levels", maxJSONDepth)
-	}
-	tok, err := w.d.Token()
-	if err != nil {
-		return err
-	}
-	for t != nil && t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	switch tok {
-	case json.Delim('{'):
-		return w.object(t)
-	case json.Delim('['):
-		var elem reflect.Type
-		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
-			elem = t.Elem()
-		}
-		for i := 0; w.d.More(); i++ {
-			w.path = append(w.path, pathSeg{index: i})
-			if err := w.value(elem); err != nil {
-				return err
+// unknownField names a key the target does not have, with the right
+// spelling when only its case (or a Unicode fold) differs. The spelling is
+// found without reading the Go type: decode once more matching names
+// case-insensitively, encode the result, and look for the key that folds
+// to the unknown one in the same object.
+func unknownField(value jsontext.Value, v any, at jsontext.Pointer) error {
+	name := fieldName(at)
+	key := at.LastToken()
+	if jsonv2.Unmarshal(value, v, jsonv2.MatchCaseInsensitiveNames(true)) == nil {
+		if out, err := jsonv2.Marshal(v); err == nil {
+			for _, k := range objectKeys(out, at.Parent()) {
+				if k != key && strings.EqualFold(k, key) {
+					return errInvalidJSON.wrap("field %q: unknown field (names are case-sensitive: %q)", name, k)
+				}
 			}
-			w.path = w.path[:len(w.path)-1]
-		}
-		_, err := w.d.Token() // ']'
-		return err
-	}
-	return nil
-}
-
-func (w *keyWalker) object(t reflect.Type) error {
-	var fields map[string]reflect.Type
-	var elem reflect.Type
-	switch {
-	case t == nil:
-	case t.Kind() == reflect.Struct:
-		fields = jsonFields(t)
-	case t.Kind() == reflect.Map:
-		elem = t.Elem()
-	}
-	var seen map[string]struct{}
-	for w.d.More() {
-		tok, err := w.d.Token()
-		if err != nil {
-			return err
-		}
-		key, _ := tok.(string)
-		w.path = append(w.path, pathSeg{key: key})
-		if _, dup := seen[key]; dup {
-			return errInvalidJSON.wrap("field %q given twice", w.name())
-		}
-		if seen == nil {
-			seen = map[string]struct{}{}
-		}
-		seen[key] = struct{}{}
-		ft := elem
-		if fields != nil {
-			var ok bool
-			if ft, ok = fields[key]; !ok {
-				return unknownField(fields, w.name(), key)
-			}
-		}
-		if err := w.value(ft); err != nil {
-			return err
-		}
-		w.path = w.path[:len(w.path)-1]
-	}
-	_, err := w.d.Token() // '}'
-	return err
-}
-
-// unknownField names a key the struct does not have, with the right
-// spelling when only its case (or a Unicode fold) differs.
-func unknownField(fields map[string]reflect.Type, name, key string) error {
-	for f := range fields {
-		if strings.EqualFold(f, key) {
-			return errInvalidJSON.wrap("field %q: unknown field (names are case-sensitive: %q)", name, f)
 		}
 	}
 	return errInvalidJSON.wrap("field %q: unknown field", name)
 }
 
-// jsonFieldCache holds each struct type's json names → field types.
-var jsonFieldCache sync.Map // reflect.Type → map[string]reflect.Type
-
-// jsonFields lists the keys encoding/json decodes into struct type t:
-// exported fields by tag name or Go name, "-" skipped, the fields of
-// untagged embedded structs promoted (the shallower field wins).
-func jsonFields(t reflect.Type) map[string]reflect.Type {
-	if m, ok := jsonFieldCache.Load(t); ok {
-		return m.(map[string]reflect.Type)
-	}
-	m := map[string]reflect.Type{}
-	addJSONFields(m, t, map[reflect.Type]bool{})
-	jsonFieldCache.Store(t, m)
-	return m
-}
-
-func addJSONFields(m map[string]reflect.Type, t reflect.Type, visiting map[reflect.Type]bool) {
-	if visiting[t] {
-		return
-	}
-	visiting[t] = true
-	var embedded []reflect.Type
-	for i := range t.NumField() {
-		f := t.Field(i)
-		tag := f.Tag.Get("json")
-		if tag == "-" {
-			continue
+// objectKeys lists the member names of the object at p in JSON text b
+// (none when p is not an object there).
+func objectKeys(b []byte, p jsontext.Pointer) []string {
+	d := jsontext.NewDecoder(bytes.NewReader(b))
+	var keys []string
+	for {
+		tok, err := d.ReadToken()
+		if err != nil {
+			return keys
 		}
-		name, _, _ := strings.Cut(tag, ",")
-		ft := f.Type
-		if f.Anonymous && name == "" {
-			if ft.Kind() == reflect.Pointer {
-				ft = ft.Elem()
-			}
-			if ft.Kind() == reflect.Struct {
-				embedded = append(embedded, ft)
-				continue
-			}
-		}
-		if !f.IsExported() {
-			continue
-		}
-		if name == "" {
-			name = f.Name
-		}
-		m[name] = f.Type
-	}
-	for _, et := range embedded { // after the direct fields, which win
-		sub := map[string]reflect.Type{}
-		addJSONFields(sub, et, visiting)
-		for k, v := range sub {
-			if _, ok := m[k]; !ok {
-				m[k] = v
+		// Inside an object, tokens alternate name, value: a string read as
+		// the object's odd-numbered token is a name, and the decoder's
+		// pointer then ends with it.
+		depth := d.StackDepth()
+		if kind, n := d.StackIndex(depth); tok.Kind() == '"' && kind == '{' && n%2 == 1 {
+			if d.StackPointer().Parent() == p {
+				keys = append(keys, tok.String())
 			}
 		}
 	}
@@ -336,54 +211,73 @@ func addJSONFields(m map[string]reflect.Type, t reflect.Type, visiting map[refle
 // jsonError turns a decoder error into a message about the JSON (field
 // path, expected and found kind), never about Go types.
 func jsonError(err error) error {
-	var te *json.UnmarshalTypeError
-	var se *json.SyntaxError
+	var se *jsonv2.SemanticError
+	var syn *jsontext.SyntacticError
 	switch {
-	case errors.As(err, &te):
-		want := jsonKind(te.Type)
-		if te.Field == "" {
-			return errInvalidJSON.wrap("expected %s, got %s", want, te.Value)
+	case err == nil:
+		return nil
+	case errors.As(err, &syn):
+		field := fieldName(syn.JSONPointer)
+		switch {
+		case errors.Is(syn.Err, jsontext.ErrDuplicateName):
+			return errInvalidJSON.wrap("field %q given twice", field)
+		case errors.Is(syn.Err, io.ErrUnexpectedEOF):
+			return errInvalidJSON.wrap("unexpected end of JSON input")
+		case strings.Contains(syn.Err.Error(), "exceeded max depth"):
+			return errInvalidJSON.wrap("nested deeper than %d levels", maxJSONDepth)
 		}
-		return errInvalidJSON.wrap("field %q: expected %s, got %s", te.Field, want, te.Value)
-	case errors.As(err, &se):
-		return errInvalidJSON.wrap("syntax error at byte %d: %s", se.Offset, strings.TrimPrefix(se.Error(), "json: "))
+		return errInvalidJSON.wrap("syntax error at byte %d: %s", syn.ByteOffset, syn.Err)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return errInvalidJSON.wrap("unexpected end of JSON input")
+	case errors.As(err, &se) && se.GoType != nil:
+		want := jsonKind(se.GoType.Kind().String(), se.GoType.String())
+		got := foundKind(se.JSONKind)
+		if len(se.JSONPointer) == 0 {
+			return errInvalidJSON.wrap("expected %s, got %s", want, got)
+		}
+		return errInvalidJSON.wrap("field %q: expected %s, got %s", fieldName(se.JSONPointer), want, got)
+	case errors.As(err, &se):
+		return errInvalidJSON.wrap("field %q: %s", fieldName(se.JSONPointer), se.Err)
 	}
-	var ie *json.InvalidUnmarshalError
-	if errors.As(err, &ie) {
-		return err // a bug in the caller: a 500, not the client's fault
-	}
-	return errInvalidJSON.wrap("%s", strings.TrimPrefix(err.Error(), "json: "))
+	return err // not about the JSON: a bug in the caller, a 500
 }
 
-// jsonKind names what a JSON value for t must be.
-func jsonKind(t reflect.Type) string {
-	for t != nil && t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if t == nil {
-		return "a JSON value"
-	}
-	switch t.Kind() {
-	case reflect.String:
+// jsonKind names what a JSON value for a Go kind must be; kind is the
+// kind's name as the decoder's error gives it, typeName tells []byte (a
+// base64 string in JSON) from other slices.
+func jsonKind(kind, typeName string) string {
+	switch {
+	case kind == "string":
 		return "a string"
-	case reflect.Bool:
+	case kind == "bool":
 		return "true or false"
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+	case strings.HasPrefix(kind, "int"), strings.HasPrefix(kind, "uint"):
 		return "an integer in range"
-	case reflect.Float32, reflect.Float64:
+	case strings.HasPrefix(kind, "float"):
 		return "a number"
-	case reflect.Slice, reflect.Array:
-		if t.Elem().Kind() == reflect.Uint8 {
-			return "a base64 string"
-		}
+	case typeName == "[]uint8":
+		return "a base64 string"
+	case kind == "slice", kind == "array":
 		return "an array"
-	case reflect.Map, reflect.Struct:
+	case kind == "map", kind == "struct":
 		return "an object"
 	}
 	return "a JSON value"
+}
+
+// foundKind names the JSON kind a client sent.
+func foundKind(k jsontext.Kind) string {
+	switch k {
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case 't', 'f':
+		return "bool"
+	case 0:
+		return "a value out of range"
+	}
+	return k.String()
 }
 
 // pathParam returns a path segment percent-decoded: full JIDs carry "/"

@@ -65,7 +65,7 @@ func TestDecodeJSON_Strict(t *testing.T) {
 		{"empty", ``, "unexpected end"},
 		{"too deep", `{"any":` + strings.Repeat("[", maxJSONDepth+1) + strings.Repeat("]", maxJSONDepth+1) + `}`, "nested"},
 		{"deep but allowed", `{"any":` + strings.Repeat("[", 1000) + strings.Repeat("]", 1000) + `}`, ""},
-		{"wrong type nested", `{"list":[{"deep":5}]}`, `field "list.deep": expected a string, got number`},
+		{"wrong type nested", `{"list":[{"deep":5}]}`, `field "list[0].deep": expected a string, got number`},
 		{"wrong type top level", `"x"`, "expected an object, got string"},
 	}
 	for _, tt := range tests {

@@ -21,7 +21,7 @@ import (
 
 // The pages' Content-Security-Policies. Everything else keeps the API's
 // "default-src 'none'" (securityHeaders). Both pages load only their own
-// files: scripts and stylesheets are separate files (no 'unsafe-inline';
+// files: scripts and stylesheets are separate files (no inline source;
 // Swagger UI's React styling goes through the CSSOM, which CSP allows), and
 // fetch/EventSource reach this origin only. Swagger UI's icons are data:
 // URIs in its CSS. Nothing comes from a CDN or an external font.

@@ -13,10 +13,8 @@
 package fastpath
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -24,6 +22,9 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Defaults for Workgroup and Options fields left zero.
@@ -80,18 +81,19 @@ type Workgroup struct {
 	Open bool `json:"open" default:"true" example:"true"`
 }
 
-// UnmarshalJSON decodes a workgroup with Open true unless the JSON says
-// otherwise (a Go zero value would close every workgroup created without
-// the field). Unknown fields are errors, as for the rest of the API.
-func (w *Workgroup) UnmarshalJSON(b []byte) error {
-	if bytes.Equal(bytes.TrimSpace(b), []byte("null")) {
-		return nil // as encoding/json does for a null struct
+// UnmarshalJSONFrom decodes a workgroup with Open true unless the JSON
+// says otherwise (a Go zero value would close every workgroup created
+// without the field). It is go-json-experiment/json's method, so the
+// caller's options hold inside: the API's strict decode (exact names,
+// unknown fields refused) reaches these fields too.
+func (w *Workgroup) UnmarshalJSONFrom(d *jsontext.Decoder) error {
+	if d.PeekKind() == 'n' {
+		_, err := d.ReadToken() // null leaves the value alone
+		return err
 	}
 	type plain Workgroup // the same fields without this method
 	p := plain{Open: true}
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.DisallowUnknownFields()
-	if err := d.Decode(&p); err != nil {
+	if err := jsonv2.UnmarshalDecode(d, &p); err != nil {
 		return err
 	}
 	*w = Workgroup(p)

@@ -1,7 +1,6 @@
 package fastpath
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -9,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
@@ -625,13 +625,14 @@ func TestWorkgroup_UnmarshalJSONOpenByDefault(t *testing.T) {
 		{"true", `{"name":"a","open":true}`, true, false},
 		{"false", `{"name":"a","open":false}`, false, false},
 		{"unknown field", `{"name":"a","opne":false}`, false, true},
+		{"name in other case", `{"name":"a","Open":false}`, false, true},
 		{"wrong type", `{"name":"a","open":"no"}`, false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var w Workgroup
-			err := json.Unmarshal([]byte(tt.in), &w)
+			err := jsonv2.Unmarshal([]byte(tt.in), &w, jsonv2.RejectUnknownMembers(true))
 			if tt.err {
 				require.Error(t, err)
 				return
@@ -642,6 +643,6 @@ func TestWorkgroup_UnmarshalJSONOpenByDefault(t *testing.T) {
 		})
 	}
 	w := Workgroup{Name: "kept"}
-	require.NoError(t, json.Unmarshal([]byte(`null`), &w))
+	require.NoError(t, jsonv2.Unmarshal([]byte(`null`), &w))
 	require.Equal(t, Workgroup{Name: "kept"}, w)
 }

@@ -1,9 +1,10 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
+
+	jsonv2 "github.com/go-json-experiment/json"
 
 	"github.com/xmppgw/xmppgw/fastpath"
 	"github.com/xmppgw/xmppgw/gateway"
@@ -12,7 +13,7 @@ import (
 // loadWorkgroups reads XMPPGW_WORKGROUPS_FILE: a JSON array of workgroups
 // ({"name","description","members":["expert@domain"],"max_chats",
 // "offer_timeout","open"}); "open" defaults to true (fastpath.Workgroup's
-// UnmarshalJSON) and unknown fields are errors. Members may be usernames,
+// UnmarshalJSONFrom); names are exact and unknown fields are errors. Members may be usernames,
 // which get the domain. An empty path means no workgroups at start (admins add them).
 func loadWorkgroups(path, domain string) ([]fastpath.Workgroup, error) {
 	if path == "" {
@@ -23,7 +24,7 @@ func loadWorkgroups(path, domain string) ([]fastpath.Workgroup, error) {
 		return nil, fmt.Errorf("XMPPGW_WORKGROUPS_FILE: %w", err)
 	}
 	var wgs []fastpath.Workgroup
-	if err := json.Unmarshal(b, &wgs); err != nil {
+	if err := jsonv2.Unmarshal(b, &wgs, jsonv2.RejectUnknownMembers(true)); err != nil {
 		return nil, fmt.Errorf("XMPPGW_WORKGROUPS_FILE: %w", err)
 	}
 	for i := range wgs {
