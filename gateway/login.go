@@ -109,8 +109,10 @@ func login(ctx context.Context, raw net.Conn, p loginParams) (*xmppConn, error) 
 	var state xmpp.SessionState
 	switch p.tlsMode {
 	case TLSStartTLS:
-		features = append([]xmpp.StreamFeature{xmpp.StartTLS(p.tlsConfig)}, features...)
-	case TLSNone:
+		features = append([]xmpp.StreamFeature{startTLS(p.tlsConfig)}, features...)
+	case TLSNone, TLSDirect:
+		// Direct TLS is secure from the start; mellium would see it by its
+		// *tls.Conn type, which the idleConn wrapper hides.
 		state = xmpp.Secure
 	}
 	// mellium moves the socket's deadline into the past when ctx ends but
@@ -121,7 +123,7 @@ func login(ctx context.Context, raw net.Conn, p loginParams) (*xmppConn, error) 
 	negotiator := xmpp.NewNegotiator(func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
 		return xmpp.StreamConfig{Features: features}
 	})
-	session, err := xmpp.NewSession(ctx, p.user.Domain(), p.user, raw, state, negotiator)
+	session, err := xmpp.NewSession(ctx, p.user.Domain(), p.user, newIdleConn(raw), state, negotiator)
 	if !stopInterrupt() || ctx.Err() != nil {
 		// ctx ended (the interrupt ran or is running): whatever the
 		// negotiation says, the socket is done.
@@ -133,14 +135,39 @@ func login(ctx context.Context, raw net.Conn, p loginParams) (*xmppConn, error) 
 	if bound.Equal(jid.JID{}) {
 		return nil, errors.New("the XMPP server bound no resource")
 	}
+	// From here on the gateway reads and writes the stream itself and the
+	// session is dropped, with its encoder's 4 KiB buffer, its decoder and
+	// its feature maps (a third of an idle stream's memory). Nothing is
+	// lost in the hand-over: mellium's decoder reads the idleConn byte by
+	// byte and has taken exactly the bind result; whatever the server sent
+	// after it is still in the idleConn.
+	c, ok := session.Conn().(*idleConn)
+	if !ok {
+		return nil, fmt.Errorf("gateway: the negotiated session runs on a %T, not the connection login made", session.Conn())
+	}
 	return &xmppConn{
-		raw:       session.Conn(),
-		tokens:    &sessionTokens{r: session.TokenReader()},
-		ender:     session,
+		raw:       c,
+		tokens:    streamDecoder(c),
 		maxStanza: limits.maxBytes,
 		maxRead:   p.maxRead,
 		full:      bound.String(),
 	}, nil
+}
+
+// startTLS is mellium's STARTTLS feature (RFC 6120 §5) whose TLS
+// connection is wrapped in an idleConn, so the decoder of the restarted
+// stream reads it without a bufio.Reader of its own.
+func startTLS(cfg *tls.Config) xmpp.StreamFeature {
+	f := xmpp.StartTLS(cfg)
+	negotiate := f.Negotiate
+	f.Negotiate = func(ctx context.Context, s *xmpp.Session, data interface{}) (xmpp.SessionState, io.ReadWriter, error) {
+		mask, rw, err := negotiate(ctx, s, data)
+		if c, ok := rw.(net.Conn); ok && err == nil {
+			rw = newIdleConn(c)
+		}
+		return mask, rw, err
+	}
+	return f
 }
 
 // writeNode sends one element on the session's connection during

@@ -213,7 +213,17 @@ func scriptedServer(t *testing.T) (string, chan string) {
 		if ok {
 			seen <- "got " + p.XMLName.Local
 		}
-		next() // until the client ends the stream
+		for { // until the client ends the stream
+			tok, err := d.Token()
+			if err != nil {
+				return
+			}
+			if e, ok := tok.(xml.EndElement); ok && e.Name.Space == nsStreams && e.Name.Local == "stream" {
+				break
+			}
+		}
+		seen <- "client ended the stream"
+		fmt.Fprint(c, `<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>`)
 	}()
 	return ln.Addr().String(), seen
 }
@@ -235,8 +245,13 @@ func TestDial_NegotiatesTheWholeLogin(t *testing.T) {
 	n, err := c.Read()
 	require.NoError(t, err)
 	require.Equal(t, "offline1", n.attr("id"))
+	require.Equal(t, xml.Name{Space: nsClient, Local: "message"}, n.XMLName, "the stream header's namespace holds after login")
+	require.Equal(t, "hi", n.childText(nsClient, "body"))
 	require.Equal(t, "got presence", <-seen)
 	require.NoError(t, c.EndStream(time.Second))
+	require.Equal(t, "client ended the stream", <-seen, "EndStream writes </stream:stream>")
+	_, err = c.Read()
+	require.EqualError(t, err, "stream error: conflict")
 }
 
 // A wrong password is ErrAuthFailed by its SASL condition.

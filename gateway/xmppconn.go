@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -8,8 +9,6 @@ import (
 	"net"
 	"sync"
 	"time"
-
-	"mellium.im/xmpp/stream"
 )
 
 // writeTimeout bounds one stanza write: a server that stops reading must
@@ -20,20 +19,15 @@ const writeTimeout = 10 * time.Second
 const nsStreams = "http://etherx.jabber.org/streams"
 
 // xmppConn is a negotiated XMPP client stream (login.go): the gateway reads
-// the session's tokens itself, into xmlNode trees that keep every element
-// whole (message ids, every <x/> child, IQ error conditions), and writes
-// its already serialised stanzas straight to the session's connection,
-// grouped (Write), instead of re-tokenising them for mellium's encoder.
+// its tokens itself, into xmlNode trees that keep every element whole
+// (message ids, every <x/> child, IQ error conditions), and writes its
+// already serialised stanzas straight to the connection, grouped (Write).
 type xmppConn struct {
-	// raw is the session's transport (TLS or, on loopback, TCP): writes,
+	// raw is the stream's transport (TLS or, on loopback, TCP): writes,
 	// deadlines, close.
 	raw net.Conn
-	// tokens is the session's input stream (mellium's reader, which turns
-	// </stream:stream> into io.EOF and <stream:error/> into stream.Error).
+	// tokens is the stream's input after negotiation (streamDecoder).
 	tokens tokenSource
-	// ender writes the closing </stream:stream> (the mellium session); nil
-	// in tests that build a conn by hand.
-	ender io.Closer
 	// maxStanza is the server's XEP-0478 limit read at login (0 = none
 	// announced); a larger stanza would end the stream, so Write refuses it.
 	maxStanza int
@@ -48,46 +42,43 @@ type xmppConn struct {
 	inflight *writeBatch // the batch being written, or nil
 }
 
-// sessionTokens counts what the tokens of a session's input took, for the
-// read budget: the decoder under mellium's reader is not ours, so its
-// InputOffset is out of reach; the sum of names, attribute values, text and
-// markup of the tokens read measures the same thing (what the reader keeps)
-// whatever TLS and buffering do underneath.
-type sessionTokens struct {
-	r xml.TokenReader
-	n int64
-}
+// The stream's opening and closing tags (RFC 6120 §4.2, §4.4) as the XML
+// encoder writes them: the opening one sets up the namespaces of a
+// decoder that starts after negotiation; the closing one ends our side.
+var streamOpen, streamClose = streamTags()
 
-func (t *sessionTokens) Token() (xml.Token, error) {
-	tok, err := t.r.Token()
-	t.n += tokenBytes(tok)
-	return tok, err
-}
-
-func (t *sessionTokens) InputOffset() int64 { return t.n }
-
-// tokenBytes is about the size of tok as it was written: markup, names,
-// attribute values, text.
-func tokenBytes(tok xml.Token) int64 {
-	switch t := tok.(type) {
-	case xml.StartElement:
-		n := 2 + len(t.Name.Local)
-		for _, a := range t.Attr {
-			n += 4 + len(a.Name.Local) + len(a.Value)
-		}
-		return int64(n)
-	case xml.EndElement:
-		return int64(3 + len(t.Name.Local))
-	case xml.CharData:
-		return int64(len(t))
-	case xml.Comment:
-		return int64(7 + len(t))
-	case xml.ProcInst:
-		return int64(5 + len(t.Target) + len(t.Inst))
-	case xml.Directive:
-		return int64(3 + len(t))
+func streamTags() (open, end []byte) {
+	start := xml.StartElement{Name: xml.Name{Local: "stream:stream"}, Attr: []xml.Attr{
+		{Name: xml.Name{Local: "xmlns"}, Value: nsClient},
+		{Name: xml.Name{Local: "xmlns:stream"}, Value: nsStreams},
+	}}
+	var b bytes.Buffer
+	e := xml.NewEncoder(&b)
+	if err := e.EncodeToken(start); err != nil {
+		panic(err) // constant input: a failure is a bug found by any test
 	}
-	return 0
+	_ = e.Flush()
+	open = bytes.Clone(b.Bytes())
+	b.Reset()
+	if err := e.EncodeToken(start.End()); err != nil {
+		panic(err)
+	}
+	_ = e.Flush()
+	return open, bytes.Clone(b.Bytes())
+}
+
+// streamDecoder reads the rest of a negotiated stream from c. Its decoder
+// first reads the stream's opening tag again (from memory), so stanzas get
+// the namespaces the server's header gave them (jabber:client, and the
+// stream prefix of <stream:error/> and </stream:stream>), then the socket.
+// c is an io.ByteReader: the decoder adds no buffer of its own.
+func streamDecoder(c *idleConn) *xml.Decoder {
+	c.unread = append(bytes.Clone(streamOpen), c.unread...)
+	d := xml.NewDecoder(c)
+	if _, err := d.Token(); err != nil {
+		panic(err) // the opening tag we just wrote
+	}
+	return d
 }
 
 // maxBatchBytes bounds one group-commit batch (one write syscall): a writer
@@ -108,20 +99,15 @@ type writeBatch struct {
 var batchBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
 // Read returns the next top-level element (see readStanza: a stanza the
-// gateway will not take whole comes back marked, not as an error).
+// gateway will not take whole comes back marked, not as an error; the
+// server's </stream:stream> is errStreamEnded, its <stream:error/> an
+// error naming the condition).
 func (c *xmppConn) Read() (xmlNode, error) {
 	n, err := readStanza(c.tokens, c.maxRead)
-	var se stream.Error
-	switch {
-	case err == nil:
-		return n, nil
-	case errors.Is(err, io.EOF):
+	if errors.Is(err, io.EOF) {
 		return xmlNode{}, errStreamEnded
-	case errors.As(err, &se):
-		// RFC 6120 §4.9: the server ends the stream after a stream error.
-		return xmlNode{}, fmt.Errorf("stream error: %s", se.Err)
 	}
-	return xmlNode{}, err
+	return n, err
 }
 
 // Write sends one stanza (followed by a newline)
@@ -196,10 +182,7 @@ func (c *xmppConn) Close() error { return c.raw.Close() }
 // own </stream:stream> (it may take its time). The reader then sees the end
 // and closes the socket, so nothing closes it under a concurrent read.
 func (c *xmppConn) EndStream(wait time.Duration) error {
-	var err error
-	if c.ender != nil {
-		err = c.ender.Close()
-	}
+	err := c.Write(streamClose)
 	_ = c.raw.SetReadDeadline(time.Now().Add(wait))
 	return err
 }
