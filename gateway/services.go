@@ -291,44 +291,47 @@ func parseOneElement(data, what string) (xmlNode, bool, error) {
 	}
 }
 
+// RawStanza is a client-supplied stanza that passed ParseRawStanza.
+type RawStanza struct{ node xmlNode }
+
 // ParseRawStanza validates one client-supplied stanza for SendRaw: well
 // formed, exactly one top-level message, presence or iq in the client
 // namespace, and no from attribute (the server stamps the sender; a client
 // must not pretend otherwise).
-func ParseRawStanza(data []byte) (xmlNode, error) {
+func ParseRawStanza(data []byte) (RawStanza, error) {
 	root, seen, err := parseOneElement(string(data), "stanza")
 	if err != nil {
-		return xmlNode{}, err
+		return RawStanza{}, err
 	}
 	switch {
 	case !seen:
-		return xmlNode{}, fmt.Errorf("%w: no stanza", ErrInvalidInput)
+		return RawStanza{}, fmt.Errorf("%w: no stanza", ErrInvalidInput)
 	case root.XMLName.Space != "" && root.XMLName.Space != nsClient:
-		return xmlNode{}, fmt.Errorf("%w: stanza must be in the jabber:client namespace", ErrInvalidInput)
+		return RawStanza{}, fmt.Errorf("%w: stanza must be in the jabber:client namespace", ErrInvalidInput)
 	case root.XMLName.Local != "message" && root.XMLName.Local != "presence" && root.XMLName.Local != "iq":
-		return xmlNode{}, fmt.Errorf("%w: stanza must be message, presence or iq", ErrInvalidInput)
+		return RawStanza{}, fmt.Errorf("%w: stanza must be message, presence or iq", ErrInvalidInput)
 	}
 	if !root.wellNamed() {
-		return xmlNode{}, fmt.Errorf("%w: element or attribute names are not namespace-well-formed", ErrInvalidInput)
+		return RawStanza{}, fmt.Errorf("%w: element or attribute names are not namespace-well-formed", ErrInvalidInput)
 	}
 	for _, a := range root.Attrs {
 		switch a.Name.Local {
 		case "from":
-			return xmlNode{}, fmt.Errorf("%w: from is set by the server; leave it out", ErrInvalidInput)
+			return RawStanza{}, fmt.Errorf("%w: from is set by the server; leave it out", ErrInvalidInput)
 		case "to":
 			// RFC 6120 §8.1.1: the addressee is a JID; the server would
 			// answer a malformed one with an error the caller never sees.
 			if _, err := jid.Parse(a.Value); err != nil {
-				return xmlNode{}, fmt.Errorf("%w: to is not a valid JID: %v", ErrInvalidInput, err)
+				return RawStanza{}, fmt.Errorf("%w: to is not a valid JID: %v", ErrInvalidInput, err)
 			}
 		}
 	}
 	root.XMLName.Space = "" // inherit the stream's jabber:client
-	return root, nil
+	return RawStanza{node: root}, nil
 }
 
 // SendRaw sends a stanza validated by ParseRawStanza, re-encoded by the
 // encoder (never the client's bytes).
-func (s *Stream) SendRaw(ctx context.Context, n xmlNode) error {
-	return s.sendNode(ctx, n)
+func (s *Stream) SendRaw(ctx context.Context, st RawStanza) error {
+	return s.sendNode(ctx, st.node)
 }
