@@ -441,7 +441,7 @@ func (s *Server) adminPasswordOK(pass string) bool {
 // user's newest stream). Admins may act on any stream but must name it.
 // Someone else's stream is reported exactly like a missing one, so stream
 // ids cannot be probed.
-func (s *Server) resolveStream(p *principal, id string) (*gateway.Stream, error) {
+func (s *Server) resolveStream(p *principal, id string) (Stream, error) {
 	if p.admin {
 		if id == "" {
 			return nil, errBadRequest.wrap("admins must name the stream: /chat/{streamid}/...")

@@ -5,8 +5,6 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"mellium.im/xmpp/jid"
-
-	"github.com/xmppgw/xmppgw/gateway"
 )
 
 // sendChatState godoc
@@ -24,7 +22,7 @@ import (
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/chatstate/{state}/{jid} [post]
-func (s *Server) sendChatState(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) sendChatState(w http.ResponseWriter, r *http.Request, _ *principal, st messageStream) error {
 	if err := s.sendAllowed(st); err != nil {
 		return err
 	}
@@ -64,7 +62,7 @@ type MarkerRequest struct {
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/messages/{jid}/{id}/{marker} [post]
-func (s *Server) sendMarker(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) sendMarker(w http.ResponseWriter, r *http.Request, _ *principal, st messageStream) error {
 	if err := s.sendAllowed(st); err != nil {
 		return err
 	}
@@ -97,7 +95,7 @@ func (s *Server) sendMarker(w http.ResponseWriter, r *http.Request, _ *principal
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/messages/{jid}/{id} [delete]
-func (s *Server) deleteMessage(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) deleteMessage(w http.ResponseWriter, r *http.Request, _ *principal, st messageStream) error {
 	if err := s.sendAllowed(st); err != nil {
 		return err
 	}
@@ -130,7 +128,7 @@ func (s *Server) deleteMessage(w http.ResponseWriter, r *http.Request, _ *princi
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/messages/{jid}/{id} [put]
-func (s *Server) editMessage(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) editMessage(w http.ResponseWriter, r *http.Request, _ *principal, st messageStream) error {
 	return s.sendMessageWith(w, r, st, chi.URLParam(r, "id"))
 }
 

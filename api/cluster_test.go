@@ -81,7 +81,7 @@ func (e *testEnv) node(t *testing.T, store RevocationStore) (*testEnv, *Server) 
 	t.Helper()
 	cfg := e.srv.cfg
 	cfg.Revocations = store
-	srv := NewServer(cfg, e.mgr, e.broker, nil)
+	srv := NewServer(cfg, ManagerStreams(e.mgr), e.broker, nil)
 	hs := httptest.NewServer(srv.Routes())
 	t.Cleanup(hs.Close)
 	other := *e

@@ -1,11 +1,24 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 
+	"mellium.im/xmpp/jid"
+
 	"github.com/xmppgw/xmppgw/gateway"
 )
+
+// commandStream is what the command routes need of a stream.
+type commandStream interface {
+	streamIdentity
+	SendCommand(ctx context.Context, to jid.JID, cmd gateway.Command) (string, error)
+	SendRaw(ctx context.Context, st gateway.RawStanza) error
+}
+
+// asCommands narrows a Stream for the command routes.
+func asCommands(st Stream) commandStream { return st }
 
 // CommandRequest is an x:oob service command.
 type CommandRequest struct {
@@ -31,7 +44,7 @@ type CommandRequest struct {
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/commands/{jid} [post]
-func (s *Server) sendCommand(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) sendCommand(w http.ResponseWriter, r *http.Request, _ *principal, st commandStream) error {
 	if err := s.sendAllowed(st); err != nil {
 		return err
 	}
@@ -65,7 +78,7 @@ func (s *Server) sendCommand(w http.ResponseWriter, r *http.Request, _ *principa
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/xmpp [post]
-func (s *Server) sendRaw(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) sendRaw(w http.ResponseWriter, r *http.Request, _ *principal, st commandStream) error {
 	if err := s.sendAllowed(st); err != nil {
 		return err
 	}

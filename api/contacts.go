@@ -1,10 +1,24 @@
 package api
 
 import (
+	"context"
 	"net/http"
+
+	"mellium.im/xmpp/jid"
 
 	"github.com/xmppgw/xmppgw/gateway"
 )
+
+// rosterStream is what the contact (roster) routes need of a stream.
+type rosterStream interface {
+	Contacts(ctx context.Context) ([]gateway.Contact, error)
+	SetContact(ctx context.Context, who jid.JID, name string, groups []string) error
+	RemoveContact(ctx context.Context, who jid.JID) error
+	SetPresence(ctx context.Context, p gateway.OutgoingPresence) error
+}
+
+// asRoster narrows a Stream for the contact routes.
+func asRoster(st Stream) rosterStream { return st }
 
 // ContactRequest names and groups a contact.
 type ContactRequest struct {
@@ -25,7 +39,7 @@ type ContactRequest struct {
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/contacts [get]
-func (s *Server) listContacts(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) listContacts(w http.ResponseWriter, r *http.Request, _ *principal, st rosterStream) error {
 	contacts, err := st.Contacts(r.Context())
 	if err != nil {
 		return err
@@ -49,7 +63,7 @@ func (s *Server) listContacts(w http.ResponseWriter, r *http.Request, _ *princip
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/contacts/{jid} [post]
-func (s *Server) addContact(w http.ResponseWriter, r *http.Request, p *principal, st *gateway.Stream) error {
+func (s *Server) addContact(w http.ResponseWriter, r *http.Request, p *principal, st rosterStream) error {
 	return s.writeContact(w, r, st, true)
 }
 
@@ -69,11 +83,11 @@ func (s *Server) addContact(w http.ResponseWriter, r *http.Request, p *principal
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/contacts/{jid} [put]
-func (s *Server) updateContact(w http.ResponseWriter, r *http.Request, p *principal, st *gateway.Stream) error {
+func (s *Server) updateContact(w http.ResponseWriter, r *http.Request, p *principal, st rosterStream) error {
 	return s.writeContact(w, r, st, false)
 }
 
-func (s *Server) writeContact(w http.ResponseWriter, r *http.Request, st *gateway.Stream, subscribe bool) error {
+func (s *Server) writeContact(w http.ResponseWriter, r *http.Request, st rosterStream, subscribe bool) error {
 	who, err := jidParam(r)
 	if err != nil {
 		return err
@@ -115,7 +129,7 @@ func (s *Server) writeContact(w http.ResponseWriter, r *http.Request, st *gatewa
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/contacts/{jid} [delete]
-func (s *Server) removeContact(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) removeContact(w http.ResponseWriter, r *http.Request, _ *principal, st rosterStream) error {
 	who, err := jidParam(r)
 	if err != nil {
 		return err
@@ -140,7 +154,7 @@ func (s *Server) removeContact(w http.ResponseWriter, r *http.Request, _ *princi
 //	@Security	BearerAuth
 //	@Security	BasicAuth
 //	@Router		/restapi/v1/chat/{streamid}/contacts/{jid}/approve [post]
-func (s *Server) approveContact(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) approveContact(w http.ResponseWriter, r *http.Request, _ *principal, st rosterStream) error {
 	return s.answerSubscription(w, r, st, "subscribed")
 }
 
@@ -157,11 +171,11 @@ func (s *Server) approveContact(w http.ResponseWriter, r *http.Request, _ *princ
 //	@Security	BearerAuth
 //	@Security	BasicAuth
 //	@Router		/restapi/v1/chat/{streamid}/contacts/{jid}/deny [post]
-func (s *Server) denyContact(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) denyContact(w http.ResponseWriter, r *http.Request, _ *principal, st rosterStream) error {
 	return s.answerSubscription(w, r, st, "unsubscribed")
 }
 
-func (s *Server) answerSubscription(w http.ResponseWriter, r *http.Request, st *gateway.Stream, typ string) error {
+func (s *Server) answerSubscription(w http.ResponseWriter, r *http.Request, st rosterStream, typ string) error {
 	who, err := jidParam(r)
 	if err != nil {
 		return err

@@ -153,7 +153,7 @@ func newEnv(t *testing.T, o envOptions) *testEnv {
 	require.NoError(t, err)
 	ac.JWTSecret, ac.TokenTTL, ac.CORSOrigins = testSecret, o.tokenTTL, []string{"http://app.example"}
 	ac.AdminUser, ac.AdminPassword = testAdminUser, testAdminPassword
-	srv := NewServer(ac, mgr, broker, log)
+	srv := NewServer(ac, ManagerStreams(mgr), broker, log)
 	hs := httptest.NewServer(srv.Routes())
 	e := &testEnv{t: t, xmpp: o.xmpp, mgr: mgr, broker: broker, srv: srv, http: hs, logs: logs}
 	t.Cleanup(func() {

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/xmppgw/xmppgw/gateway"
 	"github.com/xmppgw/xmppgw/internal/cluster"
 	"github.com/xmppgw/xmppgw/sse"
 )
@@ -99,7 +98,7 @@ func (s *Server) mirrorEvents(ctx context.Context, streamID string) (release fun
 type eventTarget struct {
 	id   string
 	user string // bare JID, for the audit log
-	st   *gateway.Stream
+	st   interface{ Touch() }
 }
 
 // touch restarts a local stream's idle clock; a remote stream's owner

@@ -15,6 +15,17 @@ import (
 	"github.com/xmppgw/xmppgw/gateway"
 )
 
+// agentStream is what the agent routes of fastpath (assists, offers)
+// need of a stream.
+type agentStream interface {
+	streamIdentity
+	LeaveRoom(ctx context.Context, room jid.JID) error
+	OpenConversationRoom(ctx context.Context, room, user jid.JID, workgroup, question string) error
+}
+
+// asAgent narrows a Stream for the agent routes.
+func asAgent(st Stream) agentStream { return st }
+
 // Fastpath: workgroup expert queues run by the gateway (package fastpath),
 // conversations in members-only MUC rooms on conference.<domain>.
 
@@ -58,14 +69,14 @@ func (s *Server) fastpath() (*fastpath.Service, error) {
 // (fastpath.StreamHooks).
 func (s *Server) fastpathChatRoutes(r chi.Router) {
 	for _, prefix := range []string{"", "/{streamid}"} {
-		r.Get(prefix+"/assists", s.streamRoute(s.listAssists))
-		r.Get(prefix+"/assists/queues", s.streamRoute(s.assistQueues))
-		r.Post(prefix+"/assists/{workgroup}", s.streamRoute(s.assistOnline))
-		r.Delete(prefix+"/assists/{workgroup}", s.streamRoute(s.assistOffline))
-		r.Put(prefix+"/assists/{workgroup}/{offerId}", s.streamRoute(s.acceptAssist))
-		r.Delete(prefix+"/assists/{workgroup}/{offerId}", s.streamRoute(s.rejectAssist))
-		r.Post(prefix+"/offer/{offerId}", s.streamRoute(s.acceptOffer))
-		r.Delete(prefix+"/offer/{offerId}", s.streamRoute(s.rejectOffer))
+		r.Get(prefix+"/assists", s.streamRoute(on(asAgent, s.listAssists)))
+		r.Get(prefix+"/assists/queues", s.streamRoute(on(asAgent, s.assistQueues)))
+		r.Post(prefix+"/assists/{workgroup}", s.streamRoute(on(asAgent, s.assistOnline)))
+		r.Delete(prefix+"/assists/{workgroup}", s.streamRoute(on(asAgent, s.assistOffline)))
+		r.Put(prefix+"/assists/{workgroup}/{offerId}", s.streamRoute(on(asAgent, s.acceptAssist)))
+		r.Delete(prefix+"/assists/{workgroup}/{offerId}", s.streamRoute(on(asAgent, s.rejectAssist)))
+		r.Post(prefix+"/offer/{offerId}", s.streamRoute(on(asAgent, s.acceptOffer)))
+		r.Delete(prefix+"/offer/{offerId}", s.streamRoute(on(asAgent, s.rejectOffer)))
 	}
 }
 
@@ -122,7 +133,7 @@ type AssistList struct {
 //	@Security	BearerAuth
 //	@Security	BasicAuth
 //	@Router		/restapi/v1/chat/{streamid}/assists [get]
-func (s *Server) listAssists(w http.ResponseWriter, _ *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) listAssists(w http.ResponseWriter, _ *http.Request, _ *principal, st agentStream) error {
 	fp, err := s.fastpath()
 	if err != nil {
 		return err
@@ -149,7 +160,7 @@ type QueueList struct {
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/assists/queues [get]
-func (s *Server) assistQueues(w http.ResponseWriter, _ *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) assistQueues(w http.ResponseWriter, _ *http.Request, _ *principal, st agentStream) error {
 	fp, err := s.fastpath()
 	if err != nil {
 		return err
@@ -172,7 +183,7 @@ func (s *Server) assistQueues(w http.ResponseWriter, _ *http.Request, _ *princip
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/assists/{workgroup} [post]
-func (s *Server) assistOnline(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) assistOnline(w http.ResponseWriter, r *http.Request, _ *principal, st agentStream) error {
 	fp, err := s.fastpath()
 	if err != nil {
 		return err
@@ -198,7 +209,7 @@ func (s *Server) assistOnline(w http.ResponseWriter, r *http.Request, _ *princip
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/assists/{workgroup} [delete]
-func (s *Server) assistOffline(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) assistOffline(w http.ResponseWriter, r *http.Request, _ *principal, st agentStream) error {
 	fp, err := s.fastpath()
 	if err != nil {
 		return err
@@ -232,7 +243,7 @@ type AcceptResponse struct {
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/assists/{workgroup}/{offerId} [put]
-func (s *Server) acceptAssist(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) acceptAssist(w http.ResponseWriter, r *http.Request, _ *principal, st agentStream) error {
 	return s.accept(w, r, st, chi.URLParam(r, "workgroup"))
 }
 
@@ -251,11 +262,11 @@ func (s *Server) acceptAssist(w http.ResponseWriter, r *http.Request, _ *princip
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/offer/{offerId} [post]
-func (s *Server) acceptOffer(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) acceptOffer(w http.ResponseWriter, r *http.Request, _ *principal, st agentStream) error {
 	return s.accept(w, r, st, "")
 }
 
-func (s *Server) accept(w http.ResponseWriter, r *http.Request, st *gateway.Stream, workgroup string) error {
+func (s *Server) accept(w http.ResponseWriter, r *http.Request, st agentStream, workgroup string) error {
 	fp, err := s.fastpath()
 	if err != nil {
 		return err
@@ -277,7 +288,7 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, st *gateway.Stre
 
 // workgroupRoom names the conversation's room on the default MUC service
 // and has the agent's stream open it (gateway.Stream.OpenConversationRoom).
-func (s *Server) workgroupRoom(ctx context.Context, st *gateway.Stream, t fastpath.TicketInfo) (jid.JID, error) {
+func (s *Server) workgroupRoom(ctx context.Context, st agentStream, t fastpath.TicketInfo) (jid.JID, error) {
 	user, err := jid.Parse(t.User)
 	if err != nil {
 		return jid.JID{}, err
@@ -311,7 +322,7 @@ func (s *Server) workgroupRoom(ctx context.Context, st *gateway.Stream, t fastpa
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/assists/{workgroup}/{offerId} [delete]
-func (s *Server) rejectAssist(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) rejectAssist(w http.ResponseWriter, r *http.Request, _ *principal, st agentStream) error {
 	return s.reject(w, r, st, chi.URLParam(r, "workgroup"))
 }
 
@@ -328,11 +339,11 @@ func (s *Server) rejectAssist(w http.ResponseWriter, r *http.Request, _ *princip
 //	@Security	BearerAuth
 //	@Security	BasicAuth
 //	@Router		/restapi/v1/chat/{streamid}/offer/{offerId} [delete]
-func (s *Server) rejectOffer(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) rejectOffer(w http.ResponseWriter, r *http.Request, _ *principal, st agentStream) error {
 	return s.reject(w, r, st, "")
 }
 
-func (s *Server) reject(w http.ResponseWriter, r *http.Request, st *gateway.Stream, workgroup string) error {
+func (s *Server) reject(w http.ResponseWriter, r *http.Request, st agentStream, workgroup string) error {
 	fp, err := s.fastpath()
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"time"
@@ -9,6 +10,14 @@ import (
 
 	"github.com/xmppgw/xmppgw/gateway"
 )
+
+// historyStream is what the history (MAM) routes need of a stream.
+type historyStream interface {
+	History(ctx context.Context, q gateway.HistoryQuery) (gateway.HistoryPage, error)
+}
+
+// asHistory narrows a Stream for the history route.
+func asHistory(st Stream) historyStream { return st }
 
 // getHistory godoc
 //
@@ -30,12 +39,12 @@ import (
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/messages [get]
-func (s *Server) getHistory(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) getHistory(w http.ResponseWriter, r *http.Request, _ *principal, st historyStream) error {
 	return s.history(w, r, st, jid.JID{})
 }
 
 // history answers a history query on archive (zero: the user's own).
-func (s *Server) history(w http.ResponseWriter, r *http.Request, st *gateway.Stream, archive jid.JID) error {
+func (s *Server) history(w http.ResponseWriter, r *http.Request, st historyStream, archive jid.JID) error {
 	q := r.URL.Query()
 	hq := gateway.HistoryQuery{Archive: archive}
 	var err error

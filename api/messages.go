@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -10,6 +11,19 @@ import (
 
 	"github.com/xmppgw/xmppgw/gateway"
 )
+
+// messageStream is what the message routes (messages.go, chatstates.go)
+// need of a stream.
+type messageStream interface {
+	streamIdentity
+	SendMessage(ctx context.Context, m gateway.OutgoingMessage) (string, error)
+	SendMarker(ctx context.Context, to jid.JID, marker, id string, extra map[string]string) (string, error)
+	SendChatState(ctx context.Context, to jid.JID, state string) error
+	SendDelete(ctx context.Context, to jid.JID, id string, extra map[string]string) (string, error)
+}
+
+// asMessages narrows a Stream for the message routes.
+func asMessages(st Stream) messageStream { return st }
 
 // MessageRequest is the JSON form of a message; a text/plain body is sent
 // as a chat message with that body.
@@ -104,12 +118,12 @@ type MessageResponse struct {
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/messages/{jid} [post]
-func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request, _ *principal, st messageStream) error {
 	return s.sendMessageWith(w, r, st, "")
 }
 
 // sendMessageWith sends a message, or with replaceID its correction.
-func (s *Server) sendMessageWith(w http.ResponseWriter, r *http.Request, st *gateway.Stream, replaceID string) error {
+func (s *Server) sendMessageWith(w http.ResponseWriter, r *http.Request, st messageStream, replaceID string) error {
 	to, err := jidParam(r)
 	if err != nil {
 		return err
@@ -129,7 +143,7 @@ func (s *Server) sendMessageWith(w http.ResponseWriter, r *http.Request, st *gat
 // sendAllowed spends one unit of the stream's send rate: every route and
 // every WebSocket command that puts a stanza on the wire calls it, so no
 // transport floods the XMPP server or allows what the other refuses.
-func (s *Server) sendAllowed(st *gateway.Stream) error {
+func (s *Server) sendAllowed(st streamIdentity) error {
 	if ok, wait := s.sends.Take(st.ID()); !ok {
 		return tooMany(errSendRateLimited, wait)
 	}
@@ -138,7 +152,7 @@ func (s *Server) sendAllowed(st *gateway.Stream) error {
 
 // outgoingMessage applies the stream's send rate and reads the request
 // body as a message to to.
-func (s *Server) outgoingMessage(w http.ResponseWriter, r *http.Request, st *gateway.Stream, to jid.JID) (gateway.OutgoingMessage, error) {
+func (s *Server) outgoingMessage(w http.ResponseWriter, r *http.Request, st streamIdentity, to jid.JID) (gateway.OutgoingMessage, error) {
 	if err := s.sendAllowed(st); err != nil {
 		return gateway.OutgoingMessage{}, err
 	}

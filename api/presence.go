@@ -1,12 +1,23 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 
-	"github.com/xmppgw/xmppgw/gateway"
 	"mellium.im/xmpp/jid"
+
+	"github.com/xmppgw/xmppgw/gateway"
 )
+
+// presenceStream is what the presence route needs of a stream.
+type presenceStream interface {
+	streamIdentity
+	SetPresence(ctx context.Context, p gateway.OutgoingPresence) error
+}
+
+// asPresence narrows a Stream for the presence route.
+func asPresence(st Stream) presenceStream { return st }
 
 // PresenceRequest is the JSON form of a presence change; the same fields
 // work as query parameters.
@@ -45,7 +56,7 @@ type PresenceRequest struct {
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/presence [post]
-func (s *Server) setPresence(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) setPresence(w http.ResponseWriter, r *http.Request, _ *principal, st presenceStream) error {
 	if err := s.sendAllowed(st); err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -9,6 +10,20 @@ import (
 
 	"github.com/xmppgw/xmppgw/gateway"
 )
+
+// pubsubStream is what the pubsub routes need of a stream.
+type pubsubStream interface {
+	streamIdentity
+	PubSubSubscriptions(ctx context.Context, service jid.JID, node string) ([]gateway.PubSubSubscription, error)
+	Subscribe(ctx context.Context, service jid.JID, node string, opts gateway.SubscribeOptions) (gateway.PubSubSubscription, error)
+	Unsubscribe(ctx context.Context, service jid.JID, node, subid string) error
+	Publish(ctx context.Context, service jid.JID, node, id string, p gateway.ItemPayload, opts gateway.PublishOptions) (string, error)
+	Items(ctx context.Context, service jid.JID, node string, max int, ids ...string) ([]gateway.PubSubItem, error)
+	RetractItem(ctx context.Context, service jid.JID, node, id string) error
+}
+
+// asPubSub narrows a Stream for the pubsub routes.
+func asPubSub(st Stream) pubsubStream { return st }
 
 // pubsubTarget reads the {service} and {node} path segments: the service
 // is parsed as a JID (a pubsub domain such as pubsub.example.com, or a
@@ -49,7 +64,7 @@ func pubsubTarget(r *http.Request) (jid.JID, string, error) {
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/pubsub/{service}/{node}/subscriptions [get]
-func (s *Server) listPubSubSubscriptions(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) listPubSubSubscriptions(w http.ResponseWriter, r *http.Request, _ *principal, st pubsubStream) error {
 	service, node, err := pubsubTarget(r)
 	if err != nil {
 		return err
@@ -94,7 +109,7 @@ type SubscribeRequest struct {
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/pubsub/{service}/{node}/subscriptions [post]
-func (s *Server) subscribePubSub(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) subscribePubSub(w http.ResponseWriter, r *http.Request, _ *principal, st pubsubStream) error {
 	service, node, err := pubsubTarget(r)
 	if err != nil {
 		return err
@@ -131,7 +146,7 @@ func (s *Server) subscribePubSub(w http.ResponseWriter, r *http.Request, _ *prin
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/pubsub/{service}/{node}/subscriptions/{subid} [delete]
-func (s *Server) unsubscribePubSub(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) unsubscribePubSub(w http.ResponseWriter, r *http.Request, _ *principal, st pubsubStream) error {
 	service, node, err := pubsubTarget(r)
 	if err != nil {
 		return err
@@ -185,7 +200,7 @@ type PublishResponse struct {
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/pubsub/{service}/{node}/items [post]
-func (s *Server) publishItem(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) publishItem(w http.ResponseWriter, r *http.Request, _ *principal, st pubsubStream) error {
 	service, node, err := pubsubTarget(r)
 	if err != nil {
 		return err
@@ -222,7 +237,7 @@ func (s *Server) publishItem(w http.ResponseWriter, r *http.Request, _ *principa
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/pubsub/{service}/{node}/items [get]
-func (s *Server) listItems(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) listItems(w http.ResponseWriter, r *http.Request, _ *principal, st pubsubStream) error {
 	service, node, err := pubsubTarget(r)
 	if err != nil {
 		return err
@@ -256,7 +271,7 @@ func (s *Server) listItems(w http.ResponseWriter, r *http.Request, _ *principal,
 //	@Security	BearerAuth
 //	@Security	BasicAuth
 //	@Router		/restapi/v1/chat/{streamid}/pubsub/{service}/{node}/items/{id} [get]
-func (s *Server) getItem(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) getItem(w http.ResponseWriter, r *http.Request, _ *principal, st pubsubStream) error {
 	service, node, err := pubsubTarget(r)
 	if err != nil {
 		return err
@@ -294,7 +309,7 @@ func (s *Server) getItem(w http.ResponseWriter, r *http.Request, _ *principal, s
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/pubsub/{service}/{node}/items/{id} [delete]
-func (s *Server) retractItem(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) retractItem(w http.ResponseWriter, r *http.Request, _ *principal, st pubsubStream) error {
 	service, node, err := pubsubTarget(r)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"time"
@@ -9,6 +10,29 @@ import (
 
 	"github.com/xmppgw/xmppgw/gateway"
 )
+
+// roomStream is what the room (MUC) routes need of a stream.
+type roomStream interface {
+	streamIdentity
+	historyStream
+	DiscoItems(ctx context.Context, of jid.JID) ([]gateway.DiscoItem, error)
+	DiscoInfo(ctx context.Context, of jid.JID) (gateway.RoomInfo, error)
+	JoinedRooms() []gateway.JoinedRoom
+	JoinRoom(ctx context.Context, room jid.JID, opts gateway.JoinOptions) error
+	LeaveRoom(ctx context.Context, room jid.JID) error
+	SendRoomMessage(ctx context.Context, m gateway.OutgoingMessage) (string, error)
+	Invite(ctx context.Context, room, who jid.JID, reason string, direct bool) error
+	SetSubject(ctx context.Context, room jid.JID, subject string) error
+	Occupants(room jid.JID) ([]gateway.Occupant, error)
+	ConfigureRoom(ctx context.Context, room jid.JID, cfg gateway.RoomConfig) error
+	RoomConfiguration(ctx context.Context, room jid.JID) (map[string]any, error)
+	DestroyRoom(ctx context.Context, room jid.JID, reason string) error
+	SetAffiliation(ctx context.Context, room, who jid.JID, affiliation, reason string) error
+	SetRole(ctx context.Context, room jid.JID, nick, role, reason string) error
+}
+
+// asRooms narrows a Stream for the room routes.
+func asRooms(st Stream) roomStream { return st }
 
 // roomJID reads the {room} path segment and ?service= (see parseRoom).
 func (s *Server) roomJID(r *http.Request) (jid.JID, error) {
@@ -78,7 +102,7 @@ func (s *Server) parseService(service string) (jid.JID, error) {
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/rooms [get]
-func (s *Server) listPublicRooms(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) listPublicRooms(w http.ResponseWriter, r *http.Request, _ *principal, st roomStream) error {
 	service, err := s.mucService(r)
 	if err != nil {
 		return err
@@ -105,7 +129,7 @@ func (s *Server) listPublicRooms(w http.ResponseWriter, r *http.Request, _ *prin
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/rooms/{room} [get]
-func (s *Server) roomInfo(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) roomInfo(w http.ResponseWriter, r *http.Request, _ *principal, st roomStream) error {
 	room, err := s.roomJID(r)
 	if err != nil {
 		return err
@@ -129,7 +153,7 @@ func (s *Server) roomInfo(w http.ResponseWriter, r *http.Request, _ *principal, 
 //	@Security	BearerAuth
 //	@Security	BasicAuth
 //	@Router		/restapi/v1/chat/{streamid}/rooms [get]
-func (s *Server) listJoinedRooms(w http.ResponseWriter, _ *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) listJoinedRooms(w http.ResponseWriter, _ *http.Request, _ *principal, st roomStream) error {
 	return writeOK(w, http.StatusOK, st.JoinedRooms())
 }
 
@@ -163,7 +187,7 @@ type JoinRequest struct {
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/rooms/{room} [put]
-func (s *Server) joinRoom(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) joinRoom(w http.ResponseWriter, r *http.Request, _ *principal, st roomStream) error {
 	if err := s.sendAllowed(st); err != nil {
 		return err
 	}
@@ -203,7 +227,7 @@ func (s *Server) joinRoom(w http.ResponseWriter, r *http.Request, _ *principal, 
 //	@Security	BearerAuth
 //	@Security	BasicAuth
 //	@Router		/restapi/v1/chat/{streamid}/rooms/{room} [delete]
-func (s *Server) leaveRoom(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) leaveRoom(w http.ResponseWriter, r *http.Request, _ *principal, st roomStream) error {
 	if err := s.sendAllowed(st); err != nil {
 		return err
 	}
@@ -236,7 +260,7 @@ func (s *Server) leaveRoom(w http.ResponseWriter, r *http.Request, _ *principal,
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/rooms/{room} [post]
-func (s *Server) postRoomMessage(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) postRoomMessage(w http.ResponseWriter, r *http.Request, _ *principal, st roomStream) error {
 	room, err := s.roomJID(r)
 	if err != nil {
 		return err
@@ -276,7 +300,7 @@ type ReasonRequest struct {
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/rooms/{room}/{jid} [post]
-func (s *Server) inviteToRoom(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) inviteToRoom(w http.ResponseWriter, r *http.Request, _ *principal, st roomStream) error {
 	room, err := s.roomJID(r)
 	if err != nil {
 		return err
@@ -321,7 +345,7 @@ type SubjectRequest struct {
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/rooms/{room}/subject [put]
-func (s *Server) setRoomSubject(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) setRoomSubject(w http.ResponseWriter, r *http.Request, _ *principal, st roomStream) error {
 	room, err := s.roomJID(r)
 	if err != nil {
 		return err
@@ -351,7 +375,7 @@ func (s *Server) setRoomSubject(w http.ResponseWriter, r *http.Request, _ *princ
 //	@Security	BearerAuth
 //	@Security	BasicAuth
 //	@Router		/restapi/v1/chat/{streamid}/rooms/{room}/occupants [get]
-func (s *Server) listOccupants(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) listOccupants(w http.ResponseWriter, r *http.Request, _ *principal, st roomStream) error {
 	room, err := s.roomJID(r)
 	if err != nil {
 		return err
@@ -396,7 +420,7 @@ type CreateRoomResponse struct {
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/rooms [post]
-func (s *Server) createRoom(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) createRoom(w http.ResponseWriter, r *http.Request, _ *principal, st roomStream) error {
 	var req CreateRoomRequest
 	if err := s.readJSON(w, r, &req); err != nil {
 		return err
@@ -440,7 +464,7 @@ func (s *Server) createRoom(w http.ResponseWriter, r *http.Request, _ *principal
 //	@Security	BearerAuth
 //	@Security	BasicAuth
 //	@Router		/restapi/v1/chat/{streamid}/rooms/{room}/config [get]
-func (s *Server) getRoomConfig(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) getRoomConfig(w http.ResponseWriter, r *http.Request, _ *principal, st roomStream) error {
 	room, err := s.roomJID(r)
 	if err != nil {
 		return err
@@ -469,7 +493,7 @@ func (s *Server) getRoomConfig(w http.ResponseWriter, r *http.Request, _ *princi
 //	@Security	BearerAuth
 //	@Security	BasicAuth
 //	@Router		/restapi/v1/chat/{streamid}/rooms/{room}/config [put]
-func (s *Server) putRoomConfig(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) putRoomConfig(w http.ResponseWriter, r *http.Request, _ *principal, st roomStream) error {
 	room, err := s.roomJID(r)
 	if err != nil {
 		return err
@@ -501,7 +525,7 @@ func (s *Server) putRoomConfig(w http.ResponseWriter, r *http.Request, _ *princi
 //	@Security	BearerAuth
 //	@Security	BasicAuth
 //	@Router		/restapi/v1/chat/{streamid}/rooms/{room}/destroy [post]
-func (s *Server) destroyRoom(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) destroyRoom(w http.ResponseWriter, r *http.Request, _ *principal, st roomStream) error {
 	room, err := s.roomJID(r)
 	if err != nil {
 		return err
@@ -543,7 +567,7 @@ type AffiliationRequest struct {
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/rooms/{room}/affiliations/{jid} [put]
-func (s *Server) setAffiliation(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) setAffiliation(w http.ResponseWriter, r *http.Request, _ *principal, st roomStream) error {
 	room, err := s.roomJID(r)
 	if err != nil {
 		return err
@@ -589,7 +613,7 @@ type RoleRequest struct {
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/rooms/{room}/roles/{nick} [put]
-func (s *Server) setRole(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) setRole(w http.ResponseWriter, r *http.Request, _ *principal, st roomStream) error {
 	room, err := s.roomJID(r)
 	if err != nil {
 		return err
@@ -631,7 +655,7 @@ func (s *Server) setRole(w http.ResponseWriter, r *http.Request, _ *principal, s
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/rooms/{room}/messages [get]
-func (s *Server) roomHistory(w http.ResponseWriter, r *http.Request, p *principal, st *gateway.Stream) error {
+func (s *Server) roomHistory(w http.ResponseWriter, r *http.Request, p *principal, st roomStream) error {
 	room, err := s.roomJID(r)
 	if err != nil {
 		return err

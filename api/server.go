@@ -30,11 +30,11 @@ const (
 // Streams is what the API needs of the stream manager (gateway.Manager).
 type Streams interface {
 	Domain() string
-	Login(ctx context.Context, username, password, resource string) (*gateway.Stream, error)
-	LoginAs(ctx context.Context, username, resource string) (*gateway.Stream, error)
-	Stream(id string) (*gateway.Stream, error)
-	Streams() []*gateway.Stream
-	StreamsOf(user jid.JID) []*gateway.Stream
+	Login(ctx context.Context, username, password, resource string) (Stream, error)
+	LoginAs(ctx context.Context, username, resource string) (Stream, error)
+	Stream(id string) (Stream, error)
+	Streams() []Stream
+	StreamsOf(user jid.JID) []Stream
 	Logoff(ctx context.Context, id string) error
 	Notify(ctx context.Context, to jid.JID, body string, params map[string]string) (string, error)
 	Ready(ctx context.Context) error
@@ -241,61 +241,61 @@ func (s *Server) Routes() http.Handler {
 		r.Delete("/token", s.handle(s.revokeToken))
 		// The summary forms of these two are the ancestor's room directory;
 		// only the {streamid} form lists the stream's joined rooms.
-		r.Get("/rooms", s.streamRoute(s.listPublicRooms))
-		r.Get("/rooms/{room}", s.streamRoute(s.roomInfo))
-		r.Get("/{streamid}/rooms", s.streamRoute(s.listJoinedRooms))
-		r.Get("/users", s.streamRoute(s.searchUsers))
+		r.Get("/rooms", s.streamRoute(on(asRooms, s.listPublicRooms)))
+		r.Get("/rooms/{room}", s.streamRoute(on(asRooms, s.roomInfo)))
+		r.Get("/{streamid}/rooms", s.streamRoute(on(asRooms, s.listJoinedRooms)))
+		r.Get("/users", s.streamRoute(on(asUsers, s.searchUsers)))
 		for _, prefix := range []string{"", "/{streamid}"} {
-			r.Post(prefix+"/logoff", s.streamRoute(s.logoff))
-			r.Post(prefix+"/token", s.streamRoute(s.refreshToken))
-			r.Post(prefix+"/presence", s.streamRoute(s.setPresence))
-			r.Post(prefix+"/messages/{jid}", s.streamRoute(s.sendMessage))
-			r.Put(prefix+"/messages/{jid}/{id}", s.streamRoute(s.editMessage))
-			r.Delete(prefix+"/messages/{jid}/{id}", s.streamRoute(s.deleteMessage))
-			r.Post(prefix+"/messages/{jid}/{id}/{marker}", s.streamRoute(s.sendMarker))
-			r.Get(prefix+"/messages", s.streamRoute(s.getHistory))
-			r.Post(prefix+"/chatstate/{state}/{jid}", s.streamRoute(s.sendChatState))
-			r.Post(prefix+"/commands/{jid}", s.streamRoute(s.sendCommand))
-			r.Post(prefix+"/xmpp", s.streamRoute(s.sendRaw))
-			r.Get(prefix+"/vcard", s.streamRoute(s.getOwnVCard))
-			r.Get(prefix+"/vcard/{jid}", s.streamRoute(s.getVCard))
-			r.Put(prefix+"/vcard", s.streamRoute(s.putVCard))
-			r.Get(prefix+"/contacts", s.streamRoute(s.listContacts))
-			r.Post(prefix+"/contacts/{jid}", s.streamRoute(s.addContact))
-			r.Put(prefix+"/contacts/{jid}", s.streamRoute(s.updateContact))
-			r.Delete(prefix+"/contacts/{jid}", s.streamRoute(s.removeContact))
-			r.Post(prefix+"/contacts/{jid}/approve", s.streamRoute(s.approveContact))
-			r.Post(prefix+"/contacts/{jid}/deny", s.streamRoute(s.denyContact))
-			r.Post(prefix+"/rooms", s.streamRoute(s.createRoom))
-			r.Put(prefix+"/rooms/{room}", s.streamRoute(s.joinRoom))
-			r.Delete(prefix+"/rooms/{room}", s.streamRoute(s.leaveRoom))
-			r.Post(prefix+"/rooms/{room}", s.streamRoute(s.postRoomMessage))
-			r.Post(prefix+"/rooms/{room}/{jid}", s.streamRoute(s.inviteToRoom))
-			r.Put(prefix+"/rooms/{room}/subject", s.streamRoute(s.setRoomSubject))
-			r.Get(prefix+"/rooms/{room}/occupants", s.streamRoute(s.listOccupants))
-			r.Get(prefix+"/rooms/{room}/config", s.streamRoute(s.getRoomConfig))
-			r.Put(prefix+"/rooms/{room}/config", s.streamRoute(s.putRoomConfig))
-			r.Post(prefix+"/rooms/{room}/destroy", s.streamRoute(s.destroyRoom))
-			r.Put(prefix+"/rooms/{room}/affiliations/{jid}", s.streamRoute(s.setAffiliation))
-			r.Put(prefix+"/rooms/{room}/roles/{nick}", s.streamRoute(s.setRole))
-			r.Get(prefix+"/rooms/{room}/messages", s.streamRoute(s.roomHistory))
-			r.Get(prefix+"/users/properties", s.streamRoute(s.listProperties))
-			r.Post(prefix+"/users/{property}", s.streamRoute(s.setProperty))
-			r.Delete(prefix+"/users/{property}", s.streamRoute(s.deleteProperty))
-			r.Get(prefix+"/bookmarks", s.streamRoute(s.listBookmarks))
-			r.Put(prefix+"/bookmarks", s.streamRoute(s.putBookmarks))
+			r.Post(prefix+"/logoff", s.streamRoute(on(asIdentity, s.logoff)))
+			r.Post(prefix+"/token", s.streamRoute(on(asIdentity, s.refreshToken)))
+			r.Post(prefix+"/presence", s.streamRoute(on(asPresence, s.setPresence)))
+			r.Post(prefix+"/messages/{jid}", s.streamRoute(on(asMessages, s.sendMessage)))
+			r.Put(prefix+"/messages/{jid}/{id}", s.streamRoute(on(asMessages, s.editMessage)))
+			r.Delete(prefix+"/messages/{jid}/{id}", s.streamRoute(on(asMessages, s.deleteMessage)))
+			r.Post(prefix+"/messages/{jid}/{id}/{marker}", s.streamRoute(on(asMessages, s.sendMarker)))
+			r.Get(prefix+"/messages", s.streamRoute(on(asHistory, s.getHistory)))
+			r.Post(prefix+"/chatstate/{state}/{jid}", s.streamRoute(on(asMessages, s.sendChatState)))
+			r.Post(prefix+"/commands/{jid}", s.streamRoute(on(asCommands, s.sendCommand)))
+			r.Post(prefix+"/xmpp", s.streamRoute(on(asCommands, s.sendRaw)))
+			r.Get(prefix+"/vcard", s.streamRoute(on(asVCard, s.getOwnVCard)))
+			r.Get(prefix+"/vcard/{jid}", s.streamRoute(on(asVCard, s.getVCard)))
+			r.Put(prefix+"/vcard", s.streamRoute(on(asVCard, s.putVCard)))
+			r.Get(prefix+"/contacts", s.streamRoute(on(asRoster, s.listContacts)))
+			r.Post(prefix+"/contacts/{jid}", s.streamRoute(on(asRoster, s.addContact)))
+			r.Put(prefix+"/contacts/{jid}", s.streamRoute(on(asRoster, s.updateContact)))
+			r.Delete(prefix+"/contacts/{jid}", s.streamRoute(on(asRoster, s.removeContact)))
+			r.Post(prefix+"/contacts/{jid}/approve", s.streamRoute(on(asRoster, s.approveContact)))
+			r.Post(prefix+"/contacts/{jid}/deny", s.streamRoute(on(asRoster, s.denyContact)))
+			r.Post(prefix+"/rooms", s.streamRoute(on(asRooms, s.createRoom)))
+			r.Put(prefix+"/rooms/{room}", s.streamRoute(on(asRooms, s.joinRoom)))
+			r.Delete(prefix+"/rooms/{room}", s.streamRoute(on(asRooms, s.leaveRoom)))
+			r.Post(prefix+"/rooms/{room}", s.streamRoute(on(asRooms, s.postRoomMessage)))
+			r.Post(prefix+"/rooms/{room}/{jid}", s.streamRoute(on(asRooms, s.inviteToRoom)))
+			r.Put(prefix+"/rooms/{room}/subject", s.streamRoute(on(asRooms, s.setRoomSubject)))
+			r.Get(prefix+"/rooms/{room}/occupants", s.streamRoute(on(asRooms, s.listOccupants)))
+			r.Get(prefix+"/rooms/{room}/config", s.streamRoute(on(asRooms, s.getRoomConfig)))
+			r.Put(prefix+"/rooms/{room}/config", s.streamRoute(on(asRooms, s.putRoomConfig)))
+			r.Post(prefix+"/rooms/{room}/destroy", s.streamRoute(on(asRooms, s.destroyRoom)))
+			r.Put(prefix+"/rooms/{room}/affiliations/{jid}", s.streamRoute(on(asRooms, s.setAffiliation)))
+			r.Put(prefix+"/rooms/{room}/roles/{nick}", s.streamRoute(on(asRooms, s.setRole)))
+			r.Get(prefix+"/rooms/{room}/messages", s.streamRoute(on(asRooms, s.roomHistory)))
+			r.Get(prefix+"/users/properties", s.streamRoute(on(asUsers, s.listProperties)))
+			r.Post(prefix+"/users/{property}", s.streamRoute(on(asUsers, s.setProperty)))
+			r.Delete(prefix+"/users/{property}", s.streamRoute(on(asUsers, s.deleteProperty)))
+			r.Get(prefix+"/bookmarks", s.streamRoute(on(asUsers, s.listBookmarks)))
+			r.Put(prefix+"/bookmarks", s.streamRoute(on(asUsers, s.putBookmarks)))
 			r.Get(prefix+"/events", s.eventsRoute(s.streamEvents))
 		}
 		// PubSub (XEP-0060, api/pubsub.go) and the WebSocket transport (api/ws.go).
 		for _, prefix := range []string{"", "/{streamid}"} {
-			r.Get(prefix+"/pubsub/{service}/{node}/subscriptions", s.streamRoute(s.listPubSubSubscriptions))
-			r.Post(prefix+"/pubsub/{service}/{node}/subscriptions", s.streamRoute(s.subscribePubSub))
-			r.Delete(prefix+"/pubsub/{service}/{node}/subscriptions/{subid}", s.streamRoute(s.unsubscribePubSub))
-			r.Post(prefix+"/pubsub/{service}/{node}/items", s.streamRoute(s.publishItem))
-			r.Get(prefix+"/pubsub/{service}/{node}/items", s.streamRoute(s.listItems))
-			r.Get(prefix+"/pubsub/{service}/{node}/items/{id}", s.streamRoute(s.getItem))
-			r.Delete(prefix+"/pubsub/{service}/{node}/items/{id}", s.streamRoute(s.retractItem))
-			r.Get(prefix+"/ws", s.scoped(s.streamWebSocket, fromHeaderOrQuery))
+			r.Get(prefix+"/pubsub/{service}/{node}/subscriptions", s.streamRoute(on(asPubSub, s.listPubSubSubscriptions)))
+			r.Post(prefix+"/pubsub/{service}/{node}/subscriptions", s.streamRoute(on(asPubSub, s.subscribePubSub)))
+			r.Delete(prefix+"/pubsub/{service}/{node}/subscriptions/{subid}", s.streamRoute(on(asPubSub, s.unsubscribePubSub)))
+			r.Post(prefix+"/pubsub/{service}/{node}/items", s.streamRoute(on(asPubSub, s.publishItem)))
+			r.Get(prefix+"/pubsub/{service}/{node}/items", s.streamRoute(on(asPubSub, s.listItems)))
+			r.Get(prefix+"/pubsub/{service}/{node}/items/{id}", s.streamRoute(on(asPubSub, s.getItem)))
+			r.Delete(prefix+"/pubsub/{service}/{node}/items/{id}", s.streamRoute(on(asPubSub, s.retractItem)))
+			r.Get(prefix+"/ws", s.scoped(on(asWebSocket, s.streamWebSocket), fromHeaderOrQuery))
 		}
 		s.fastpathChatRoutes(r) // assists, offers (api/fastpath.go)
 	})
@@ -313,7 +313,7 @@ func (s *Server) Routes() http.Handler {
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
 // streamHandlerFunc is a handler acting on an authenticated caller's stream.
-type streamHandlerFunc func(w http.ResponseWriter, r *http.Request, p *principal, st *gateway.Stream) error
+type streamHandlerFunc func(w http.ResponseWriter, r *http.Request, p *principal, st Stream) error
 
 // principalHandlerFunc is a handler for an authenticated caller.
 type principalHandlerFunc func(w http.ResponseWriter, r *http.Request, p *principal) error
@@ -335,7 +335,7 @@ func (s *Server) streamRoute(h streamHandlerFunc) http.HandlerFunc {
 // so an event stream survives the node holding the XMPP session.
 func (s *Server) eventsRoute(h eventHandlerFunc) http.HandlerFunc {
 	if s.cfg.Relay == nil || s.cfg.ClusterStream == nil {
-		return s.scoped(func(w http.ResponseWriter, r *http.Request, p *principal, st *gateway.Stream) error {
+		return s.scoped(func(w http.ResponseWriter, r *http.Request, p *principal, st Stream) error {
 			return h(w, r, p, eventTarget{id: st.ID(), st: st})
 		}, fromHeaderQueryOrCookie)
 	}

@@ -62,7 +62,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var st *gateway.Stream
+	var st Stream
 	if admin != nil && req.Password == "" {
 		s.auditLog(r, admin, "login.on_behalf", req.Username)
 		st, err = s.streams.LoginAs(r.Context(), req.Username, req.Resource)
@@ -88,7 +88,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 // passwordLogin is an ordinary login under the guessing limits (checkGuess):
 // only failures spend from the buckets, so a user who types correctly is
 // never refused, while guessing stops after a few tries.
-func (s *Server) passwordLogin(r *http.Request, req LoginRequest) (*gateway.Stream, error) {
+func (s *Server) passwordLogin(r *http.Request, req LoginRequest) (Stream, error) {
 	// Keyed by the PRECIS-normalised JID: "ＡＬＩＣＥ" and "alice" are one
 	// account, so they share one bucket.
 	userKey := strings.ToLower(req.Username)
@@ -213,7 +213,7 @@ func (s *Server) overTLS(r *http.Request) bool {
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/logoff [post]
-func (s *Server) logoff(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) logoff(w http.ResponseWriter, r *http.Request, _ *principal, st streamIdentity) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
 	defer cancel()
 	// Close first so event streams receive the final "offline" event, then

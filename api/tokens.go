@@ -2,8 +2,6 @@ package api
 
 import (
 	"net/http"
-
-	"github.com/xmppgw/xmppgw/gateway"
 )
 
 // refreshToken godoc
@@ -19,7 +17,7 @@ import (
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/token [post]
-func (s *Server) refreshToken(w http.ResponseWriter, r *http.Request, p *principal, st *gateway.Stream) error {
+func (s *Server) refreshToken(w http.ResponseWriter, r *http.Request, p *principal, st streamIdentity) error {
 	token, exp, err := s.tokens.issue(st.User(), st.ID())
 	if err != nil {
 		return err

@@ -1,10 +1,24 @@
 package api
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/xmppgw/xmppgw/gateway"
 )
+
+// userStream is what the user routes (search, private properties,
+// bookmarks) need of a stream.
+type userStream interface {
+	SearchUsers(ctx context.Context, term string) ([]map[string]string, error)
+	Properties(ctx context.Context) (map[string]string, error)
+	SetProperty(ctx context.Context, name string, value *string) error
+	Bookmarks(ctx context.Context) ([]gateway.Bookmark, error)
+	SetBookmarks(ctx context.Context, marks []gateway.Bookmark) error
+}
+
+// asUsers narrows a Stream for the user routes.
+func asUsers(st Stream) userStream { return st }
 
 // searchUsers godoc
 //
@@ -20,7 +34,7 @@ import (
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/users [get]
-func (s *Server) searchUsers(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) searchUsers(w http.ResponseWriter, r *http.Request, _ *principal, st userStream) error {
 	found, err := st.SearchUsers(r.Context(), r.URL.Query().Get("search"))
 	if err != nil {
 		return err
@@ -41,7 +55,7 @@ func (s *Server) searchUsers(w http.ResponseWriter, r *http.Request, _ *principa
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/users/properties [get]
-func (s *Server) listProperties(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) listProperties(w http.ResponseWriter, r *http.Request, _ *principal, st userStream) error {
 	props, err := st.Properties(r.Context())
 	if err != nil {
 		return err
@@ -65,7 +79,7 @@ func (s *Server) listProperties(w http.ResponseWriter, r *http.Request, _ *princ
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/users/{property} [post]
-func (s *Server) setProperty(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) setProperty(w http.ResponseWriter, r *http.Request, _ *principal, st userStream) error {
 	name, err := pathParam(r, "property")
 	if err != nil {
 		return err
@@ -98,7 +112,7 @@ func (s *Server) setProperty(w http.ResponseWriter, r *http.Request, _ *principa
 //	@Security	BearerAuth
 //	@Security	BasicAuth
 //	@Router		/restapi/v1/chat/{streamid}/users/{property} [delete]
-func (s *Server) deleteProperty(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) deleteProperty(w http.ResponseWriter, r *http.Request, _ *principal, st userStream) error {
 	name, err := pathParam(r, "property")
 	if err != nil {
 		return err
@@ -122,7 +136,7 @@ func (s *Server) deleteProperty(w http.ResponseWriter, r *http.Request, _ *princ
 //	@Security	BearerAuth
 //	@Security	BasicAuth
 //	@Router		/restapi/v1/chat/{streamid}/bookmarks [get]
-func (s *Server) listBookmarks(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) listBookmarks(w http.ResponseWriter, r *http.Request, _ *principal, st userStream) error {
 	marks, err := st.Bookmarks(r.Context())
 	if err != nil {
 		return err
@@ -145,7 +159,7 @@ func (s *Server) listBookmarks(w http.ResponseWriter, r *http.Request, _ *princi
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/bookmarks [put]
-func (s *Server) putBookmarks(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) putBookmarks(w http.ResponseWriter, r *http.Request, _ *principal, st userStream) error {
 	var marks []gateway.Bookmark
 	if err := s.readJSON(w, r, &marks); err != nil {
 		return err

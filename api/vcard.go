@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
@@ -8,6 +9,15 @@ import (
 
 	"github.com/xmppgw/xmppgw/gateway"
 )
+
+// vcardStream is what the vCard routes need of a stream.
+type vcardStream interface {
+	VCard(ctx context.Context, of jid.JID) (gateway.VCard, error)
+	SetVCard(ctx context.Context, v gateway.VCard) error
+}
+
+// asVCard narrows a Stream for the vCard routes.
+func asVCard(st Stream) vcardStream { return st }
 
 // getVCard godoc
 //
@@ -24,7 +34,7 @@ import (
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/vcard/{jid} [get]
-func (s *Server) getVCard(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) getVCard(w http.ResponseWriter, r *http.Request, _ *principal, st vcardStream) error {
 	var of jid.JID
 	if chi.URLParam(r, "jid") != "" {
 		var err error
@@ -53,7 +63,7 @@ func (s *Server) getVCard(w http.ResponseWriter, r *http.Request, _ *principal, 
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/vcard [get]
-func (s *Server) getOwnVCard(w http.ResponseWriter, r *http.Request, p *principal, st *gateway.Stream) error {
+func (s *Server) getOwnVCard(w http.ResponseWriter, r *http.Request, p *principal, st vcardStream) error {
 	return s.getVCard(w, r, p, st)
 }
 
@@ -71,7 +81,7 @@ func (s *Server) getOwnVCard(w http.ResponseWriter, r *http.Request, p *principa
 //	@Security	BearerAuth
 //	@Security	BasicAuth
 //	@Router		/restapi/v1/chat/{streamid}/vcard [put]
-func (s *Server) putVCard(w http.ResponseWriter, r *http.Request, _ *principal, st *gateway.Stream) error {
+func (s *Server) putVCard(w http.ResponseWriter, r *http.Request, _ *principal, st vcardStream) error {
 	var v gateway.VCard
 	if err := s.readJSON(w, r, &v); err != nil {
 		return err

@@ -14,10 +14,26 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/go-chi/chi/v5/middleware"
+	"mellium.im/xmpp/jid"
 
 	"github.com/xmppgw/xmppgw/gateway"
 	"github.com/xmppgw/xmppgw/sse"
 )
+
+// wsStream is what a WebSocket session needs of a stream: the commands it
+// carries (messages, markers, chat states, presence, rooms) and the idle
+// clock.
+type wsStream interface {
+	messageStream
+	presenceStream
+	Touch()
+	JoinRoom(ctx context.Context, room jid.JID, opts gateway.JoinOptions) error
+	LeaveRoom(ctx context.Context, room jid.JID) error
+	SendRoomMessage(ctx context.Context, m gateway.OutgoingMessage) (string, error)
+}
+
+// asWebSocket narrows a Stream for the WebSocket route.
+func asWebSocket(st Stream) wsStream { return st }
 
 // WebSocket transport limits. Variables so tests can shorten them.
 var (
@@ -68,7 +84,7 @@ type eventSubscriber interface {
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/ws [get]
-func (s *Server) streamWebSocket(w http.ResponseWriter, r *http.Request, p *principal, st *gateway.Stream) error {
+func (s *Server) streamWebSocket(w http.ResponseWriter, r *http.Request, p *principal, st wsStream) error {
 	broker, ok := s.events.(eventSubscriber)
 	if !ok {
 		return errNotConfigured.wrap("the event broker has no subscription API")
@@ -231,7 +247,7 @@ func eventFrame(ev sse.Event) []byte {
 type wsConn struct {
 	srv   *Server
 	conn  *websocket.Conn
-	st    *gateway.Stream
+	st    wsStream
 	io    context.Context // reads and writes; ends after the close handshake
 	reqID string
 }

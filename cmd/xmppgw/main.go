@@ -140,7 +140,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			return node.c.Limiter(name, perMinute, burst, api.NewLocalLimiter(name, perMinute, burst), limitLog)
 		}
 	}
-	srv := api.NewServer(apiCfg, mgr, broker, log)
+	srv := api.NewServer(apiCfg, api.ManagerStreams(mgr), broker, log)
 	if node != nil {
 		if err := node.followRevocations(ctx, srv, log); err != nil {
 			log.Error("following the cluster's revocations", slog.String("error", err.Error()))
