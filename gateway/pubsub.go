@@ -823,15 +823,8 @@ func (s *Stream) startPubSubRenewal() {
 // renew reconfigures a subscription with a fresh expiry; when the service
 // no longer knows it (expired meanwhile), it subscribes again.
 func (s *Stream) renew(t trackedSub) {
-	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	ctx, cancel := context.WithTimeout(s.stopCtx, requestTimeout) // Close ends it too
 	defer cancel()
-	go func() {
-		select {
-		case <-s.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	err := s.configureSubscription(ctx, t.service, t.sub, t.opts)
 	var iqErr *IQError
 	if errors.As(err, &iqErr) && (iqErr.Condition == "item-not-found" || iqErr.Condition == "unexpected-request" || iqErr.Condition == "not-acceptable") {

@@ -13,9 +13,12 @@ import (
 	"mellium.im/xmpp/jid"
 )
 
-// Stream is one logged-in XMPP session driven over HTTP. It owns exactly one
-// goroutine (run), which reads stanzas, publishes them as events and
-// reconnects after a drop; Close ends it.
+// Stream is one logged-in XMPP session driven over HTTP. Its long-lived
+// goroutine is run, which reads stanzas, publishes them as events and
+// reconnects after a drop; short-lived helpers (afterConnect's requests,
+// invitation checks, pubsub renewals) run beside it, each counted in the
+// manager's WaitGroup and bounded by the stream's stop context or a
+// request timeout. Close ends them all.
 type Stream struct {
 	id       string
 	user     jid.JID
@@ -207,7 +210,7 @@ func (s *Stream) stopping() bool {
 	}
 }
 
-// run is the stream's only goroutine: read until the connection breaks,
+// run is the stream's reader goroutine: read until the connection breaks,
 // then reconnect on the backoff schedule, until Close or until the stream
 // gives up (credentials rejected, or a connection that cannot stay up).
 func (s *Stream) run(c conn) {

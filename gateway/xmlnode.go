@@ -10,9 +10,10 @@ import (
 
 // xmlNode is one received element with its attributes, children and text:
 // the gateway's own model of incoming stanzas, so that nothing the server
-// sends is lost to a fixed struct (go-xmpp's Recv, which the gateway once
-// used, drops the id attribute, every <x/> but one, and IQ error conditions). It keeps the order of text
-// and child elements, so mixed content (XHTML-IM) re-encodes faithfully.
+// sends is lost to a fixed struct (go-xmpp v0.3.6's Recv, which the gateway
+// once used, returns a Chat with no field for the message's id attribute and
+// an IQ with none for its error condition). It keeps the order of text and
+// child elements, so mixed content (XHTML-IM) re-encodes faithfully.
 type xmlNode struct {
 	XMLName  xml.Name
 	Attrs    []xml.Attr
