@@ -398,3 +398,50 @@ func TestEvents_AnyNodeServesThemFromTheClusterLog(t *testing.T) {
 	res, errBody = c.do(http.MethodGet, eventsPath, alice.Token, nil, "")
 	require.Equal(t, 40401, requireError(t, res, errBody, http.StatusNotFound).Code, "the stream left the registry")
 }
+
+// Takeover state (issue 17, item 3): the owner keeps each stream's
+// presence and rooms on its registry record, for issue 18's takeover; once
+// another node has claimed the stream, the old owner's next write is
+// refused by the fence and the stream ends there, leaving the new owner's
+// record in place.
+func TestTakeoverState_SavedUntilAnotherNodeClaims(t *testing.T) {
+	t.Parallel()
+	r := redistest.ForTest(t)
+	storeA, storeB := clusterStore(t, r, "a"), clusterStore(t, r, "b")
+	a := newEnv(t, envOptions{clusterEvents: storeA})
+	alice := a.login(a.newUser("heir"))
+	room := "heir" + strings.ReplaceAll(alice.user, "-", "")
+
+	a.post(alice, http.MethodPost, "/presence", map[string]any{"show": "away", "status": "at lunch"}, http.StatusNoContent)
+	a.post(alice, http.MethodPost, "/rooms", map[string]any{"room": room, "nick": "ali"}, http.StatusCreated)
+	var rec cluster.StreamRecord
+	require.Eventually(t, func() bool {
+		var err error
+		rec, err = storeB.Get(t.Context(), alice.StreamID)
+		return err == nil && strings.Contains(rec.State[cluster.StateRooms], `"nick":"ali"`)
+	}, 5*time.Second, 20*time.Millisecond, "the record gets the rooms")
+	var presence gateway.OutgoingPresence
+	require.NoError(t, json.Unmarshal([]byte(rec.State[cluster.StatePresence]), &presence))
+	require.Equal(t, "away", presence.Show)
+	require.Equal(t, "at lunch", presence.Status)
+	var rooms []gateway.RoomSeat
+	require.NoError(t, json.Unmarshal([]byte(rec.State[cluster.StateRooms]), &rooms))
+	require.Len(t, rooms, 1)
+	require.Equal(t, "ali", rooms[0].Nick)
+	require.True(t, strings.HasPrefix(rooms[0].Room, room+"@"), rooms[0].Room)
+
+	// Node B claims the stream (as a takeover would): A's next change is
+	// refused by the fence, and A ends the stream without touching B's record.
+	_, err := storeB.Claim(t.Context(), alice.StreamID, "a")
+	require.NoError(t, err)
+	a.post(alice, http.MethodPost, "/presence", map[string]any{"show": "dnd"}, http.StatusNoContent)
+	require.Eventually(t, func() bool {
+		_, err := a.mgr.Stream(alice.StreamID)
+		return errors.Is(err, gateway.ErrStreamNotFound)
+	}, 5*time.Second, 20*time.Millisecond, "node A lets the stream go")
+	rec, err = storeB.Get(t.Context(), alice.StreamID)
+	require.NoError(t, err, "the record stays: it is node B's now")
+	require.Equal(t, "b", rec.Owner)
+	require.NoError(t, json.Unmarshal([]byte(rec.State[cluster.StatePresence]), &presence))
+	require.Equal(t, "away", presence.Show, "A's refused write changed nothing")
+}

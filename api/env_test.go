@@ -151,6 +151,9 @@ func newEnv(t *testing.T, o envOptions) *testEnv {
 	}
 	mgr, err := gateway.NewManager(gc, pub, log)
 	require.NoError(t, err)
+	if events, ok := pub.(*cluster.EventPublisher); ok {
+		events.Fenced = mgr.Yield // as cmd/xmppgw wires it
+	}
 	ac.JWTSecret, ac.TokenTTL, ac.CORSOrigins = testSecret, o.tokenTTL, []string{"http://app.example"}
 	ac.AdminUser, ac.AdminPassword = testAdminUser, testAdminPassword
 	srv := NewServer(ac, ManagerStreams(mgr), broker, log)

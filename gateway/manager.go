@@ -133,7 +133,10 @@ type Manager struct {
 	serviceMu sync.Mutex // serialises service-account logins
 	service   *Stream
 
-	wg   sync.WaitGroup // stream goroutines, login goroutines, the reaper
+	// states writes takeover states to cfg.Registry (nil without one).
+	states *stateWriter
+
+	wg   sync.WaitGroup // stream goroutines, login goroutines, the reaper, writeStates
 	stop chan struct{}
 	// life ends with Close (endLife), cancelling logins in flight.
 	life    context.Context
@@ -194,6 +197,11 @@ func NewManager(cfg Config, pub Publisher, log *slog.Logger) (*Manager, error) {
 	m.dialer = m.dial
 	m.wg.Add(1)
 	go m.reapIdle()
+	if cfg.Registry != nil {
+		m.states = newStateWriter()
+		m.wg.Add(1)
+		go m.writeStates()
+	}
 	return m, nil
 }
 
@@ -245,6 +253,9 @@ type StreamRegistry interface {
 	Register(ctx context.Context, s RegisteredStream) error
 	// Unregister forgets a stream that ended (or never logged in).
 	Unregister(ctx context.Context, id string)
+	// SaveState records what a takeover needs to re-open the stream; an
+	// error wrapping ErrNotOwner means another node owns it now.
+	SaveState(ctx context.Context, id string, st TakeoverState) error
 }
 
 // RegisteredStream is what the registry keeps of a stream.
@@ -417,7 +428,9 @@ func (m *Manager) remove(s *Stream) {
 	}
 	m.mu.Unlock()
 	m.pub.CloseTopic(s.id)
-	m.unregister(s.id)
+	if !s.hasYielded() { // a yielded stream's record is its new owner's
+		m.unregister(s.id)
+	}
 }
 
 // unregister forgets a stream in the registry, if there is one.

@@ -263,8 +263,10 @@ func (s *Stream) JoinRoom(ctx context.Context, room jid.JID, opts JoinOptions) e
 	case err := <-waiter:
 		if err != nil {
 			failed()
+			return err
 		}
-		return err
+		s.stateChanged()
+		return nil
 	case <-ctx.Done():
 		failed()
 		return fmt.Errorf("%w: the room did not answer", ErrServerTimeout)
@@ -299,6 +301,7 @@ func (s *Stream) dropRoom(key string) {
 	s.rooms.mu.Lock()
 	delete(s.rooms.byRoom, key)
 	s.rooms.mu.Unlock()
+	s.stateChanged()
 }
 
 // LeaveRoom exits a room.
@@ -418,6 +421,7 @@ func (s *Stream) handleRoomPresence(n xmlNode, ev PresenceEvent) bool {
 		delete(jr.occupants, nick)
 		if oe.Self {
 			delete(s.rooms.byRoom, key) // we left, were kicked or banned
+			defer s.stateChanged()
 		}
 	}
 	s.rooms.mu.Unlock()

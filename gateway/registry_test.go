@@ -17,6 +17,21 @@ type recordingRegistry struct {
 	refuse       error
 	registered   []RegisteredStream
 	unregistered []string
+	saved        []TakeoverState
+	saveErr      error // what SaveState answers
+}
+
+func (r *recordingRegistry) SaveState(_ context.Context, _ string, st TakeoverState) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.saved = append(r.saved, st)
+	return r.saveErr
+}
+
+func (r *recordingRegistry) savedStates() []TakeoverState {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]TakeoverState(nil), r.saved...)
 }
 
 func (r *recordingRegistry) Register(_ context.Context, s RegisteredStream) error {
@@ -82,4 +97,62 @@ func TestManager_RegistersStreamsAroundTheirLife(t *testing.T) {
 	_, err = m.Login(context.Background(), "alice", "pw", "")
 	require.ErrorIs(t, err, ErrTooManyStreams)
 	require.Equal(t, 2, dialed, "a refused stream never reaches the XMPP server")
+}
+
+// A presence change reaches the registry as takeover state, without the
+// request waiting for it; when the registry says another node owns the
+// stream, the stream ends here without a goodbye (no unavailable presence,
+// no offline event) and leaves the new owner's record alone.
+func TestManager_SavesTakeoverStateAndYieldsWhenNotOwner(t *testing.T) {
+	reg := &recordingRegistry{}
+	pub := &recordingPub{}
+	m, err := NewManager(Config{Addr: "127.0.0.1:1", Domain: "example.com", TLS: TLSNone, Registry: reg}, pub, nil)
+	require.NoError(t, err)
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		require.NoError(t, m.Close(ctx))
+	}()
+	c := newScriptedConn("alice@example.com/web.1", nil)
+	m.dialer = func(context.Context, jid.JID, credentials, string) (conn, error) { return c, nil }
+	st, err := m.Login(context.Background(), "alice", "pw", "web")
+	require.NoError(t, err)
+
+	require.NoError(t, st.SetPresence(context.Background(), OutgoingPresence{Show: "away", Status: "lunch"}))
+	require.Eventually(t, func() bool {
+		saved := reg.savedStates()
+		return len(saved) > 0 && saved[len(saved)-1].Presence.Show == "away" && saved[len(saved)-1].Presence.Status == "lunch"
+	}, 5*time.Second, 10*time.Millisecond)
+
+	reg.mu.Lock()
+	reg.saveErr = ErrNotOwner
+	reg.mu.Unlock()
+	unavailableBefore := c.unavailablePresences()
+	require.NoError(t, st.SetPresence(context.Background(), OutgoingPresence{Show: "dnd"}))
+	select {
+	case <-st.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stream did not end after the registry said another node owns it")
+	}
+	_, err = m.Stream(st.ID())
+	require.ErrorIs(t, err, ErrStreamNotFound)
+	_, unreg := reg.calls()
+	require.NotContains(t, unreg, st.ID(), "the record is the new owner's")
+	require.Equal(t, unavailableBefore, c.unavailablePresences(), "no goodbye on the new owner's behalf")
+	for _, e := range pub.ofType("stream") {
+		require.NotEqual(t, StateOffline, e["state"], "no offline event: the stream lives on elsewhere")
+	}
+}
+
+// unavailablePresences counts the unavailable presences written on c.
+func (c *scriptedConn) unavailablePresences() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, w := range c.written {
+		if w.XMLName.Local == "presence" && w.attr("type") == "unavailable" {
+			n++
+		}
+	}
+	return n
 }

@@ -43,6 +43,7 @@ type Stream struct {
 	state    string
 	presence OutgoingPresence // last broadcast presence, re-sent after a reconnect
 	closing  bool
+	yielded  bool // another node owns the stream now (yield)
 
 	pending  pendingSends
 	commands pendingCommands
@@ -144,6 +145,7 @@ func (s *Stream) SetPresence(ctx context.Context, p OutgoingPresence) error {
 		s.mu.Lock()
 		s.presence = p
 		s.mu.Unlock()
+		s.stateChanged()
 	}
 	return nil
 }
@@ -266,7 +268,16 @@ func (s *Stream) readLoop(c conn) error {
 // goOffline reports the stream offline for good, with the reason.
 func (s *Stream) goOffline(reason string) {
 	s.setState(StateOffline, nil, "")
+	if s.hasYielded() {
+		return // the stream lives on with its new owner, which reports it
+	}
 	s.publish(StreamEvent{Type: EventStream, State: StateOffline, JID: s.user.String(), Reason: reason})
+}
+
+func (s *Stream) hasYielded() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.yielded
 }
 
 // giveUp ends a stream from its own goroutine: offline with the reason,

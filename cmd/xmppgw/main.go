@@ -104,6 +104,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		log.Error("gateway", slog.String("error", err.Error()))
 		return 2
 	}
+	if node != nil {
+		node.events.Fenced = mgr.Yield // before any login opens a topic
+	}
 	workgroups, err := loadWorkgroups(cfg.WorkgroupsFile, cfg.XMPPDomain)
 	if err != nil {
 		log.Error("invalid configuration", slog.String("error", err.Error()))

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -52,6 +53,32 @@ func (r *GatewayRegistry) Unregister(ctx context.Context, id string) {
 	if err := r.c.Unregister(ctx, id, fence); err != nil && !errors.Is(err, ErrNotRegistered) {
 		r.log.Warn("unregistering a stream", slog.String("error", err.Error()))
 	}
+}
+
+// SaveState implements gateway.StreamRegistry: the stream's presence and
+// rooms go to its record (StatePresence, StateRooms) if this node's fence
+// still holds; a stale fence, or a record gone, is gateway.ErrNotOwner.
+func (r *GatewayRegistry) SaveState(ctx context.Context, id string, st gateway.TakeoverState) error {
+	fence, ok := r.Fence(id)
+	if !ok {
+		return fmt.Errorf("%w: this node did not register stream %s", gateway.ErrNotOwner, short(id))
+	}
+	presence, err := json.Marshal(st.Presence)
+	if err != nil {
+		return err
+	}
+	rooms, err := json.Marshal(st.Rooms)
+	if err != nil {
+		return err
+	}
+	err = r.c.SetState(ctx, id, fence, map[string]string{StatePresence: string(presence), StateRooms: string(rooms)})
+	if errors.Is(err, ErrFenced) || errors.Is(err, ErrNotRegistered) {
+		r.mu.Lock()
+		delete(r.fences, id) // the record is the new owner's: never unregister it
+		r.mu.Unlock()
+		return fmt.Errorf("%w: %v", gateway.ErrNotOwner, err)
+	}
+	return err
 }
 
 // Fence returns the lease fence of a stream this node registered.

@@ -34,6 +34,9 @@ type EventPublisher struct {
 	c      *Cluster
 	fences Fences
 	log    *slog.Logger
+	// Fenced, when set (before the first Open), is told of a stream whose
+	// log this node may no longer write: another node owns the stream.
+	Fenced func(streamID string)
 
 	mu     sync.Mutex
 	queues map[string]*publishQueueState
@@ -187,6 +190,9 @@ func (p *EventPublisher) drain(topic string, q *publishQueueState) {
 				p.log.Warn("cluster: this node no longer owns the stream's log; its events are not published",
 					slog.String("stream", short(topic)), slog.String("error", err.Error()))
 				q.cancel()
+				if p.Fenced != nil {
+					p.Fenced(topic)
+				}
 				return
 			}
 			p.log.Debug("cluster: publishing an event, retrying", slog.String("error", err.Error()))
