@@ -87,7 +87,7 @@ func parseFlags(args []string) (*config, error) {
 	fan := fs.String("fanout", "1,100,1000,10000", "fan-out: comma-separated subscriber counts S on one stream")
 	roomFan := fs.String("room-fanout", "", "room fan-out (4b): comma-separated member counts M of one MUC room, every member a gateway stream with one subscriber, against the same with M go-xmpp clients (none: off); uses -fanout-msgs, -fanout-gap and, for the gateway path, -fanout-reader")
 	reader := fs.String("fanout-reader", defaultFanoutReader, "fan-out: how the bench reads the S streams: epoll (raw sockets on GOMAXPROCS epoll loops, Linux only) or http (net/http, a goroutine per subscriber); comma-separated runs each, e.g. epoll,http")
-	scen := fs.String("scenarios", "throughput,latency,fanout,roomfanout,scale", "which scenarios to run (roomfanout only with -room-fanout sizes)")
+	scen := fs.String("scenarios", "throughput,latency,fanout,roomfanout,scale,cluster", "which scenarios to run (roomfanout only with -room-fanout sizes; cluster: single node against three nodes on one redis-server, the largest -pairs, -latency-rate)")
 	fs.IntVar(&c.runs, "runs", 3, "runs of every scenario (median and spread are reported)")
 	fs.IntVar(&c.scaleRuns, "scale-runs", 0, "runs of the scale scenario (0: -runs); its login bursts alternate their order, so an even number balances it")
 	fs.IntVar(&c.window, "window", 16, "throughput: messages in flight per pair (sent, not yet received)")
@@ -160,7 +160,7 @@ func parseFlags(args []string) (*config, error) {
 	c.scenarios = map[string]bool{}
 	for _, s := range strings.Split(*scen, ",") {
 		switch s = strings.TrimSpace(s); s {
-		case "throughput", "latency", "fanout", "roomfanout", "scale":
+		case "throughput", "latency", "fanout", "roomfanout", "scale", "cluster":
 			c.scenarios[s] = true
 		case "":
 		default:
@@ -447,6 +447,13 @@ func run(ctx context.Context, cfg *config) (*Report, error) {
 			}
 		}
 	}
+	if cfg.scenarios["cluster"] {
+		s, err := e.clusterScenario(ctx, slices.Max(cfg.pairs), cfg.latencyRate)
+		if err != nil {
+			return rep, fmt.Errorf("cluster: %w", err)
+		}
+		rep.Cluster = s
+	}
 	rep.Finished = time.Now().UTC()
 	return rep, ctx.Err()
 }
@@ -559,6 +566,10 @@ func smokeCheck(cfg *config, rep *Report) error {
 	}
 	if cfg.scenarios["scale"] {
 		check(len(rep.Scale) > 0 && rep.Scale[0].Reached == rep.Scale[0].K && rep.Scale[0].GatewayLogins.Median > 0, "scale did not open every stream")
+	}
+	if cfg.scenarios["cluster"] {
+		check(rep.Cluster != nil && rep.Cluster.Cluster.Median > 0 && rep.Cluster.Single.Median > 0 && rep.Cluster.ClusterP50.Median > 0,
+			"cluster delivered nothing in a mode")
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err

@@ -23,6 +23,7 @@ type Report struct {
 	Fanout     []FanoutSummary     `json:"fanout,omitempty"`
 	RoomFanout []RoomFanoutSummary `json:"room_fanout,omitempty"`
 	Scale      []ScaleSummary      `json:"scale,omitempty"`
+	Cluster    *ClusterSummary     `json:"cluster,omitempty"`
 	// LoginConcurrency is how many logins the scale bursts run at once.
 	LoginConcurrency int `json:"login_concurrency"`
 }
@@ -323,6 +324,22 @@ func (r *Report) markdown() string {
 				p("K=%d stopped: %s", x.K, x.StopReason)
 			}
 		}
+		p("")
+	}
+	if c := r.Cluster; c != nil {
+		p("### 6. Cluster: three nodes on one Redis, every message crossing nodes")
+		p("")
+		p("*single* = the gateway alone; *cluster* = %d nodes of the same binary on one redis-server: the %d pairs' streams are owned by node 1, "+
+			"each REST send goes to node 2 (forwarded to the owner), each receiver's SSE is read from node 3 (served from the stream's log in Redis). "+
+			"Throughput with ≤ window messages in flight per pair; latency open loop at %.0f msg/s over %d pairs. CPU µs per delivered message "+
+			"(throughput runs): gateway (all nodes) + Prosody + clients, and Redis. Targets (issue 17): cluster/single ≥ 0.8, added p50 ≤ 1 ms.",
+			clusterNodes, c.Pairs, c.Rate, c.LatencyPairs)
+		p("")
+		p("| pairs | single msg/s | cluster msg/s | ratio cluster/single | p50 ms single | p50 ms cluster | added p50 ms | added p99 ms | CPU µs/msg single | cluster | Redis | lost in latency runs |")
+		p("|---|---|---|---|---|---|---|---|---|---|---|---|")
+		p("| %d | %s | %s | %s | %s | %s | %s | %s | %.0f + %.0f + %.0f | %.0f + %.0f + %.0f | %.0f | %d |", c.Pairs, f(c.Single, 1, 0), f(c.Cluster, 1, 0), f(c.Ratio, 1, 2),
+			f(c.SingleP50, 1, 2), f(c.ClusterP50, 1, 2), f(c.AddedP50, 1, 2), f(c.AddedP99, 1, 2),
+			c.SingleCPU.Gateway, c.SingleCPU.Prosody, c.SingleCPU.Bench, c.ClusterCPU.Gateway, c.ClusterCPU.Prosody, c.ClusterCPU.Bench, c.ClusterCPU.Redis, c.LatencyErrors)
 		p("")
 	}
 	return b.String()

@@ -28,6 +28,40 @@ type env struct {
 	gw       *gatewayProc
 	gwc      *gwClient
 	gwLog    int // gateway restarts, for log file names
+
+	// In the cluster scenario (cluster.go) gw is the node that owns the
+	// streams (logins go there), requests are sent through sendVia and
+	// event streams read through readVia, other nodes; the gateway's CPU is
+	// that of gw and otherNodes, and redisPid's is reported beside it.
+	sendVia, readVia *gwClient
+	otherNodes       []*gatewayProc
+	redisPid         int
+}
+
+// sender is the gateway that takes the REST sends.
+func (e *env) sender() *gwClient {
+	if e.sendVia != nil {
+		return e.sendVia
+	}
+	return e.gwc
+}
+
+// reader is the gateway that serves the event streams.
+func (e *env) reader() *gwClient {
+	if e.readVia != nil {
+		return e.readVia
+	}
+	return e.gwc
+}
+
+// gatewayCPU is the CPU time used so far by every gateway process of the
+// path under test.
+func (e *env) gatewayCPU() time.Duration {
+	t := cpuOf(e.gw.Pid())
+	for _, n := range e.otherNodes {
+		t += cpuOf(n.Pid())
+	}
+	return t
 }
 
 func (e *env) restartGateway(ctx context.Context) error {
@@ -98,13 +132,14 @@ type ThroughputRun struct {
 	// CPU time per delivered message during the measured window (µs).
 	GatewayCPUus float64 `json:"gateway_cpu_us_per_msg"`
 	ProsodyCPUus float64 `json:"prosody_cpu_us_per_msg"`
-	BenchCPUus   float64 `json:"bench_cpu_us_per_msg"` // this process: the clients
+	BenchCPUus   float64 `json:"bench_cpu_us_per_msg"`           // this process: the clients
+	RedisCPUus   float64 `json:"redis_cpu_us_per_msg,omitempty"` // cluster scenario only
 	Load         string  `json:"loadavg"`
 }
 
 // cpu is the run's CPU per delivered message of each process.
 func (r ThroughputRun) cpu() ProcessCPU {
-	return ProcessCPU{Gateway: r.GatewayCPUus, Prosody: r.ProsodyCPUus, Bench: r.BenchCPUus}
+	return ProcessCPU{Gateway: r.GatewayCPUus, Prosody: r.ProsodyCPUus, Bench: r.BenchCPUus, Redis: r.RedisCPUus}
 }
 
 // profileGatewayCPU writes a CPU profile of the gateway to dir/name,
@@ -197,7 +232,7 @@ func (e *env) throughput(ctx context.Context, path string, n, w int, d time.Dura
 				go func() {
 					defer wg.Done()
 					for acquire(i) {
-						if err := e.gwc.send(snd[i], to[i], benchBody(sent.Load(), time.Now())); err != nil {
+						if err := e.sender().send(snd[i], to[i], benchBody(sent.Load(), time.Now())); err != nil {
 							errs.Add(1)
 							<-sems[i]
 						}
@@ -233,10 +268,10 @@ func (e *env) throughput(ctx context.Context, path string, n, w int, d time.Dura
 	warm := start.Add(e.cfg.warmup)
 	time.Sleep(time.Until(warm))
 	c0 := delivered.Load()
-	gw0, pr0, me0 := cpuOf(e.gw.Pid()), cpuOf(e.prosodyPid()), cpuOf(os.Getpid())
+	gw0, pr0, me0, rd0 := e.gatewayCPU(), cpuOf(e.prosodyPid()), cpuOf(os.Getpid()), cpuOf(e.redisPid)
 	time.Sleep(d)
 	c1 := delivered.Load()
-	gw1, pr1, me1 := cpuOf(e.gw.Pid()), cpuOf(e.prosodyPid()), cpuOf(os.Getpid())
+	gw1, pr1, me1, rd1 := e.gatewayCPU(), cpuOf(e.prosodyPid()), cpuOf(os.Getpid()), cpuOf(e.redisPid)
 	t1 := time.Now()
 	close(stop)
 	wg.Wait()
@@ -246,7 +281,7 @@ func (e *env) throughput(ctx context.Context, path string, n, w int, d time.Dura
 	r.MsgPerSec = float64(r.Delivered) / r.Seconds
 	if r.Delivered > 0 {
 		per := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(r.Delivered) }
-		r.GatewayCPUus, r.ProsodyCPUus, r.BenchCPUus = per(gw1-gw0), per(pr1-pr0), per(me1-me0)
+		r.GatewayCPUus, r.ProsodyCPUus, r.BenchCPUus, r.RedisCPUus = per(gw1-gw0), per(pr1-pr0), per(me1-me0), per(rd1-rd0)
 		if path != pathGateway {
 			r.GatewayCPUus = per(gw1 - gw0) // idle gateway, for reference
 		}
@@ -345,7 +380,7 @@ func (e *env) latency(ctx context.Context, path string, n int, rate float64, d t
 			wg.Add(1)
 			go func() {
 				defer func() { <-inflight; wg.Done() }()
-				_ = e.gwc.send(snd[i%n], userName("t", n+i%n)+"@"+e.domain, benchBody(int64(i), time.Now()))
+				_ = e.sender().send(snd[i%n], userName("t", n+i%n)+"@"+e.domain, benchBody(int64(i), time.Now()))
 			}()
 		}
 	case pathDirect, pathDirectLike:
@@ -461,21 +496,22 @@ type ProcessCPU struct {
 	Gateway float64 `json:"gateway"`
 	Prosody float64 `json:"prosody"`
 	Bench   float64 `json:"bench"`
+	Redis   float64 `json:"redis,omitempty"` // cluster scenario only
 }
 
-// cpuSnapshot reads the CPU time used so far by the gateway, Prosody and
-// this process.
-func (e *env) cpuSnapshot() [3]time.Duration {
-	return [3]time.Duration{cpuOf(e.gw.Pid()), cpuOf(e.prosodyPid()), cpuOf(os.Getpid())}
+// cpuSnapshot reads the CPU time used so far by the gateway (every node of
+// a cluster), Prosody, this process and Redis.
+func (e *env) cpuSnapshot() [4]time.Duration {
+	return [4]time.Duration{e.gatewayCPU(), cpuOf(e.prosodyPid()), cpuOf(os.Getpid()), cpuOf(e.redisPid)}
 }
 
 // cpuPer turns two snapshots around n units of work into CPU per unit.
-func cpuPer(before, after [3]time.Duration, n int) ProcessCPU {
+func cpuPer(before, after [4]time.Duration, n int) ProcessCPU {
 	if n <= 0 {
 		return ProcessCPU{}
 	}
 	per := func(i int) float64 { return float64((after[i] - before[i]).Microseconds()) / float64(n) }
-	return ProcessCPU{Gateway: per(0), Prosody: per(1), Bench: per(2)}
+	return ProcessCPU{Gateway: per(0), Prosody: per(1), Bench: per(2), Redis: per(3)}
 }
 
 func benchHeap() (heap, stack uint64, goroutines int) {
@@ -905,7 +941,7 @@ func (e *env) gatewayPairs(ctx, rctx context.Context, n int, onChat func(i int) 
 		return snd, rcv, logoff, err
 	}
 	for i := range n {
-		if _, err := e.gwc.subscribe(rctx, rcv[i], onChat(i)); err != nil {
+		if _, err := e.reader().subscribe(rctx, rcv[i], onChat(i)); err != nil {
 			return snd, rcv, logoff, err
 		}
 	}

@@ -60,6 +60,9 @@ func (p *Process) Exited() bool {
 // Err is how the process ended (cmd.Wait's error); read it after Done.
 func (p *Process) Err() error { return p.err }
 
+// Pid is the process id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
 // Started is when Start started the process.
 func (p *Process) Started() time.Time { return p.started }
 

@@ -228,6 +228,17 @@ func (s *Server) Stop() error {
 	return err
 }
 
+// Pid is the running redis-server's process id (0 when it is not running),
+// for measuring its CPU.
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil || s.proc.Exited() {
+		return 0
+	}
+	return s.proc.Pid()
+}
+
 // Kill sends SIGKILL, as in a crash, and waits until the process is gone.
 // Restart brings the server back (empty: nothing is persisted).
 func (s *Server) Kill() error {
