@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	lru "github.com/hashicorp/golang-lru/v2"
 )
 
 // Headers of a request one node forwards to the stream's owner over the
@@ -71,13 +73,102 @@ func (s *Server) ClusterRoutes(secret []byte) http.Handler {
 	return r
 }
 
+// ownerTTL is how long a looked-up owner address is reused: owners change
+// only when a stream is taken over or handed on (issue 18), and a lookup
+// per forwarded request cost a Redis round trip (16 % of a forwarding
+// node's CPU in the bench's cluster profile). A proxied 404 or a node that
+// does not answer drops the entry at once.
+const ownerTTL = time.Second
+
+// ownerCacheSize bounds the owners kept.
+const ownerCacheSize = 16384
+
+// forwarding is what forward keeps between requests: one proxy over one
+// pool of keep-alive connections to the other nodes (http.DefaultTransport
+// keeps 2 idle connections per host, so a busy forwarder dialled anew for
+// most requests), and the owners recently looked up.
+type forwarding struct {
+	proxy  *httputil.ReverseProxy
+	owners *lru.Cache[string, ownerEntry]
+}
+
+type ownerEntry struct {
+	addr  string
+	until time.Time
+}
+
+// forwardTarget is where one forwarded request goes, for the shared proxy.
+type forwardTarget struct {
+	streamID, addr, client string
+}
+
+type forwardTargetKey struct{}
+
+func (s *Server) newForwarding() *forwarding {
+	owners, _ := lru.New[string, ownerEntry](ownerCacheSize) // errors only for a size ≤ 0
+	transport := &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        1024,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     90 * time.Second,
+	}
+	f := &forwarding{owners: owners}
+	f.proxy = &httputil.ReverseProxy{
+		Transport: transport,
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			t, _ := pr.In.Context().Value(forwardTargetKey{}).(forwardTarget)
+			pr.Out.URL.Scheme, pr.Out.URL.Host = "http", t.addr
+			pr.Out.Host = t.addr
+			pr.Out.Header.Set(clusterSecretHeader, string(s.cfg.ClusterSecret))
+			pr.Out.Header.Set(clusterClientHeader, t.client)
+		},
+		// No FlushInterval: ReverseProxy flushes text/event-stream (and
+		// unknown-length) responses after every write by itself, and a
+		// WebSocket is a raw tunnel; a REST answer goes out in one write.
+		ModifyResponse: func(resp *http.Response) error {
+			if resp.StatusCode == http.StatusNotFound {
+				t, _ := resp.Request.Context().Value(forwardTargetKey{}).(forwardTarget)
+				f.owners.Remove(t.streamID) // maybe moved: look it up next time
+			}
+			return nil
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			t, _ := r.Context().Value(forwardTargetKey{}).(forwardTarget)
+			f.owners.Remove(t.streamID)
+			s.log.Warn("forwarding to the stream's node", "error", err.Error())
+			s.handle(func(http.ResponseWriter, *http.Request) error {
+				return errClusterNotReady.wrap("the node holding this stream did not answer")
+			})(w, r)
+		},
+	}
+	return f
+}
+
+// ownerAddr is the internal address of streamID's owner, from the cache
+// while it is fresh.
+func (s *Server) ownerAddr(ctx context.Context, streamID string) (string, error) {
+	if e, ok := s.fwd.owners.Get(streamID); ok && time.Now().Before(e.until) {
+		return e.addr, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	addr, _, err := s.cfg.Forward.OwnerAddr(ctx, streamID)
+	if err != nil {
+		return "", err
+	}
+	if addr != "" {
+		s.fwd.owners.Add(streamID, ownerEntry{addr: addr, until: time.Now().Add(ownerTTL)})
+	}
+	return addr, nil
+}
+
 // forward hands the request to the node owning streamID, when this node
 // does not have it and the cluster says who does; it reports whether it
 // did. The owner answers exactly as it would have locally (same status,
 // same error JSON); event streams and WebSockets are proxied for as long
 // as they last.
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, streamID string) bool {
-	if s.cfg.Forward == nil || streamID == "" {
+	if s.fwd == nil || streamID == "" {
 		return false
 	}
 	if _, ok := forwardedClient(r); ok {
@@ -86,9 +177,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, streamID string
 	if _, err := s.streams.Stream(streamID); err == nil {
 		return false
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	addr, _, err := s.cfg.Forward.OwnerAddr(ctx, streamID)
-	cancel()
+	addr, err := s.ownerAddr(r.Context(), streamID)
 	if err != nil {
 		s.handle(func(http.ResponseWriter, *http.Request) error { return errClusterNotReady.wrap("%v", err) })(w, r)
 		return true
@@ -96,26 +185,11 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, streamID string
 	if addr == "" {
 		return false // unknown everywhere: the local 404 is the answer
 	}
-	client := s.clientIP(r)
-	proxy := &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.Out.URL.Scheme, pr.Out.URL.Host = "http", addr
-			pr.Out.Host = addr
-			pr.Out.Header.Set(clusterSecretHeader, string(s.cfg.ClusterSecret))
-			pr.Out.Header.Set(clusterClientHeader, client)
-		},
-		FlushInterval: -1, // event streams: every write goes out at once
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			s.log.Warn("forwarding to the stream's node", "error", err.Error())
-			s.handle(func(http.ResponseWriter, *http.Request) error {
-				return errClusterNotReady.wrap("the node holding this stream did not answer")
-			})(w, r)
-		},
-	}
+	target := forwardTarget{streamID: streamID, addr: addr, client: s.clientIP(r)}
 	// The owner paces long responses (SSE heartbeats); this node's server
 	// write timeout must not cut them.
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
 	s.metrics.forwarded.Inc()
-	proxy.ServeHTTP(w, r)
+	s.fwd.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), forwardTargetKey{}, target)))
 	return true
 }

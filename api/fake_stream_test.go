@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -102,4 +103,52 @@ func TestHandlers_OnAFakeStream(t *testing.T) {
 	rec = post("/restapi/v1/chat/sid-other/messages/bob@example.com", `{"body":"x"}`)
 	require.Equal(t, http.StatusNotFound, rec.Code, "another stream id is not found, as with a real registry")
 	require.Len(t, st.sent, 2, "nothing sent for the unknown stream")
+}
+
+// countingForwarder says every stream is owned at addr and counts lookups.
+type countingForwarder struct {
+	addr    string
+	lookups atomic.Int32
+}
+
+func (f *countingForwarder) OwnerAddr(context.Context, string) (string, string, error) {
+	f.lookups.Add(1)
+	return f.addr, "owner", nil
+}
+
+// A forwarding node looks a stream's owner up once per ownerTTL, not per
+// request, over kept-alive connections; a 404 from the owner (the stream
+// moved or ended) drops the cached owner, so the next request asks again.
+func TestForward_CachesTheOwnerUntilItAnswers404(t *testing.T) {
+	t.Parallel()
+	var status atomic.Int32
+	status.Store(http.StatusAccepted)
+	owner := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		require.Equal(t, "cluster-secret-cluster-secret-cluster!", r.Header.Get(clusterSecretHeader))
+		w.WriteHeader(int(status.Load()))
+	}))
+	defer owner.Close()
+	fwd := &countingForwarder{addr: owner.Listener.Addr().String()}
+	srv := NewServer(Config{JWTSecret: testSecret, Forward: fwd, ClusterSecret: []byte("cluster-secret-cluster-secret-cluster!")},
+		fakeStreams{st: &fakeStream{}}, nil, nil)
+	h := srv.Routes()
+	token, _, err := srv.tokens.issue(jid.MustParse("alice@example.com"), "sid-remote")
+	require.NoError(t, err)
+	send := func() int {
+		req := httptest.NewRequest(http.MethodPost, "/restapi/v1/chat/sid-remote/messages/bob@example.com", strings.NewReader("hi"))
+		req.Header.Set("Content-Type", "text/plain")
+		req.Header.Set("Authorization", "Bearer "+token)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	for range 5 {
+		require.Equal(t, http.StatusAccepted, send())
+	}
+	require.EqualValues(t, 1, fwd.lookups.Load(), "one lookup for five requests within the TTL")
+	status.Store(http.StatusNotFound)
+	require.Equal(t, http.StatusNotFound, send())
+	status.Store(http.StatusAccepted)
+	require.Equal(t, http.StatusAccepted, send())
+	require.EqualValues(t, 2, fwd.lookups.Load(), "the 404 made the next request look the owner up again")
 }

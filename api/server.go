@@ -122,6 +122,7 @@ type Config struct {
 type Server struct {
 	cfg     Config
 	streams Streams
+	fwd     *forwarding // cluster mode: forward's proxy and owner cache
 	events  Events
 	tokens  *tokens
 	log     *slog.Logger
@@ -171,6 +172,9 @@ func NewServer(cfg Config, streams Streams, events Events, log *slog.Logger) *Se
 		sends: newLimiterSet(float64(cfg.SendsPerSecond*60), cfg.SendsPerSecond*2)}
 	srv.tokens.shared, srv.tokens.log = cfg.Revocations, srv.log
 	srv.metrics = srv.newMetrics()
+	if cfg.Forward != nil {
+		srv.fwd = srv.newForwarding()
+	}
 	return srv
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/xmppgw/xmppgw/internal/redistest"
@@ -139,7 +140,12 @@ func (e *env) clusterScenario(ctx context.Context, n int, rate float64) (*Cluste
 		}
 		for _, mode := range order {
 			m := modes[mode]
+			profiled := func() {}
+			if e.cfg.profileDir != "" && i == 0 && mode == "cluster" {
+				profiled = ce.profileNodes(e.cfg.profileDir, e.cfg.duration)
+			}
 			t, err := m.throughput(ctx, pathGateway, n, e.cfg.window, e.cfg.duration)
+			profiled()
 			if err != nil {
 				return nil, fmt.Errorf("%s throughput: %w", mode, err)
 			}
@@ -159,6 +165,19 @@ func (e *env) clusterScenario(ctx context.Context, n int, rate float64) (*Cluste
 	s := summarizeCluster(n, rate, runs)
 	s.LatencyPairs = e.cfg.latencyPairs
 	return s, nil
+}
+
+// profileNodes writes a CPU profile of every node (cluster-node-<n>-cpu.pprof)
+// over a throughput run of length d; the returned wait blocks until all are
+// written.
+func (e *env) profileNodes(dir string, d time.Duration) (wait func()) {
+	var done sync.WaitGroup
+	for i, n := range append([]*gatewayProc{e.gw}, e.otherNodes...) {
+		done.Go(func() {
+			_ = n.Profile(fmt.Sprintf("profile?seconds=%d", max(1, int(d.Seconds())-1)), filepath.Join(dir, fmt.Sprintf("cluster-node-%d-cpu.pprof", i+1)))
+		})
+	}
+	return done.Wait
 }
 
 func summarizeCluster(n int, rate float64, runs []ClusterRun) *ClusterSummary {
