@@ -58,7 +58,10 @@ func fastpathError(err error) *apiError {
 
 // fastpath returns the queue service, or 503 when none is configured.
 func (s *Server) fastpath() (*fastpath.Service, error) {
-	if s.cfg.Fastpath == nil {
+	switch {
+	case s.cfg.Fastpath == nil && s.cfg.Forward != nil:
+		return nil, errNotConfigured.wrap("workgroups (fastpath) do not run in cluster mode yet: every node would keep its own queues (docs/cluster.md)")
+	case s.cfg.Fastpath == nil:
 		return nil, errNotConfigured.wrap("workgroups (fastpath) are not enabled")
 	}
 	return s.cfg.Fastpath, nil

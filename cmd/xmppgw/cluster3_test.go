@@ -96,4 +96,12 @@ func TestCluster_ThreeNodes(t *testing.T) {
 		}
 	}
 	require.True(t, found, "alice's stream in node 3's list: %s", body)
+
+	// Workgroups do not run in cluster mode yet (one engine per node would
+	// split every queue): every node says so, instead of queueing apart.
+	for _, n := range nodes {
+		code, body := n.do(http.MethodGet, "/restapi/v1/admin/workgroups", nil, admin)
+		require.Equal(t, http.StatusServiceUnavailable, code, "%s: %s", n.name, body)
+		require.Contains(t, body, "cluster mode", n.name)
+	}
 }

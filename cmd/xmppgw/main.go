@@ -107,25 +107,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if node != nil {
 		node.events.Fenced = mgr.Yield // before any login opens a topic
 	}
-	workgroups, err := loadWorkgroups(cfg.WorkgroupsFile, cfg.XMPPDomain)
-	if err != nil {
-		log.Error("invalid configuration", slog.String("error", err.Error()))
-		return 2
-	}
-	queues, err := fastpath.New(fastpath.Options{}, workgroups)
-	if err != nil {
-		log.Error("invalid configuration", slog.String("error", "XMPPGW_WORKGROUPS_FILE: "+err.Error()))
-		return 2
-	}
-	queues.Bind(fastpath.StreamHooks(func(id string) (fastpath.Stream, bool) {
-		st, err := mgr.Stream(id)
+	// Workgroups (fastpath) run in embedded mode only: one engine per
+	// cluster node would split every queue (docs/cluster.md, item 6), so in
+	// cluster mode the routes answer 503 until the engine is shared.
+	var queues *fastpath.Service
+	if node == nil {
+		workgroups, err := loadWorkgroups(cfg.WorkgroupsFile, cfg.XMPPDomain)
 		if err != nil {
-			return nil, false
+			log.Error("invalid configuration", slog.String("error", err.Error()))
+			return 2
 		}
-		return st, true
-	}))
-	queues.Start()
-	defer queues.Close()
+		queues, err = fastpath.New(fastpath.Options{}, workgroups)
+		if err != nil {
+			log.Error("invalid configuration", slog.String("error", "XMPPGW_WORKGROUPS_FILE: "+err.Error()))
+			return 2
+		}
+		queues.Bind(fastpath.StreamHooks(func(id string) (fastpath.Stream, bool) {
+			st, err := mgr.Stream(id)
+			if err != nil {
+				return nil, false
+			}
+			return st, true
+		}))
+		queues.Start()
+		defer queues.Close()
+	}
 	apiCfg := api.Config{JWTSecret: cfg.JWTSecret, TokenTTL: cfg.TokenTTL, CORSOrigins: cfg.CORSOrigins,
 		AdminUser: cfg.AdminUser, AdminPassword: cfg.AdminPassword, TrustedProxies: cfg.TrustedProxies,
 		LoginFailuresPerUser: cfg.LoginFailuresPerUser, LoginFailuresPerIP: cfg.LoginFailuresPerIP,
