@@ -156,3 +156,63 @@ func (c *scriptedConn) unavailablePresences() int {
 	}
 	return n
 }
+
+// A stream whose connection dropped asks the registry before it logs in
+// again: when another node owns it now, it ends here instead of pushing the
+// new owner's session off the server; while the registry cannot answer,
+// it reconnects as in embedded mode.
+func TestStream_ReconnectsOnlyWhileItOwnsTheStream(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		saveErr   error
+		reconnect bool
+	}{
+		{"another node owns it", ErrNotOwner, false},
+		{"registry unreachable", errors.New("redis: connection refused"), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := &recordingRegistry{}
+			m, err := NewManager(Config{Addr: "127.0.0.1:1", Domain: "example.com", TLS: TLSNone, Registry: reg,
+				ReconnectMin: 10 * time.Millisecond, ReconnectMax: 20 * time.Millisecond}, &recordingPub{}, nil)
+			require.NoError(t, err)
+			defer func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				require.NoError(t, m.Close(ctx))
+			}()
+			var mu sync.Mutex
+			var conns []*scriptedConn
+			m.dialer = func(context.Context, jid.JID, credentials, string) (conn, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				c := newScriptedConn("alice@example.com/web.1", nil)
+				conns = append(conns, c)
+				return c, nil
+			}
+			dials := func() int { mu.Lock(); defer mu.Unlock(); return len(conns) }
+			st, err := m.Login(context.Background(), "alice", "pw", "web")
+			require.NoError(t, err)
+			reg.mu.Lock()
+			reg.saveErr = tc.saveErr
+			reg.mu.Unlock()
+			mu.Lock()
+			first := conns[0]
+			mu.Unlock()
+			_ = first.Close() // the connection drops
+
+			if tc.reconnect {
+				require.Eventually(t, func() bool { return dials() == 2 }, 5*time.Second, 10*time.Millisecond, "reconnects through a registry outage")
+				require.Eventually(t, func() bool { return st.State() == StateOnline }, 5*time.Second, 10*time.Millisecond)
+				return
+			}
+			select {
+			case <-st.Done():
+			case <-time.After(5 * time.Second):
+				t.Fatal("the stream did not end")
+			}
+			require.Equal(t, 1, dials(), "no second login on the new owner's resource")
+			_, unreg := reg.calls()
+			require.NotContains(t, unreg, st.ID())
+		})
+	}
+}

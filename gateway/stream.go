@@ -302,6 +302,10 @@ func (s *Stream) reconnect(b *backoff) conn {
 			return nil
 		case <-time.After(b.next()):
 		}
+		if !s.stillOwned() {
+			s.yield()
+			return nil
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), s.mgr.cfg.LoginTimeout)
 		c, err := s.mgr.dialer(ctx, s.user, s.creds, s.resource)
 		cancel()

@@ -127,6 +127,22 @@ func (m *Manager) writeStates() {
 	}
 }
 
+// stillOwned asks the registry (cluster mode) whether this node still owns
+// the stream before a reconnect: a node that lost its lease while the
+// connection was down must not log in again, or it would push the new
+// owner's session off the server (same resource) and be pushed off in
+// turn. The question is a state save, which the fence decides. Without a
+// registry, or while it cannot answer (Redis down), the stream is ours:
+// it keeps serving its own subscribers through an outage.
+func (s *Stream) stillOwned() bool {
+	if s.mgr.cfg.Registry == nil {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(s.stopCtx, registryTimeout)
+	defer cancel()
+	return !errors.Is(s.mgr.cfg.Registry.SaveState(ctx, s.id, s.TakeoverState()), ErrNotOwner)
+}
+
 // Yield ends the stream id on this node because another node owns it now
 // (see yield); for the cluster's event publisher, which learns it first
 // when the stream's log refuses this node's fence.
