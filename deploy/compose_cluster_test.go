@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"go.yaml.in/yaml/v3"
 )
 
 // clusterComposeFile is docker-compose.cluster.yml: the services as in
@@ -20,14 +19,7 @@ type clusterComposeFile struct {
 }
 
 func loadClusterCompose(t *testing.T) clusterComposeFile {
-	t.Helper()
-	raw, err := os.ReadFile("docker-compose.cluster.yml")
-	require.NoError(t, err)
-	var c clusterComposeFile
-	dec := yaml.NewDecoder(strings.NewReader(string(raw)))
-	dec.KnownFields(true)
-	require.NoError(t, dec.Decode(&c))
-	return c
+	return loadYAML[clusterComposeFile](t, "docker-compose.cluster.yml")
 }
 
 // gatewayNodes are the services that run the gateway image.

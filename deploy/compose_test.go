@@ -53,11 +53,14 @@ type composeService struct {
 	Restart     string   `yaml:"restart"`
 }
 
-func loadCompose(t *testing.T) composeFile {
+func loadCompose(t *testing.T) composeFile { return loadYAML[composeFile](t, "docker-compose.yml") }
+
+// loadYAML decodes a compose file into T, strictly.
+func loadYAML[T any](t *testing.T, name string) T {
 	t.Helper()
-	raw, err := os.ReadFile("docker-compose.yml")
+	raw, err := os.ReadFile(name)
 	require.NoError(t, err)
-	var c composeFile
+	var c T
 	dec := yaml.NewDecoder(strings.NewReader(string(raw)))
 	dec.KnownFields(true) // a misspelt key is an error, not a silent no-op
 	require.NoError(t, dec.Decode(&c))
