@@ -392,10 +392,12 @@ func (s *Stream) publish(ev any) {
 	s.mgr.pub.Publish(s.id, data)
 }
 
-// pendingSends remembers recently sent message ids per recipient so a
-// bounce can name the message it refers to: Prosody's bounces carry no payload
-// (so no XEP-0359 origin-id either). Bounces come back in send order, so the
-// oldest pending id for the bouncing address is the one.
+// pendingSends remembers recently sent message ids per recipient, the
+// fallback for a bounce without an id attribute: RFC 6120 §8.3.1 has the
+// error echo the stanza's id (the reader sees it, and it wins), but a bounce
+// carries no payload (so no XEP-0359 origin-id) and a server that drops the
+// id would leave the client guessing. Bounces come back in send order, so
+// the oldest pending id for the bouncing address is the one.
 type pendingSends struct {
 	mu    sync.Mutex
 	items []pendingSend
