@@ -344,32 +344,40 @@ func (s *Server) eventsRoute(h eventHandlerFunc) http.HandlerFunc {
 		}, fromHeaderQueryOrCookie)
 	}
 	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
-		p, err := s.authenticate(r, fromHeaderQueryOrCookie)
+		p, err := s.streamCaller(r, fromHeaderQueryOrCookie)
 		if err != nil {
-			return err
-		}
-		if err := s.verifyBasicUser(r, p); err != nil {
 			return err
 		}
 		t, err := s.resolveEventTarget(r.Context(), p, chi.URLParam(r, "streamid"))
 		if err != nil {
 			return err
 		}
-		if p.admin {
-			s.auditLog(r, p, "stream."+r.Method+" "+chi.RouteContext(r.Context()).RoutePattern(), t.user)
-		}
+		s.auditStreamAction(r, p, t.user)
 		t.touch()
 		return h(w, r, p, t)
 	})
 }
 
+// streamCaller authenticates the caller of a stream route.
+func (s *Server) streamCaller(r *http.Request, src credentialSource) (*principal, error) {
+	p, err := s.authenticate(r, src)
+	if err != nil {
+		return nil, err
+	}
+	return p, s.verifyBasicUser(r, p)
+}
+
+// auditStreamAction logs an admin's action on a user's stream.
+func (s *Server) auditStreamAction(r *http.Request, p *principal, user string) {
+	if p.admin {
+		s.auditLog(r, p, "stream."+r.Method+" "+chi.RouteContext(r.Context()).RoutePattern(), user)
+	}
+}
+
 func (s *Server) scoped(h streamHandlerFunc, src credentialSource) http.HandlerFunc {
 	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
-		p, err := s.authenticate(r, src)
+		p, err := s.streamCaller(r, src)
 		if err != nil {
-			return err
-		}
-		if err := s.verifyBasicUser(r, p); err != nil {
 			return err
 		}
 		id := chi.URLParam(r, "streamid")
@@ -383,9 +391,7 @@ func (s *Server) scoped(h streamHandlerFunc, src credentialSource) http.HandlerF
 		if err != nil {
 			return err
 		}
-		if p.admin {
-			s.auditLog(r, p, "stream."+r.Method+" "+chi.RouteContext(r.Context()).RoutePattern(), st.User().String())
-		}
+		s.auditStreamAction(r, p, st.User().String())
 		st.Touch()
 		return h(w, r, p, st)
 	})
