@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -133,6 +134,9 @@ func (s *Server) newForwarding() *forwarding {
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+				return // the client went away; the owner is fine
+			}
 			t, _ := r.Context().Value(forwardTargetKey{}).(forwardTarget)
 			f.owners.Remove(t.streamID)
 			s.log.Warn("forwarding to the stream's node", "error", err.Error())

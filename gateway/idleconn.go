@@ -60,6 +60,10 @@ func (c *idleConn) Read(p []byte) (int, error) {
 		c.unread = c.unread[n:]
 		return n, nil
 	}
+	if c.busy != nil { // TLS reads through Read only: give the buffer back
+		busyReads.Put(c.busy)
+		c.busy, c.full = nil, false
+	}
 	if c.err != nil {
 		return 0, c.err
 	}
@@ -80,7 +84,11 @@ func (c *idleConn) fill() error {
 	if c.busy != nil {
 		dst = *c.busy
 	}
-	n, err := c.Conn.Read(dst)
+	var n int
+	var err error
+	for n == 0 && err == nil { // io.Reader allows (0, nil); ReadByte needs a byte
+		n, err = c.Conn.Read(dst)
+	}
 	c.unread = dst[:n]
 	c.full = n == len(dst)
 	if c.full && c.busy == nil {

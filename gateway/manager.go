@@ -256,6 +256,9 @@ type StreamRegistry interface {
 	// SaveState records what a takeover needs to re-open the stream; an
 	// error wrapping ErrNotOwner means another node owns it now.
 	SaveState(ctx context.Context, id string, st TakeoverState) error
+	// Release forgets a stream this node no longer owns (it yielded),
+	// leaving its record, the new owner's, alone.
+	Release(id string)
 }
 
 // RegisteredStream is what the registry keeps of a stream.
@@ -428,7 +431,11 @@ func (m *Manager) remove(s *Stream) {
 	}
 	m.mu.Unlock()
 	m.pub.CloseTopic(s.id)
-	if !s.hasYielded() { // a yielded stream's record is its new owner's
+	switch {
+	case m.cfg.Registry == nil:
+	case s.hasYielded(): // its record is its new owner's
+		m.cfg.Registry.Release(s.id)
+	default:
 		m.unregister(s.id)
 	}
 }

@@ -106,6 +106,10 @@ type joinedRoom struct {
 	opts      JoinOptions
 	occupants map[string]Occupant
 	waiter    chan error // non-nil while a join is pending
+	// seated: a join of this room succeeded. It stays set through a
+	// re-join after a reconnect or a nick change, so the takeover state
+	// keeps the room while the room answers (or the connection is down).
+	seated bool
 }
 
 // rooms tracks joined rooms and their occupants.
@@ -245,6 +249,7 @@ func (s *Stream) JoinRoom(ctx context.Context, room jid.JID, opts JoinOptions) e
 	// A failed (re)join of a room we are already in (a nick change to a
 	// taken nick, say) leaves us in the room under the old options.
 	failed := func() {
+		defer s.stateChanged()
 		s.rooms.mu.Lock()
 		defer s.rooms.mu.Unlock()
 		if wasIn {
@@ -411,7 +416,7 @@ func (s *Stream) handleRoomPresence(n xmlNode, ev PresenceEvent) bool {
 	case oe.Available:
 		jr.occupants[nick] = oe.Occupant
 		if oe.Self && jr.waiter != nil {
-			waiter, jr.waiter = jr.waiter, nil
+			waiter, jr.waiter, jr.seated = jr.waiter, nil, true
 		}
 	case slices.Contains(oe.Codes, 303):
 		// A nick change (XEP-0045 §7.6): the old nick leaves, the new one

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ type recordingRegistry struct {
 	unregistered []string
 	saved        []TakeoverState
 	saveErr      error // what SaveState answers
+	released     []string
 }
 
 func (r *recordingRegistry) SaveState(_ context.Context, _ string, st TakeoverState) error {
@@ -26,6 +28,12 @@ func (r *recordingRegistry) SaveState(_ context.Context, _ string, st TakeoverSt
 	defer r.mu.Unlock()
 	r.saved = append(r.saved, st)
 	return r.saveErr
+}
+
+func (r *recordingRegistry) Release(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.released = append(r.released, id)
 }
 
 func (r *recordingRegistry) savedStates() []TakeoverState {
@@ -138,6 +146,9 @@ func TestManager_SavesTakeoverStateAndYieldsWhenNotOwner(t *testing.T) {
 	require.ErrorIs(t, err, ErrStreamNotFound)
 	_, unreg := reg.calls()
 	require.NotContains(t, unreg, st.ID(), "the record is the new owner's")
+	reg.mu.Lock()
+	require.Contains(t, reg.released, st.ID(), "forgotten here")
+	reg.mu.Unlock()
 	require.Equal(t, unavailableBefore, c.unavailablePresences(), "no goodbye on the new owner's behalf")
 	for _, e := range pub.ofType("stream") {
 		require.NotEqual(t, StateOffline, e["state"], "no offline event: the stream lives on elsewhere")
@@ -215,4 +226,57 @@ func TestStream_ReconnectsOnlyWhileItOwnsTheStream(t *testing.T) {
 			require.NotContains(t, unreg, st.ID())
 		})
 	}
+}
+
+// The rooms a stream sits in stay in its takeover state while it
+// reconnects (their re-join is pending then): a node that dies during the
+// outage must not leave the new owner a stream without rooms.
+func TestTakeoverState_KeepsRoomsThroughAReconnect(t *testing.T) {
+	reg := &recordingRegistry{}
+	m, err := NewManager(Config{Addr: "127.0.0.1:1", Domain: "example.com", TLS: TLSNone, Registry: reg,
+		ReconnectMin: 10 * time.Millisecond, ReconnectMax: 20 * time.Millisecond}, &recordingPub{}, nil)
+	require.NoError(t, err)
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		require.NoError(t, m.Close(ctx))
+	}()
+	c := newScriptedConn("alice@example.com/web.1", nil)
+	var dials atomic.Int32
+	m.dialer = func(context.Context, jid.JID, credentials, string) (conn, error) {
+		if dials.Add(1) == 1 {
+			return c, nil
+		}
+		return nil, errors.New("connection refused") // the server stays away
+	}
+	st, err := m.Login(context.Background(), "alice", "pw", "web")
+	require.NoError(t, err)
+	joined := make(chan error, 1)
+	go func() {
+		joined <- st.JoinRoom(context.Background(), jid.MustParse("lobby@muc.example.com"), JoinOptions{Nick: "ali", MaxStanzas: -1})
+	}()
+	require.Eventually(t, func() bool { return len(c.sentPresencesTo("lobby@muc.example.com/ali")) == 1 }, 5*time.Second, 10*time.Millisecond)
+	c.inject(t, `<presence from='lobby@muc.example.com/ali'><x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='none' role='participant'/><status code='110'/></x></presence>`)
+	require.NoError(t, <-joined)
+
+	_ = c.Close() // the connection drops; reconnects fail
+	require.Eventually(t, func() bool { return dials.Load() >= 3 }, 5*time.Second, 10*time.Millisecond)
+	saved := reg.savedStates()
+	require.NotEmpty(t, saved)
+	for i, s := range saved {
+		require.Equal(t, []RoomSeat{{Room: "lobby@muc.example.com", Nick: "ali"}}, s.Rooms, "state %d of %d", i+1, len(saved))
+	}
+}
+
+// sentPresencesTo returns the presences written to addr.
+func (c *scriptedConn) sentPresencesTo(addr string) []xmlNode {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []xmlNode
+	for _, w := range c.written {
+		if w.XMLName.Local == "presence" && w.attr("to") == addr {
+			out = append(out, w)
+		}
+	}
+	return out
 }

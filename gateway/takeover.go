@@ -37,7 +37,7 @@ func (s *Stream) TakeoverState() TakeoverState {
 	st := TakeoverState{Presence: s.Presence()}
 	s.rooms.mu.Lock()
 	for room, jr := range s.rooms.byRoom {
-		if jr.waiter == nil {
+		if jr.seated { // joined once; maybe re-joining now (reconnect, nick change)
 			st.Rooms = append(st.Rooms, RoomSeat{Room: room, Nick: jr.opts.Nick, Password: jr.opts.Password})
 		}
 	}

@@ -97,6 +97,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		clusterLog := log.With(slog.String("tag", "cluster"))
 		reg := node.c.NewGatewayRegistry(cluster.Caps{PerUser: cfg.MaxStreamsPerUser, Total: cfg.MaxStreams}, clusterLog)
 		gwCfg.Registry = reg
+		node.beat.WhenStoreLost(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			reg.Restore(ctx)
+		})
 		events = node.shareEvents(reg, broker, clusterLog)
 	}
 	mgr, err := gateway.NewManager(gwCfg, events, log)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/xmppgw/xmppgw/gateway"
 	"github.com/xmppgw/xmppgw/internal/redistest"
 )
 
@@ -673,4 +676,77 @@ func TestConfigAndURLs(t *testing.T) {
 	}
 	_, err = NewClient("http://x")
 	require.Error(t, err)
+}
+
+// Redis restarted without persistence loses every record; the node notices
+// at its next renewal (its lease key is gone though the lease was valid)
+// and registers its streams again with their last saved state, while a
+// stream another node has re-registered meanwhile is left to it. The
+// publisher rides the gap out: the stream's events resume under the new
+// fence instead of the stream being given up.
+func TestGatewayRegistry_RestoresStreamsAfterRedisLostItsData(t *testing.T) {
+	t.Parallel()
+	srv := redistest.ForTest(t)
+	a := newNode(t, srv, Config{Node: "a", Advertise: "10.0.0.1:9090", LeaseRenew: 50 * time.Millisecond, LeaseTTL: 2 * time.Second})
+	b := newNode(t, srv, Config{Node: "b"})
+	ctx := t.Context()
+	log := slog.New(slog.DiscardHandler)
+	reg := a.NewGatewayRegistry(Caps{PerUser: 5, Total: 100}, log)
+	hb, err := a.StartHeartbeat(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = hb.Stop(context.Background()) })
+	restored := make(chan struct{}, 1)
+	bRegistered := make(chan struct{}) // the restore waits for node b's move
+	hb.WhenStoreLost(func() {
+		<-bRegistered
+		reg.Restore(ctx)
+		restored <- struct{}{}
+	})
+
+	kept, taken := "s-kept-0123456789abcdef", "s-taken-0123456789abcde"
+	for _, id := range []string{kept, taken} {
+		require.NoError(t, reg.Register(ctx, gateway.RegisteredStream{ID: id, JID: "alice@example.com", Resource: "web.1"}))
+	}
+	require.NoError(t, reg.SaveState(ctx, kept, gateway.TakeoverState{Presence: gateway.OutgoingPresence{Show: "away"}}))
+	pub := a.NewEventPublisher(reg, log)
+	t.Cleanup(pub.Close)
+	pub.Open(kept)
+	pub.Publish(kept, []byte(`{"type":"chat","n":1}`))
+	logged := func(n string) bool {
+		h, err := a.ReadAfter(ctx, kept, 0, "")
+		if err != nil {
+			return false
+		}
+		for _, ev := range h.Events {
+			if strings.Contains(string(ev.Payload), `"n":`+n) {
+				return true
+			}
+		}
+		return false
+	}
+	require.Eventually(t, func() bool { return logged("1") }, 5*time.Second, 10*time.Millisecond)
+
+	require.NoError(t, srv.Restart(ctx)) // empty: nothing persisted
+	// Before a restores, node b registers "taken" under its own name.
+	_, err = b.Register(ctx, StreamRecord{ID: taken, JID: "alice@example.com", Resource: "web.1"}, Caps{})
+	close(bRegistered)
+	require.NoError(t, err)
+	pub.Publish(kept, []byte(`{"type":"chat","n":2}`)) // lands in the gap: retried, not dropped
+
+	select {
+	case <-restored:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the lost lease key was not noticed")
+	}
+	rec, err := b.Get(ctx, kept)
+	require.NoError(t, err, "the stream is registered again")
+	require.Equal(t, "a", rec.Owner)
+	require.Contains(t, rec.State[StatePresence], `"Show":"away"`, "with its last state")
+	rec, err = b.Get(ctx, taken)
+	require.NoError(t, err)
+	require.Equal(t, "b", rec.Owner, "a record that exists is left alone")
+	require.NoError(t, reg.SaveState(ctx, kept, gateway.TakeoverState{}), "the new fence holds")
+	require.ErrorIs(t, reg.SaveState(ctx, taken, gateway.TakeoverState{}), gateway.ErrNotOwner)
+	require.Eventually(t, func() bool { return logged("2") }, 5*time.Second, 10*time.Millisecond,
+		"the event published in the gap reached the new log")
 }

@@ -21,6 +21,19 @@ type Heartbeat struct {
 	mu         sync.Mutex
 	validUntil time.Time // start of the last successful renewal + TTL
 	err        error     // last renewal error, nil after a success
+	renewed    bool      // a renewal has succeeded
+	onLost     []func()  // WhenStoreLost callbacks
+}
+
+// WhenStoreLost registers f to run (in the heartbeat's goroutine) when a
+// renewal finds the node's lease key gone although the lease was valid:
+// Redis lost its data (restarted without persistence, or flushed), so what
+// this node had registered is gone too and must be written again. f must
+// not block for long: the next renewal waits for it.
+func (h *Heartbeat) WhenStoreLost(f func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.onLost = append(h.onLost, f)
 }
 
 // StartHeartbeat takes the node's lease (one synchronous SET, so a node
@@ -56,12 +69,25 @@ func (h *Heartbeat) renew(ctx context.Context) error {
 	// Measured from before the SET: Redis may have applied it at any
 	// moment after this, so the lease surely lasts until start + TTL.
 	start := time.Now()
-	err := h.c.rdb.Set(ctx, h.c.keys.Node(h.c.cfg.Node), h.c.cfg.Advertise, h.c.cfg.LeaseTTL).Err()
+	// GET returns the key's old value: none while the lease was still
+	// valid means the key was lost, not expired.
+	err := h.c.rdb.SetArgs(ctx, h.c.keys.Node(h.c.cfg.Node), h.c.cfg.Advertise, redis.SetArgs{TTL: h.c.cfg.LeaseTTL, Get: true}).Err()
+	missing := errors.Is(err, redis.Nil)
+	if missing {
+		err = nil
+	}
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	lost := missing && h.renewed && start.Before(h.validUntil)
 	h.err = err
 	if err == nil {
-		h.validUntil = start.Add(h.c.cfg.LeaseTTL)
+		h.validUntil, h.renewed = start.Add(h.c.cfg.LeaseTTL), true
+	}
+	callbacks := h.onLost
+	h.mu.Unlock()
+	if lost {
+		for _, f := range callbacks {
+			f()
+		}
 	}
 	return err
 }

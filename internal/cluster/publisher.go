@@ -186,7 +186,10 @@ func (p *EventPublisher) drain(topic string, q *publishQueueState) {
 			if err == nil {
 				break
 			}
-			if errors.Is(err, ErrFenced) || errors.Is(err, ErrNotRegistered) {
+			// ErrNotRegistered is retried like an outage: Redis may have
+			// lost its data, and GatewayRegistry.Restore writes the record
+			// again (a stream that ended has its queue closed anyway).
+			if errors.Is(err, ErrFenced) {
 				p.log.Warn("cluster: this node no longer owns the stream's log; its events are not published",
 					slog.String("stream", short(topic)), slog.String("error", err.Error()))
 				q.cancel()
