@@ -247,6 +247,8 @@ func jsonError(err error) error {
 // base64 string in JSON) from other slices.
 func jsonKind(kind, typeName string) string {
 	switch {
+	case typeName == "time.Time":
+		return "an RFC 3339 date-time string"
 	case kind == "string":
 		return "a string"
 	case kind == "bool":

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -28,6 +29,7 @@ type strictTarget struct {
 	Free    map[string]strictInner `json:"free,omitempty"`
 	Any     any                    `json:"any,omitempty"`
 	Raw     json.RawMessage        `json:"raw,omitempty"`
+	When    time.Time              `json:"when,omitzero"`
 }
 
 // TestDecodeJSON_Strict checks the key walk and the text checks on their
@@ -67,6 +69,7 @@ func TestDecodeJSON_Strict(t *testing.T) {
 		{"deep but allowed", `{"any":` + strings.Repeat("[", 1000) + strings.Repeat("]", 1000) + `}`, ""},
 		{"wrong type nested", `{"list":[{"deep":5}]}`, `field "list[0].deep": expected a string, got number`},
 		{"wrong type top level", `"x"`, "expected an object, got string"},
+		{"bad time", `{"when":"yesterday"}`, `field "when": expected an RFC 3339 date-time string, got string`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
