@@ -286,6 +286,7 @@ func TestForwarding_AnyNodeServesAnyStream(t *testing.T) {
 	internalA.Close()
 	res, body = b.do(http.MethodGet, "/restapi/v1/chat/"+alice.StreamID+"/rooms", alice.Token, nil, "")
 	require.Equal(t, 50305, requireError(t, res, body, http.StatusServiceUnavailable).Code)
+	require.Equal(t, "2", res.Header.Get("Retry-After"), "a client knows when to try again")
 }
 
 func clusterStoreAt(t *testing.T, r *redistest.Server, node, advertise string) *cluster.Cluster {

@@ -124,7 +124,7 @@ var (
 	errNotReady           = tableErr(50302, http.StatusServiceUnavailable, "XMPP server not reachable")
 	errCapacity           = tableErr(50303, http.StatusServiceUnavailable, "gateway at stream capacity, retry later")
 	errNotConfigured      = tableErr(50304, http.StatusServiceUnavailable, "feature not configured")
-	errClusterNotReady    = tableErr(50305, http.StatusServiceUnavailable, "cluster store (Redis) not reachable or this node's lease lapsed")
+	errClusterNotReady    = retryErr(50305, http.StatusServiceUnavailable, "cluster store (Redis) not reachable or this node's lease lapsed", 2)
 	errConnectionLost     = retryErr(50310, http.StatusServiceUnavailable, "XMPP connection lost before the answer came; the stream is reconnecting, retry shortly", 2)
 	errXMPPTimeout        = tableErr(50400, http.StatusGatewayTimeout, "XMPP server did not answer in time")
 )
