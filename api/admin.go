@@ -84,7 +84,7 @@ func (s *Server) listStreams(w http.ResponseWriter, r *http.Request, p *principa
 //	@Security		BearerAuth
 //	@Router			/restapi/v1/admin/streams/{streamid} [delete]
 func (s *Server) killStream(w http.ResponseWriter, r *http.Request, p *principal) error {
-	if s.forward(w, r, chi.URLParam(r, "streamid")) {
+	if s.forward(w, r, p, chi.URLParam(r, "streamid")) {
 		return nil // the owner node closes it (and audits it)
 	}
 	st, err := s.streams.Stream(chi.URLParam(r, "streamid"))

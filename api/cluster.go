@@ -13,6 +13,8 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	lru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/xmppgw/xmppgw/gateway"
 )
 
 // Headers of a request one node forwards to the stream's owner over the
@@ -171,7 +173,7 @@ func (s *Server) ownerAddr(ctx context.Context, streamID string) (string, error)
 // did. The owner answers exactly as it would have locally (same status,
 // same error JSON); event streams and WebSockets are proxied for as long
 // as they last.
-func (s *Server) forward(w http.ResponseWriter, r *http.Request, streamID string) bool {
+func (s *Server) forward(w http.ResponseWriter, r *http.Request, p *principal, streamID string) bool {
 	if s.fwd == nil || streamID == "" {
 		return false
 	}
@@ -182,8 +184,17 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, streamID string
 		return false
 	}
 	addr, err := s.ownerAddr(r.Context(), streamID)
-	if err != nil {
-		s.handle(func(http.ResponseWriter, *http.Request) error { return errClusterNotReady.wrap("%v", err) })(w, r)
+	var lost gateway.StreamLostError
+	switch {
+	case errors.As(err, &lost) && !p.admin && lost.User != p.user.String():
+		return false // someone else's stream: the local 404
+	case err != nil:
+		s.handle(func(http.ResponseWriter, *http.Request) error {
+			if errors.Is(err, gateway.ErrStreamLost) {
+				return err // 410: log in again
+			}
+			return errClusterNotReady.wrap("%v", err)
+		})(w, r)
 		return true
 	}
 	if addr == "" {

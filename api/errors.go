@@ -107,6 +107,7 @@ var (
 	errWorkgroupClosed    = tableErr(40921, http.StatusConflict, "workgroup is closed")
 	errWorkgroupNoAgents  = tableErr(40922, http.StatusConflict, "workgroup has no members")
 	errNotStarted         = tableErr(40923, http.StatusConflict, "the conversation has not started")
+	errStreamLost         = tableErr(41000, http.StatusGone, "the stream was lost with the gateway node holding it; log in again")
 	errTooLarge           = tableErr(41300, http.StatusRequestEntityTooLarge, "request too large")
 	errUnsupportedMedia   = tableErr(41500, http.StatusUnsupportedMediaType, "unsupported content type")
 	errUpgradeRequired    = tableErr(42600, http.StatusUpgradeRequired, "this route needs a WebSocket upgrade")
@@ -144,6 +145,8 @@ func toAPIError(err error) *apiError {
 		return errTooLarge.wrap("body exceeds %d bytes", maxErr.Limit)
 	case errors.Is(err, gateway.ErrStreamNotFound), errors.Is(err, gateway.ErrStreamClosed):
 		return errStreamNotFound
+	case errors.Is(err, gateway.ErrStreamLost):
+		return errStreamLost
 	case errors.Is(err, gateway.ErrAuthFailed):
 		return errBadCredentials
 	case errors.Is(err, gateway.ErrInvalidAddress):

@@ -384,7 +384,7 @@ func (s *Server) scoped(h streamHandlerFunc, src credentialSource) http.HandlerF
 		if id == "" && p.claims != nil && !p.admin {
 			id = p.claims.SID
 		}
-		if s.forward(w, r, id) {
+		if s.forward(w, r, p, id) {
 			return nil
 		}
 		st, err := s.resolveStream(p, chi.URLParam(r, "streamid"))

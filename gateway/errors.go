@@ -8,6 +8,9 @@ var (
 	// ErrStreamNotFound means no live stream has that id (or it belongs to
 	// someone else: callers must not learn which).
 	ErrStreamNotFound = errors.New("stream not found")
+	// ErrStreamLost means the stream died with its cluster node and was not
+	// re-opened: the client must log in again.
+	ErrStreamLost = errors.New("stream lost with the gateway node holding it")
 	// ErrAuthFailed means the XMPP server rejected the credentials.
 	ErrAuthFailed = errors.New("xmpp authentication failed")
 	// ErrServerUnreachable means the XMPP server could not be reached or broke
@@ -41,3 +44,13 @@ var (
 	// did not answer, so no new stream can be admitted; the open ones go on.
 	ErrRegistryUnavailable = errors.New("cluster stream registry not reachable")
 )
+
+// StreamLostError is ErrStreamLost naming the stream's user, so a caller
+// can tell its own lost stream (410) from someone else's (a 404, as for
+// any stream it may not see).
+type StreamLostError struct{ User string }
+
+func (e StreamLostError) Error() string { return ErrStreamLost.Error() }
+
+// Is makes errors.Is(err, ErrStreamLost) true.
+func (e StreamLostError) Is(target error) bool { return target == ErrStreamLost }

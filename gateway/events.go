@@ -23,6 +23,10 @@ const (
 	StateOnline       = "online"
 	StateReconnecting = "reconnecting"
 	StateOffline      = "offline"
+	// StateLost: the node holding the stream died and the stream could
+	// not be re-opened elsewhere; the client must log in again (cluster
+	// mode, docs/cluster.md).
+	StateLost = "lost"
 )
 
 // MessageEvent is a chat, normal, headline or groupchat message, and the

@@ -26,6 +26,7 @@ type clusterNode struct {
 	followed chan struct{} // closed when the revocation follower exits
 	events   *cluster.EventPublisher
 	relay    *cluster.Relay
+	takeover *cluster.Takeover
 }
 
 // shareEvents makes the cluster carry the streams' events: the gateway
@@ -63,7 +64,7 @@ func (n *clusterNode) stopEvents() {
 // joinCluster connects to Redis, takes the node's lease and listens on the
 // internal address; any failure undoes what was done and is fatal (a node
 // that cannot join must not serve as if it had).
-func joinCluster(ctx context.Context, cfg config) (*clusterNode, error) {
+func joinCluster(ctx context.Context, cfg config, log *slog.Logger) (*clusterNode, error) {
 	openCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	c, err := cluster.Open(openCtx, cfg.RedisURL, cfg.Cluster)
@@ -81,7 +82,7 @@ func joinCluster(ctx context.Context, cfg config) (*clusterNode, error) {
 		_ = c.Close()
 		return nil, err
 	}
-	return &clusterNode{c: c, beat: beat, hub: c.NewHub(), ln: ln}, nil
+	return &clusterNode{c: c, beat: beat, hub: c.NewHub(), ln: ln, takeover: c.StartTakeover(c.Config().LeaseRenew, log)}, nil
 }
 
 // serve answers the other nodes on the internal listener until leave.
@@ -129,6 +130,7 @@ func (n *clusterNode) ready(ctx context.Context) error {
 // leave drops the lease at once (the node is dead to the others now, not
 // after the TTL) and closes the hub, the listener and the client.
 func (n *clusterNode) leave(ctx context.Context, log *slog.Logger) {
+	n.takeover.Stop()
 	n.stopEvents()
 	if n.watch != nil {
 		n.watch.Close()

@@ -105,3 +105,46 @@ func TestCluster_ThreeNodes(t *testing.T) {
 		require.Contains(t, body, "cluster mode", n.name)
 	}
 }
+
+// A node killed with its streams (issue 18's first step; re-opening them is
+// not there yet): within the lease TTL and a sweep, a survivor claims each
+// stream and ends it visibly, so its clients do not wait on a stream nobody
+// serves: EventSources on any node get a "stream" event with state "lost"
+// and then the end, calls through any node answer 410 (41000) to the
+// stream's user and the usual 404 to anyone else, and the user logs in
+// again on a surviving node.
+func TestCluster_NodeDeathEndsItsStreamsVisibly(t *testing.T) {
+	c := newTestCluster(t, "death")
+	ctx := t.Context()
+	for _, u := range []string{"alice", "bob"} {
+		require.NoError(t, c.xmpp.Register(ctx, u, u+"-password-1"))
+	}
+	n1, n2, n3 := c.start("n1", nil), c.start("n2", nil), c.start("n3", nil)
+	alice := n1.login("alice", "alice-password-1")
+	bob := n3.login("bob", "bob-password-1")
+	onN2 := n2.events(alice.StreamID, bearer(alice.Token))
+	code, body := n3.do(http.MethodPost, "/restapi/v1/chat/"+bob.StreamID+"/messages/alice@"+c.xmpp.Domain,
+		map[string]string{"body": "before"}, bearer(bob.Token))
+	require.Equal(t, http.StatusAccepted, code, body)
+	onN2.next(t, withBody("before"))
+
+	killed := time.Now()
+	n1.stop(false) // kill -9
+	lost := onN2.next(t, func(m map[string]any) bool { return m["type"] == "stream" && m["state"] == "lost" })
+	require.Less(t, time.Since(killed), 3*time.Second+5*time.Second, "within the lease TTL + 5 s")
+	require.NotEmpty(t, lost.Data["reason"])
+	require.True(t, onN2.ended(5*time.Second), "the event stream ends after the lost event")
+
+	for _, n := range []*gatewayNode{n2, n3} {
+		code, body := n.do(http.MethodGet, "/restapi/v1/chat/"+alice.StreamID+"/rooms", nil, bearer(alice.Token))
+		require.Equal(t, http.StatusGone, code, "%s: %s", n.name, body)
+		require.Equal(t, 41000, errorCode(t, body))
+		code, body = n.do(http.MethodGet, "/restapi/v1/chat/"+alice.StreamID+"/rooms", nil, bearer(bob.Token))
+		require.Equal(t, http.StatusNotFound, code, "%s: someone else's lost stream is not found: %s", n.name, body)
+	}
+	again := n2.login("alice", "alice-password-1")
+	code, body = n3.do(http.MethodPost, "/restapi/v1/chat/"+bob.StreamID+"/messages/alice@"+c.xmpp.Domain,
+		map[string]string{"body": "after"}, bearer(bob.Token))
+	require.Equal(t, http.StatusAccepted, code, body)
+	n2.events(again.StreamID, bearer(again.Token)).next(t, withBody("after"))
+}

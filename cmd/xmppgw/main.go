@@ -63,7 +63,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	var node *clusterNode
 	if cfg.RedisURL != "" {
 		cluster.SetRedisLogger(log.With(slog.String("tag", "redis")))
-		if node, err = joinCluster(ctx, cfg); err != nil {
+		if node, err = joinCluster(ctx, cfg, log.With(slog.String("tag", "cluster"))); err != nil {
 			log.Error("joining the cluster", slog.String("error", err.Error()))
 			return 1
 		}
@@ -75,7 +75,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		// Until issue 18's takeover is wired, a stream's XMPP session lives
 		// and dies with the node that opened it: say so rather than look
 		// finished.
-		log.Warn("cluster mode: events and their replay window live in Redis and any node serves them, but a stream's XMPP session still dies with the node holding it (docs/cluster.md: what is wired)",
+		log.Warn("cluster mode: events and their replay window live in Redis and any node serves them, but a stream's XMPP session still dies with the node holding it; its clients are told (a \"lost\" stream event, 410 on calls) and must log in again (docs/cluster.md: what is wired)",
 			slog.String("cluster", node.c.Config().Name), slog.String("node", node.c.Node()), slog.String("advertise", cfg.Cluster.Advertise))
 	}
 	tlsConfig, err := cfg.tlsConfig()

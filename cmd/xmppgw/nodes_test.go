@@ -51,7 +51,7 @@ func newTestCluster(t *testing.T, name string) *testCluster {
 	r := redistest.ForTest(t)
 	base := clusterEnv(r.URL, map[string]string{
 		"XMPPGW_CLUSTER": name, "XMPPGW_XMPP_ADDR": xmpp.Addr, "XMPPGW_XMPP_DOMAIN": xmpp.Domain,
-		"XMPPGW_XMPP_TLS": "none", "XMPPGW_LEASE_RENEW": "200ms", "XMPPGW_LEASE_TTL": "1s",
+		"XMPPGW_XMPP_TLS": "none", "XMPPGW_LEASE_RENEW": "200ms", "XMPPGW_LEASE_TTL": "3s",
 		"XMPPGW_LOG_DELAY": "0", "XMPPGW_LOG_LEVEL": "debug",
 		"XMPPGW_ADMIN_USER": "ops", "XMPPGW_ADMIN_PASSWORD": "correct-horse-battery",
 	})

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/xmppgw/xmppgw/gateway"
 )
 
 // Heartbeat keeps this node's lease: the key Keys.Node(node) with a PX TTL
@@ -145,7 +147,8 @@ func (c *Cluster) NodeAlive(ctx context.Context, node string) (bool, error) {
 
 // OwnerAddr returns the internal address of the live node that owns the
 // stream, "" when the stream is not registered or its owner is dead (a
-// takeover's business, issue 18).
+// takeover's business, issue 18), and a gateway.StreamLostError when the
+// stream was lost with its node.
 func (c *Cluster) OwnerAddr(ctx context.Context, streamID string) (addr string, owner string, err error) {
 	rec, err := c.Get(ctx, streamID)
 	if errors.Is(err, ErrNotRegistered) {
@@ -153,6 +156,9 @@ func (c *Cluster) OwnerAddr(ctx context.Context, streamID string) (addr string, 
 	}
 	if err != nil {
 		return "", "", err
+	}
+	if rec.State[StateLost] != "" {
+		return "", rec.Owner, gateway.StreamLostError{User: rec.JID}
 	}
 	addr, alive, err := c.NodeAddr(ctx, rec.Owner)
 	if err != nil || !alive {

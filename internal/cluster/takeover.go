@@ -1,0 +1,150 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/xmppgw/xmppgw/gateway"
+)
+
+// StateLost marks a record whose stream died with its node and was not
+// re-opened (its value is the reason). The record then stays for LostTTL so
+// every node can answer the stream's calls with 410, and leaves the
+// registry's sets (it counts against no cap and is swept no more).
+const StateLost = "lost"
+
+// LostTTL is how long a lost stream's record (and its log, whose last
+// events are the "lost" event and the end marker) stays readable.
+const LostTTL = time.Hour
+
+// lostScript marks a claimed record lost and gives it and the stream's log
+// a TTL. KEYS: record, meta, events. ARGV: fence, reason, ttl ms.
+var lostScript = redis.NewScript(fenceCheck + `
+redis.call('HSET', KEYS[1], '` + statePrefix + StateLost + `', ARGV[3])
+for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[4]) end
+return {rec[1], rec[3]}
+`)
+
+// DeadOwnerStreams returns the registered streams whose owner's lease has
+// expired: a takeover's work (issue 18).
+func (c *Cluster) DeadOwnerStreams(ctx context.Context) ([]StreamRecord, error) {
+	recs, err := c.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	alive := map[string]bool{}
+	var dead []StreamRecord
+	for _, r := range recs {
+		a, ok := alive[r.Owner]
+		if !ok {
+			if a, err = c.NodeAlive(ctx, r.Owner); err != nil {
+				return nil, err
+			}
+			alive[r.Owner] = a
+		}
+		if !a && r.State[StateLost] == "" {
+			dead = append(dead, r)
+		}
+	}
+	return dead, nil
+}
+
+// MarkLost ends a stream this node claimed but cannot re-open: its log gets
+// a "stream" event with state "lost" (subscribers on every node see it) and
+// the end marker, and its record is marked lost for LostTTL.
+func (c *Cluster) MarkLost(ctx context.Context, rec StreamRecord, fence LeaseFence, reason string) error {
+	ev, err := json.Marshal(gateway.StreamEvent{Type: gateway.EventStream, State: gateway.StateLost, JID: rec.JID, Reason: reason})
+	if err != nil {
+		return err
+	}
+	for _, payload := range [][]byte{ev, endMarker} {
+		if _, _, err := c.Publish(ctx, rec.ID, payload, fence); err != nil {
+			return err
+		}
+	}
+	k := c.keys
+	res, err := lostScript.Run(ctx, c.rdb, []string{k.Record(rec.ID), k.Meta(rec.ID), k.Events(rec.ID)},
+		fence.Node, fence.Epoch, reason, LostTTL.Milliseconds()).StringSlice()
+	if err != nil {
+		return fmt.Errorf("cluster: mark %s lost: %w", rec.ID, scriptError(err))
+	}
+	if len(res) == 2 {
+		c.unindex(ctx, rec.ID, res[0], res[1])
+	}
+	return nil
+}
+
+// Takeover sweeps the cluster for streams of dead nodes and claims them,
+// one claimer per stream (Claim). Re-opening a claimed stream's XMPP
+// session is issue 18's; until then every claimed stream is marked lost,
+// so its clients learn it at once (a "lost" event, 410 on calls) instead
+// of waiting on a stream nobody serves.
+type Takeover struct {
+	c      *Cluster
+	log    *slog.Logger
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// lostReason is what a lost stream's clients are told.
+const lostReason = "the gateway node holding the stream stopped; log in again"
+
+// StartTakeover sweeps every interval until Stop.
+func (c *Cluster) StartTakeover(interval time.Duration, log *slog.Logger) *Takeover {
+	ctx, cancel := context.WithCancel(context.Background())
+	t := &Takeover{c: c, log: log, cancel: cancel, done: make(chan struct{})}
+	go t.run(ctx, interval) // exits when Stop cancels ctx
+	return t
+}
+
+func (t *Takeover) run(ctx context.Context, interval time.Duration) {
+	defer close(t.done)
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			t.sweep(ctx)
+		}
+	}
+}
+
+// sweep claims and ends the dead nodes' streams once.
+func (t *Takeover) sweep(ctx context.Context) {
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	dead, err := t.c.DeadOwnerStreams(sctx)
+	if err != nil {
+		t.log.Debug("cluster: takeover sweep", slog.String("error", err.Error()))
+		return
+	}
+	for _, rec := range dead {
+		fence, err := t.c.Claim(sctx, rec.ID, rec.Owner)
+		if errors.Is(err, ErrClaimLost) || errors.Is(err, ErrNotRegistered) {
+			continue // another survivor has it, or it ended
+		}
+		if err != nil {
+			t.log.Warn("cluster: claiming a dead node's stream", slog.String("stream", short(rec.ID)), slog.String("error", err.Error()))
+			continue
+		}
+		if err := t.c.MarkLost(sctx, rec, fence, lostReason); err != nil {
+			t.log.Warn("cluster: marking a stream lost", slog.String("stream", short(rec.ID)), slog.String("error", err.Error()))
+			continue
+		}
+		t.log.Warn("cluster: stream lost with its node", slog.String("stream", short(rec.ID)), slog.String("node", rec.Owner))
+	}
+}
+
+// Stop ends the sweeps and waits for the current one. Idempotent.
+func (t *Takeover) Stop() {
+	t.cancel()
+	<-t.done
+}
