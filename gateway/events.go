@@ -27,6 +27,9 @@ const (
 	// not be re-opened elsewhere; the client must log in again (cluster
 	// mode, docs/cluster.md).
 	StateLost = "lost"
+	// StateResumed: another node took the stream over after its node died
+	// and re-opened its session; missed messages follow from the archive.
+	StateResumed = "resumed"
 )
 
 // MessageEvent is a chat, normal, headline or groupchat message, and the

@@ -307,7 +307,21 @@ func (m *Manager) open(ctx context.Context, s *Stream, resource string) (*Stream
 		return nil, err
 	}
 	m.loginsOK.Add(1)
-	s.created, s.mgr, s.conn, s.full, s.state = time.Now(), m, c, c.JID(), StateOnline
+	s.created = time.Now()
+	if err := m.start(s, c, time.Time{}); err != nil {
+		m.unregister(s.id)
+		return nil, err
+	}
+	s.log.Info("stream opened", slog.Bool("on_behalf", s.onBehalf))
+	return s, nil
+}
+
+// start makes s, logged in on c, one of the manager's streams and starts
+// its reader; dropped is when its events stopped (zero for a new login):
+// after a takeover the rooms are re-joined and the archive gap-filled
+// from there.
+func (m *Manager) start(s *Stream, c conn, dropped time.Time) error {
+	s.mgr, s.conn, s.full, s.state = m, c, c.JID(), StateOnline
 	s.stopCtx, s.cancelStop = context.WithCancel(context.Background())
 	s.stop, s.done = s.stopCtx.Done(), make(chan struct{})
 	s.invitationChecks = make(chan struct{}, maxInvitationChecks)
@@ -317,8 +331,7 @@ func (m *Manager) open(ctx context.Context, s *Stream, resource string) (*Stream
 	if m.closed {
 		m.mu.Unlock()
 		_ = c.Close()
-		m.unregister(s.id)
-		return nil, ErrClosed
+		return ErrClosed
 	}
 	m.streams[s.id] = s
 	if m.perUser == nil {
@@ -328,14 +341,22 @@ func (m *Manager) open(ctx context.Context, s *Stream, resource string) (*Stream
 	m.pub.Open(s.id)
 	m.wg.Add(1)
 	m.mu.Unlock()
-	s.publish(StreamEvent{Type: EventStream, State: StateOnline, JID: s.full})
+	state := StateOnline
+	if !dropped.IsZero() {
+		state = StateResumed
+		if p := s.Presence(); p.Show != "" || p.Status != "" || p.Priority != 0 || p.Type != "" {
+			if raw, err := encodePresence(p); err == nil {
+				_ = s.send(context.Background(), raw) // the presence the stream had
+			}
+		}
+	}
+	s.publish(StreamEvent{Type: EventStream, State: state, JID: s.full})
 	go func() {
 		defer m.wg.Done()
 		s.run(c)
 	}()
-	s.afterConnect(time.Time{})
-	s.log.Info("stream opened", slog.Bool("on_behalf", s.onBehalf))
-	return s, nil
+	s.afterConnect(dropped)
+	return nil
 }
 
 // reserveCapacity enforces the per-user and total stream limits before a

@@ -2,11 +2,14 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"sort"
 	"sync"
 	"time"
+
+	"mellium.im/xmpp/jid"
 )
 
 // ErrNotOwner says another node owns the stream now (cluster mode: its
@@ -125,6 +128,75 @@ func (m *Manager) writeStates() {
 			}
 		}
 	}
+}
+
+// AdoptRequest is a stream another node held until it died, claimed by
+// this node (issue 18), to be re-opened under the same id.
+type AdoptRequest struct {
+	ID       string
+	User     jid.JID // bare JID
+	Resource string  // the resource the stream had: taken again where the server allows
+	Created  time.Time
+	OnBehalf bool
+	State    TakeoverState
+	// Log is the stream's retained events (JSON, oldest first), what its
+	// clients have been sent: the gap-fill publishes only archived messages
+	// after the last of them, and none twice.
+	Log [][]byte
+	// Dropped is about when the old owner stopped publishing: the archive
+	// is read from shortly before it when the log names no archived message.
+	Dropped time.Time
+}
+
+// Adopt re-opens a claimed stream on this node: an on-behalf login (the
+// XMPP token, XMPPGW_XMPP_TOKEN_SECRET) with the stream's resource, its
+// last presence sent again, its rooms re-joined with their nicks, and the
+// messages archived since the last one its clients got published into the
+// same event stream, then a "stream" event with state "resumed". Without
+// the token secret it fails with ErrOnBehalfDisabled: the stream is lost.
+// The registry must already hold the stream under this node's fence.
+func (m *Manager) Adopt(ctx context.Context, req AdoptRequest) (*Stream, error) {
+	if len(m.cfg.TokenSecret) == 0 {
+		return nil, ErrOnBehalfDisabled
+	}
+	user := req.User.Bare()
+	release, err := m.reserveCapacity(user)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	s := &Stream{id: req.ID, user: user, resource: req.Resource, onBehalf: req.OnBehalf, created: req.Created,
+		creds: tokenCredentials{user: user, key: m.cfg.TokenSecret, ttl: m.cfg.XMPPTokenTTL}, presence: req.State.Presence}
+	s.rooms.byRoom = map[string]*joinedRoom{}
+	for _, seat := range req.State.Rooms {
+		// As after a reconnect: rejoinRooms (afterConnect) enters them again.
+		s.rooms.byRoom[seat.Room] = &joinedRoom{opts: JoinOptions{Nick: seat.Nick, Password: seat.Password, MaxStanzas: -1},
+			occupants: map[string]Occupant{}, seated: true, waiter: make(chan error, 1)}
+	}
+	for _, raw := range req.Log {
+		var ev struct {
+			Type     string `json:"type"`
+			StanzaID string `json:"stanza_id"`
+		}
+		if json.Unmarshal(raw, &ev) == nil && ev.StanzaID != "" {
+			s.archive.delivered(ev.StanzaID)
+		}
+	}
+	c, err := m.dialer(ctx, user, s.creds, s.resource)
+	if err != nil {
+		m.loginsFailed.Add(1)
+		return nil, err
+	}
+	m.loginsOK.Add(1)
+	dropped := req.Dropped
+	if dropped.IsZero() {
+		dropped = time.Now()
+	}
+	if err := m.start(s, c, dropped); err != nil {
+		return nil, err
+	}
+	s.log.Info("stream taken over from a dead node", slog.Int("rooms", len(req.State.Rooms)))
+	return s, nil
 }
 
 // stillOwned asks the registry (cluster mode) whether this node still owns

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/xmppgw/xmppgw/api"
+	"github.com/xmppgw/xmppgw/gateway"
 	"github.com/xmppgw/xmppgw/internal/cluster"
 )
 
@@ -64,7 +65,7 @@ func (n *clusterNode) stopEvents() {
 // joinCluster connects to Redis, takes the node's lease and listens on the
 // internal address; any failure undoes what was done and is fatal (a node
 // that cannot join must not serve as if it had).
-func joinCluster(ctx context.Context, cfg config, log *slog.Logger) (*clusterNode, error) {
+func joinCluster(ctx context.Context, cfg config) (*clusterNode, error) {
 	openCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	c, err := cluster.Open(openCtx, cfg.RedisURL, cfg.Cluster)
@@ -82,7 +83,7 @@ func joinCluster(ctx context.Context, cfg config, log *slog.Logger) (*clusterNod
 		_ = c.Close()
 		return nil, err
 	}
-	return &clusterNode{c: c, beat: beat, hub: c.NewHub(), ln: ln, takeover: c.StartTakeover(c.Config().LeaseRenew, log)}, nil
+	return &clusterNode{c: c, beat: beat, hub: c.NewHub(), ln: ln}, nil
 }
 
 // serve answers the other nodes on the internal listener until leave.
@@ -129,8 +130,16 @@ func (n *clusterNode) ready(ctx context.Context) error {
 
 // leave drops the lease at once (the node is dead to the others now, not
 // after the TTL) and closes the hub, the listener and the client.
+// takeOver starts the sweep that claims dead nodes' streams and re-opens
+// them here (issue 18), until leave.
+func (n *clusterNode) takeOver(reg *cluster.GatewayRegistry, mgr *gateway.Manager, log *slog.Logger) {
+	n.takeover = n.c.StartTakeover(n.c.Config().LeaseRenew, reg.Adopter(mgr), log)
+}
+
 func (n *clusterNode) leave(ctx context.Context, log *slog.Logger) {
-	n.takeover.Stop()
+	if n.takeover != nil {
+		n.takeover.Stop()
+	}
 	n.stopEvents()
 	if n.watch != nil {
 		n.watch.Close()

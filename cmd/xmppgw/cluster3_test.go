@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/xmppgw/xmppgw/api"
+	"github.com/xmppgw/xmppgw/internal/prosody"
 )
 
 // Three gateway processes, one Redis, one Prosody (issue 17's cluster
@@ -147,4 +149,93 @@ func TestCluster_NodeDeathEndsItsStreamsVisibly(t *testing.T) {
 		map[string]string{"body": "after"}, bearer(bob.Token))
 	require.Equal(t, http.StatusAccepted, code, body)
 	n2.events(again.StreamID, bearer(again.Token)).next(t, withBody("after"))
+}
+
+// With the XMPP-side token (XMPPGW_XMPP_TOKEN_SECRET, the on-behalf login),
+// a survivor re-opens a dead node's stream under the same id (issue 18):
+// the EventSource on node 2 sees "resumed" and then every message sent to
+// the user while no node held the stream, once each and in order, after
+// those it had; the new session sends the presence the old one last sent
+// (bob sees alice "away" again); calls through any node reach the new
+// owner.
+func TestCluster_NodeDeathTakesTheStreamOver(t *testing.T) {
+	secret := strings.Repeat("x", 32)
+	c := newTestClusterWith(t, "adopt", prosody.Options{JWTSecret: secret}, map[string]string{"XMPPGW_XMPP_TOKEN_SECRET": secret})
+	ctx := t.Context()
+	for _, u := range []string{"alice", "bob"} {
+		require.NoError(t, c.xmpp.Register(ctx, u, u+"-password-1"))
+	}
+	n1, n2, n3 := c.start("n1", nil), c.start("n2", nil), c.start("n3", nil)
+	alice := n1.login("alice", "alice-password-1")
+	bob := n3.login("bob", "bob-password-1")
+	befriend(t, n1, alice, n3, bob) // so bob sees alice's presence
+	bobEv := n3.events(bob.StreamID, bearer(bob.Token))
+	code, body := n1.do(http.MethodPost, "/restapi/v1/chat/"+alice.StreamID+"/presence", map[string]any{"show": "away", "status": "on a train"}, bearer(alice.Token))
+	require.Equal(t, http.StatusNoContent, code, body)
+	aliceAway := func(m map[string]any) bool {
+		from, _ := m["from"].(string)
+		return m["type"] == "presence" && strings.HasPrefix(from, "alice@") && m["show"] == "away" && m["status"] == "on a train"
+	}
+	bobEv.next(t, aliceAway)
+	onN2 := n2.events(alice.StreamID, bearer(alice.Token))
+	send := func(text string) {
+		t.Helper()
+		code, body := n3.do(http.MethodPost, "/restapi/v1/chat/"+bob.StreamID+"/messages/alice@"+c.xmpp.Domain,
+			map[string]string{"body": text}, bearer(bob.Token))
+		require.Equal(t, http.StatusAccepted, code, body)
+	}
+	send("m0")
+	onN2.next(t, withBody("m0"))
+	time.Sleep(300 * time.Millisecond) // the presence reached the registry (state writer)
+
+	n1.stop(false) // kill -9
+	killed := time.Now()
+	var sent []string
+	for i := 1; i <= 5; i++ { // while no node holds alice's stream
+		text := "m" + strconv.Itoa(i)
+		send(text)
+		sent = append(sent, text)
+	}
+	resumed := onN2.next(t, func(m map[string]any) bool { return m["type"] == "stream" && m["state"] == "resumed" })
+	require.Less(t, time.Since(killed), 3*time.Second+5*time.Second, "within the lease TTL + 5 s")
+	require.NotEmpty(t, resumed.ID)
+	var got []string
+	deadline := time.Now().Add(15 * time.Second)
+	for len(got) < len(sent) && time.Now().Before(deadline) {
+		ev := onN2.next(t, func(m map[string]any) bool { return m["type"] == "chat" })
+		got = append(got, ev.Data["body"].(string))
+	}
+	require.Equal(t, sent, got, "every message sent while the stream had no node, once, in order")
+	bobEv.next(t, aliceAway) // the re-opened session says what the old one last said
+
+	// Calls through the survivors reach the new owner; presence is as before.
+	code, body = n3.do(http.MethodPost, "/restapi/v1/chat/"+alice.StreamID+"/messages/bob@"+c.xmpp.Domain,
+		map[string]string{"body": "back"}, bearer(alice.Token))
+	require.Equal(t, http.StatusAccepted, code, body)
+	admin := http.Header{"Authorization": {"Basic b3BzOmNvcnJlY3QtaG9yc2UtYmF0dGVyeQ=="}}
+	code, body = n2.do(http.MethodGet, "/restapi/v1/admin/streams", nil, admin)
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, alice.StreamID)
+	require.NotContains(t, body, `"node":"`+n1.nodeName()+`"`, "no stream is left on the dead node")
+	// No extra copies arrive later.
+	extra := onN2.nextWithin(2*time.Second, func(m map[string]any) bool { return m["type"] == "chat" && m["body"] != "back" })
+	require.Nil(t, extra, "a message came twice: %v", extra)
+}
+
+// befriend makes a and b contacts with mutual presence subscriptions.
+func befriend(t *testing.T, na *gatewayNode, a api.LoginResponse, nb *gatewayNode, b api.LoginResponse) {
+	t.Helper()
+	aJID, _, _ := strings.Cut(a.JID, "/")
+	bJID, _, _ := strings.Cut(b.JID, "/")
+	for _, step := range []struct {
+		n     *gatewayNode
+		login api.LoginResponse
+		path  string
+	}{
+		{na, a, "/contacts/" + bJID}, {nb, b, "/contacts/" + aJID},
+		{nb, b, "/contacts/" + aJID + "/approve"}, {na, a, "/contacts/" + bJID + "/approve"},
+	} {
+		code, body := step.n.do(http.MethodPost, "/restapi/v1/chat/"+step.login.StreamID+step.path, map[string]any{}, bearer(step.login.Token))
+		require.Contains(t, []int{http.StatusOK, http.StatusCreated, http.StatusNoContent}, code, "%s: %s", step.path, body)
+	}
 }

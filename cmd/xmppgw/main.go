@@ -63,7 +63,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	var node *clusterNode
 	if cfg.RedisURL != "" {
 		cluster.SetRedisLogger(log.With(slog.String("tag", "redis")))
-		if node, err = joinCluster(ctx, cfg, log.With(slog.String("tag", "cluster"))); err != nil {
+		if node, err = joinCluster(ctx, cfg); err != nil {
 			log.Error("joining the cluster", slog.String("error", err.Error()))
 			return 1
 		}
@@ -93,9 +93,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	// In cluster mode the streams' events go to Redis, and this node's
 	// broker mirrors the ones its subscribers read (docs/cluster.md).
 	var events gateway.Publisher = broker
+	var reg *cluster.GatewayRegistry
 	if node != nil {
 		clusterLog := log.With(slog.String("tag", "cluster"))
-		reg := node.c.NewGatewayRegistry(cluster.Caps{PerUser: cfg.MaxStreamsPerUser, Total: cfg.MaxStreams}, clusterLog)
+		reg = node.c.NewGatewayRegistry(cluster.Caps{PerUser: cfg.MaxStreamsPerUser, Total: cfg.MaxStreams}, clusterLog)
 		gwCfg.Registry = reg
 		node.beat.WhenStoreLost(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -111,6 +112,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	if node != nil {
 		node.events.Fenced = mgr.Yield // before any login opens a topic
+		node.takeOver(reg, mgr, log.With(slog.String("tag", "cluster")))
 	}
 	// Workgroups (fastpath) run in embedded mode only: one engine per
 	// cluster node would split every queue (docs/cluster.md, item 6), so in

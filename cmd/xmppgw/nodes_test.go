@@ -43,9 +43,16 @@ type testCluster struct {
 
 func newTestCluster(t *testing.T, name string) *testCluster {
 	t.Helper()
+	return newTestClusterWith(t, name, prosody.Options{}, nil)
+}
+
+// newTestClusterWith is newTestCluster with Prosody options and more
+// environment for every node.
+func newTestClusterWith(t *testing.T, name string, opts prosody.Options, env map[string]string) *testCluster {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	xmpp, err := prosody.Start(ctx, prosody.Options{})
+	xmpp, err := prosody.Start(ctx, opts)
 	require.NoError(t, err, "the cluster tests need a real Prosody: `make deps` installs it")
 	t.Cleanup(func() { _ = xmpp.Stop() })
 	r := redistest.ForTest(t)
@@ -55,6 +62,9 @@ func newTestCluster(t *testing.T, name string) *testCluster {
 		"XMPPGW_LOG_DELAY": "0", "XMPPGW_LOG_LEVEL": "debug",
 		"XMPPGW_ADMIN_USER": "ops", "XMPPGW_ADMIN_PASSWORD": "correct-horse-battery",
 	})
+	for k, v := range env {
+		base[k] = v
+	}
 	return &testCluster{t: t, redis: r, xmpp: xmpp, base: base}
 }
 
@@ -262,6 +272,22 @@ func (s *eventStream) next(t *testing.T, keep func(map[string]any) bool) sseEven
 			t.Fatal("event stream ended while waiting")
 		case <-timeout:
 			t.Fatal("no matching event within 10 s")
+		}
+	}
+}
+
+// nextWithin returns the data of the next event keep accepts within d, or
+// nil when none came.
+func (s *eventStream) nextWithin(d time.Duration, keep func(map[string]any) bool) map[string]any {
+	timeout := time.After(d)
+	for {
+		select {
+		case ev := <-s.events:
+			if keep(ev.Data) {
+				return ev.Data
+			}
+		case <-timeout:
+			return nil
 		}
 	}
 }

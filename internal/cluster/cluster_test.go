@@ -741,7 +741,7 @@ func TestGatewayRegistry_RestoresStreamsAfterRedisLostItsData(t *testing.T) {
 	rec, err := b.Get(ctx, kept)
 	require.NoError(t, err, "the stream is registered again")
 	require.Equal(t, "a", rec.Owner)
-	require.Contains(t, rec.State[StatePresence], `"Show":"away"`, "with its last state")
+	require.Contains(t, rec.State[StatePresence], `"show":"away"`, "with its last state")
 	rec, err = b.Get(ctx, taken)
 	require.NoError(t, err)
 	require.Equal(t, "b", rec.Owner, "a record that exists is left alone")

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -77,15 +76,10 @@ func (r *GatewayRegistry) SaveState(ctx context.Context, id string, st gateway.T
 	if !ok {
 		return fmt.Errorf("%w: this node did not register stream %s", gateway.ErrNotOwner, short(id))
 	}
-	presence, err := json.Marshal(st.Presence)
+	fields, err := encodeState(st)
 	if err != nil {
 		return err
 	}
-	rooms, err := json.Marshal(st.Rooms)
-	if err != nil {
-		return err
-	}
-	fields := map[string]string{StatePresence: string(presence), StateRooms: string(rooms)}
 	err = r.c.SetState(ctx, id, fence, fields)
 	switch {
 	case errors.Is(err, ErrFenced):
@@ -148,6 +142,16 @@ func (r *GatewayRegistry) Restore(ctx context.Context) {
 		}
 	}
 	r.log.Warn("cluster: Redis lost its data; streams registered again", slog.Int("streams", restored))
+}
+
+// Adopt makes a stream this node claimed (fence) one of its own, before
+// the gateway re-opens it: its events and state are written under fence.
+func (r *GatewayRegistry) Adopt(rec StreamRecord, fence LeaseFence) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.fences[rec.ID] = fence
+	r.streams[rec.ID] = registeredStream{rec: StreamRecord{ID: rec.ID, JID: rec.JID, Resource: rec.Resource,
+		Created: rec.Created, OnBehalf: rec.OnBehalf}, state: rec.State}
 }
 
 // Release implements gateway.StreamRegistry: the stream moved to another

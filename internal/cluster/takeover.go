@@ -81,24 +81,34 @@ func (c *Cluster) MarkLost(ctx context.Context, rec StreamRecord, fence LeaseFen
 }
 
 // Takeover sweeps the cluster for streams of dead nodes and claims them,
-// one claimer per stream (Claim). Re-opening a claimed stream's XMPP
-// session is issue 18's; until then every claimed stream is marked lost,
-// so its clients learn it at once (a "lost" event, 410 on calls) instead
-// of waiting on a stream nobody serves.
+// one claimer per stream (Claim), and hands each to the Adopter to re-open
+// (issue 18); a stream that cannot be re-opened is marked lost, so its
+// clients learn it at once (a "lost" event, 410 on calls) instead of
+// waiting on a stream nobody serves.
 type Takeover struct {
 	c      *Cluster
 	log    *slog.Logger
+	adopt  Adopter
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
+// Adopter re-opens a stream this node claimed (gateway side); its error
+// says why it could not, and the stream is then marked lost with it.
+type Adopter func(ctx context.Context, rec StreamRecord, fence LeaseFence) error
+
 // lostReason is what a lost stream's clients are told.
 const lostReason = "the gateway node holding the stream stopped; log in again"
 
-// StartTakeover sweeps every interval until Stop.
-func (c *Cluster) StartTakeover(interval time.Duration, log *slog.Logger) *Takeover {
+// adoptTimeout bounds one re-open (an XMPP login, rooms, no gap-fill: that
+// runs after).
+const adoptTimeout = 30 * time.Second
+
+// StartTakeover sweeps every interval until Stop; adopt nil marks every
+// claimed stream lost.
+func (c *Cluster) StartTakeover(interval time.Duration, adopt Adopter, log *slog.Logger) *Takeover {
 	ctx, cancel := context.WithCancel(context.Background())
-	t := &Takeover{c: c, log: log, cancel: cancel, done: make(chan struct{})}
+	t := &Takeover{c: c, log: log, adopt: adopt, cancel: cancel, done: make(chan struct{})}
 	go t.run(ctx, interval) // exits when Stop cancels ctx
 	return t
 }
@@ -135,11 +145,22 @@ func (t *Takeover) sweep(ctx context.Context) {
 			t.log.Warn("cluster: claiming a dead node's stream", slog.String("stream", short(rec.ID)), slog.String("error", err.Error()))
 			continue
 		}
-		if err := t.c.MarkLost(sctx, rec, fence, lostReason); err != nil {
+		reason := lostReason
+		if t.adopt != nil {
+			actx, cancel := context.WithTimeout(ctx, adoptTimeout)
+			err := t.adopt(actx, rec, fence)
+			cancel()
+			if err == nil {
+				t.log.Info("cluster: stream taken over", slog.String("stream", short(rec.ID)), slog.String("from", rec.Owner))
+				continue
+			}
+			reason = lostReason + " (" + err.Error() + ")"
+		}
+		if err := t.c.MarkLost(sctx, rec, fence, reason); err != nil {
 			t.log.Warn("cluster: marking a stream lost", slog.String("stream", short(rec.ID)), slog.String("error", err.Error()))
 			continue
 		}
-		t.log.Warn("cluster: stream lost with its node", slog.String("stream", short(rec.ID)), slog.String("node", rec.Owner))
+		t.log.Warn("cluster: stream lost with its node", slog.String("stream", short(rec.ID)), slog.String("node", rec.Owner), slog.String("reason", reason))
 	}
 }
 
