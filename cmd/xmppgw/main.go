@@ -72,10 +72,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			defer cancel()
 			node.leave(leaveCtx, log)
 		}()
-		// Until issue 18's takeover is wired, a stream's XMPP session lives
-		// and dies with the node that opened it: say so rather than look
-		// finished.
-		log.Warn("cluster mode: events and their replay window live in Redis and any node serves them, but a stream's XMPP session still dies with the node holding it; its clients are told (a \"lost\" stream event, 410 on calls) and must log in again (docs/cluster.md: what is wired)",
+		log.Info("cluster mode: events live in Redis and any node serves them; a dead node's streams are taken over by a survivor (re-opened with XMPPGW_XMPP_TOKEN_SECRET, else ended with a \"lost\" event and 410) (docs/cluster.md)",
 			slog.String("cluster", node.c.Config().Name), slog.String("node", node.c.Node()), slog.String("advertise", cfg.Cluster.Advertise))
 	}
 	tlsConfig, err := cfg.tlsConfig()
