@@ -125,7 +125,7 @@ func TestRun_ClusterNodeJoinsAndLeaves(t *testing.T) {
 		}
 		return false
 	}, 10*time.Second, 50*time.Millisecond, "no cluster-mode line in the log:\n%s", logs.String())
-	require.Contains(t, logs.String(), "XMPP session still dies with the node holding it", "the node says what cluster mode does not do yet")
+	require.Contains(t, logs.String(), "a dead node's streams are taken over by a survivor", "the node says what cluster mode does with a dead node's streams")
 	addr, alive, err := watcher.NodeAddr(t.Context(), node)
 	require.NoError(t, err)
 	require.True(t, alive)
