@@ -282,6 +282,7 @@ func mamQuery(queryID string, q HistoryQuery) xmlNode {
 // from this same resource were seen by the client already and are skipped;
 // already-delivered ids are skipped too.
 func (s *Stream) gapFill(ctx context.Context, since time.Time) {
+	defer s.releaseHeld()
 	q := HistoryQuery{After: s.archive.last(), Limit: 100}
 	if q.After == "" {
 		q.Start = since
@@ -318,5 +319,54 @@ func (s *Stream) gapFill(ctx context.Context, since time.Time) {
 	}
 	if published > 0 {
 		s.log.Info("gap-fill delivered missed messages", slog.Int("count", published))
+	}
+}
+
+// catchUp holds archived messages that arrive live while a gap-fill runs
+// (after a reconnect or a takeover), so the archive's order wins: a server
+// re-delivers what it stored offline at once, live, while a message only
+// its archive has (received by the connection that dropped, never
+// published) comes from the gap-fill, and it is older. Held messages are
+// published after the gap-fill, those it did not already deliver; beyond
+// catchUpMax they go out live, unordered, rather than wait.
+type catchUp struct {
+	mu   sync.Mutex
+	on   bool
+	held []MessageEvent
+}
+
+const catchUpMax = 2048
+
+func (c *catchUp) begin() {
+	c.mu.Lock()
+	c.on, c.held = true, nil
+	c.mu.Unlock()
+}
+
+// hold keeps me for later and reports whether it did.
+func (c *catchUp) hold(me MessageEvent) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.on || len(c.held) >= catchUpMax {
+		return false
+	}
+	c.held = append(c.held, me)
+	return true
+}
+
+func (c *catchUp) end() []MessageEvent {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	held := c.held
+	c.on, c.held = false, nil
+	return held
+}
+
+// releaseHeld publishes what catchUp held, once each, in arrival order.
+func (s *Stream) releaseHeld() {
+	for _, me := range s.catchUp.end() {
+		if s.archive.delivered(me.StanzaID) {
+			s.publish(me)
+		}
 	}
 }

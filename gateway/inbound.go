@@ -70,8 +70,13 @@ func (s *Stream) handleMessage(n xmlNode) {
 		return
 	}
 	ev := s.translateMessage(n, messageOrigin{})
-	if me, ok := ev.(MessageEvent); ok && me.StanzaID != "" && !s.archive.delivered(me.StanzaID) {
-		return // already delivered by the gap-fill
+	if me, ok := ev.(MessageEvent); ok && me.StanzaID != "" {
+		if s.catchUp.hold(me) {
+			return // a gap-fill runs: published after it, in order
+		}
+		if !s.archive.delivered(me.StanzaID) {
+			return // already delivered by the gap-fill
+		}
 	}
 	s.publish(ev)
 }

@@ -351,6 +351,9 @@ func (m *Manager) start(s *Stream, c conn, dropped time.Time) error {
 		}
 	}
 	s.publish(StreamEvent{Type: EventStream, State: state, JID: s.full})
+	if !dropped.IsZero() {
+		s.catchUp.begin() // before the reader starts: the gap-fill ends it
+	}
 	go func() {
 		defer m.wg.Done()
 		s.run(c)

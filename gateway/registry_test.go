@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -279,4 +280,83 @@ func (c *scriptedConn) sentPresencesTo(addr string) []xmlNode {
 		}
 	}
 	return out
+}
+
+// After a takeover (as after a reconnect) the archive's order wins: a
+// message the server re-delivers live at once (offline storage) waits
+// while the gap-fill publishes an older one only the archive has, and
+// nothing the stream's clients already had comes again.
+func TestAdopt_GapFillKeepsTheArchivesOrder(t *testing.T) {
+	pub := &recordingPub{}
+	m, err := NewManager(Config{Addr: "127.0.0.1:1", Domain: "example.com", TLS: TLSNone, TokenSecret: []byte(strings.Repeat("k", 32))}, pub, nil)
+	require.NoError(t, err)
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		require.NoError(t, m.Close(ctx))
+	}()
+	archived := func(queryID, id, body string) string {
+		return `<message><result xmlns='urn:xmpp:mam:2' queryid='` + queryID + `' id='` + id + `'><forwarded xmlns='urn:xmpp:forward:0'>` +
+			`<delay xmlns='urn:xmpp:delay' stamp='2026-12-07T10:00:00Z'/><message xmlns='jabber:client' from='bob@example.com/x' to='alice@example.com' type='chat'><body>` + body +
+			`</body></message></forwarded></result></message>`
+	}
+	var c *scriptedConn
+	c = newScriptedConn("alice@example.com/web.1", func(n xmlNode) *xmlNode {
+		q := n.child(nsMAM, "query")
+		if q == nil {
+			return nil
+		}
+		c.inject(t, archived(q.attr("queryid"), "s1", "one")) // only the archive has it
+		c.inject(t, archived(q.attr("queryid"), "s2", "two"))
+		fin := elem("", "iq", "type", "result", "from", n.attr("to"))
+		f := elem(nsMAM, "fin", "complete", "true")
+		set := elem(nsRSM, "set")
+		first, last := elem("", "first"), elem("", "last")
+		first.Text, last.Text = "s1", "s2"
+		set.Children = []xmlNode{first, last}
+		f.Children = []xmlNode{set}
+		fin.Children = []xmlNode{f}
+		return &fin
+	})
+	m.dialer = func(context.Context, jid.JID, credentials, string) (conn, error) {
+		// The server flushes offline storage right after the login: "two"
+		// arrives live before the archive is asked.
+		c.inject(t, `<message from='bob@example.com/x' to='alice@example.com' type='chat'><body>two</body>`+
+			`<stanza-id xmlns='urn:xmpp:sid:0' id='s2' by='alice@example.com'/></message>`)
+		return c, nil
+	}
+	seen := `{"type":"chat","body":"zero","stanza_id":"s0"}`
+	_, err = m.Adopt(context.Background(), AdoptRequest{ID: "sid-adopted-0123456789", User: jid.MustParse("alice@example.com"),
+		Resource: "web.1", Log: [][]byte{[]byte(seen)}, Dropped: time.Now().Add(-time.Minute)})
+	require.NoError(t, err)
+	var bodies []string
+	require.Eventually(t, func() bool {
+		bodies = nil
+		for _, e := range pub.ofType("chat") {
+			bodies = append(bodies, e["body"].(string))
+		}
+		return len(bodies) >= 2
+	}, 5*time.Second, 10*time.Millisecond)
+	time.Sleep(100 * time.Millisecond) // a duplicate would come now
+	bodies = nil
+	for _, e := range pub.ofType("chat") {
+		bodies = append(bodies, e["body"].(string))
+	}
+	require.Equal(t, []string{"one", "two"}, bodies, "archive order, once each, nothing from the log again")
+	var after string
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, w := range c.written {
+		if mq := w.child(nsMAM, "query"); mq != nil {
+			if set := mq.child(nsRSM, "set"); set != nil {
+				after = set.childText(nsRSM, "after")
+			}
+		}
+	}
+	require.Equal(t, "s0", after, "the gap-fill starts after the last archived message the log holds")
+	resumed := false
+	for _, e := range pub.ofType("stream") {
+		resumed = resumed || e["state"] == StateResumed
+	}
+	require.True(t, resumed)
 }

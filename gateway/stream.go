@@ -46,6 +46,7 @@ type Stream struct {
 	yielded  bool // another node owns the stream now (yield)
 
 	pending  pendingSends
+	catchUp  catchUp
 	commands pendingCommands
 	iqs      iqTracker
 	archive  archiveState
@@ -331,6 +332,7 @@ func (s *Stream) reconnect(b *backoff) conn {
 			s.publish(StreamEvent{Type: EventStream, State: StateOnline, JID: c.JID()})
 			s.mgr.reconnects.Add(1)
 			s.log.Info("xmpp connection restored", slog.Int("attempt", attempt))
+			s.catchUp.begin() // before the reader reads on: the gap-fill ends it
 			s.afterConnect(dropped)
 			return c
 		case isAuthError(err):
