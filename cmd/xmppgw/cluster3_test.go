@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/xmppo/go-xmpp"
 
 	"github.com/xmppgw/xmppgw/api"
 	"github.com/xmppgw/xmppgw/internal/prosody"
@@ -238,4 +239,98 @@ func befriend(t *testing.T, na *gatewayNode, a api.LoginResponse, nb *gatewayNod
 		code, body := step.n.do(http.MethodPost, "/restapi/v1/chat/"+step.login.StreamID+step.path, map[string]any{}, bearer(step.login.Token))
 		require.Contains(t, []int{http.StatusOK, http.StatusCreated, http.StatusNoContent}, code, "%s: %s", step.path, body)
 	}
+}
+
+// Issue 18's scenario, 1:1 part: a direct XMPP client (go-xmpp, not the
+// gateway) sends 300 messages at ~50/s to alice, whose stream is on node 1
+// and whose EventSource is on node 2; node 1 is killed in the middle. The
+// stream is taken over within the lease TTL + 5 s, and the EventSource,
+// reconnecting with Last-Event-ID to node 3 once the takeover is seen,
+// ends with all 300 exactly once and in order.
+func TestCluster_KillOwnerMidStreamLosesNothing(t *testing.T) {
+	secret := strings.Repeat("x", 32)
+	c := newTestClusterWith(t, "midstream", prosody.Options{JWTSecret: secret}, map[string]string{"XMPPGW_XMPP_TOKEN_SECRET": secret})
+	ctx := t.Context()
+	for _, u := range []string{"alice", "bob"} {
+		require.NoError(t, c.xmpp.Register(ctx, u, u+"-password-1"))
+	}
+	n1, n2, n3 := c.start("n1", nil), c.start("n2", nil), c.start("n3", nil)
+	alice := n1.login("alice", "alice-password-1")
+	onN2 := n2.events(alice.StreamID, bearer(alice.Token))
+
+	opts := xmpp.Options{Host: c.xmpp.Addr, User: "bob@" + c.xmpp.Domain, Password: "bob-password-1",
+		Resource: "direct", NoTLS: true, InsecureAllowUnencryptedAuth: true, DialTimeout: 10 * time.Second}
+	bob, err := opts.NewClient()
+	require.NoError(t, err)
+	drained := make(chan struct{})
+	go func() { // go-xmpp answers nothing itself: drain until the stream ends
+		defer close(drained)
+		for {
+			if _, err := bob.Recv(); err != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		// End the stream and let the reader see the server's end before
+		// Close: go-xmpp's Close reads the decoder the reader uses.
+		_, _ = bob.SendOrg("</stream:stream>")
+		select {
+		case <-drained:
+		case <-time.After(10 * time.Second):
+		}
+		_ = bob.Close()
+	})
+	const total = 300
+	sendErr := make(chan error, 1)
+	go func() {
+		tick := time.NewTicker(20 * time.Millisecond) // ~50/s
+		defer tick.Stop()
+		for i := 1; i <= total; i++ {
+			<-tick.C
+			if _, err := bob.Send(xmpp.Chat{Remote: "alice@" + c.xmpp.Domain, Type: "chat", Text: "n" + strconv.Itoa(i)}); err != nil {
+				sendErr <- err
+				return
+			}
+		}
+		sendErr <- nil
+	}()
+
+	var got []string
+	var lastID string
+	seen := map[string]bool{}
+	take := func(s *eventStream, until func() bool) {
+		t.Helper()
+		for !until() {
+			ev := s.next(t, func(m map[string]any) bool {
+				return m["type"] == "chat" || (m["type"] == "stream" && m["state"] == "resumed")
+			})
+			lastID = ev.ID
+			if ev.Data["type"] == "stream" {
+				return
+			}
+			body := ev.Data["body"].(string)
+			require.False(t, seen[body], "%s delivered twice", body)
+			seen[body] = true
+			got = append(got, body)
+		}
+	}
+	take(onN2, func() bool { return len(got) >= 150 })
+	n1.stop(false) // kill -9 in the middle
+	killed := time.Now()
+	take(onN2, func() bool { return false }) // up to the takeover
+	require.Less(t, time.Since(killed), 3*time.Second+5*time.Second, "taken over within the lease TTL + 5 s")
+	onN2.close()
+	// The browser reconnects, to another node, from where it was.
+	onN3 := n3.events(alice.StreamID, http.Header{"Authorization": {"Bearer " + alice.Token}, "Last-Event-ID": {lastID}})
+	require.NoError(t, <-sendErr)
+	take(onN3, func() bool { return len(got) == total })
+	want := make([]string, total)
+	for i := range want {
+		want[i] = "n" + strconv.Itoa(i+1)
+	}
+	require.Equal(t, want, got, "all 300, once each, in order")
+	code, body := n3.do(http.MethodPost, "/restapi/v1/chat/"+alice.StreamID+"/messages/bob@"+c.xmpp.Domain,
+		map[string]string{"body": "thanks"}, bearer(alice.Token))
+	require.Equal(t, http.StatusAccepted, code, "a REST send through node 3 works after the takeover: %s", body)
 }
