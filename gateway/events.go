@@ -40,8 +40,9 @@ type MessageEvent struct {
 	ID string `json:"id,omitempty"`
 	// OriginID is the sender's XEP-0359 origin id.
 	OriginID string `json:"origin_id,omitempty"`
-	// StanzaID is the id our server's archive assigned (XEP-0359), the
-	// cursor for history.
+	// StanzaID is the archive id (XEP-0359) of the archive that holds the
+	// message, the cursor for history: our server's for 1:1 messages, the
+	// room's for a room's messages (page with the room's history route).
 	StanzaID string `json:"stanza_id,omitempty"`
 	From     string `json:"from"`
 	To       string `json:"to"`

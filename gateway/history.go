@@ -71,11 +71,33 @@ type archiveState struct {
 	mu      sync.Mutex
 	queries map[string]*archiveQuery
 	lastID  string
-	seen    map[string]struct{}
-	order   []string
+	seen    seenIDs
 }
 
-const archiveSeenMax = 4096
+// seenIDs remembers the last seenIDsMax ids added, oldest out first.
+type seenIDs struct {
+	ids   map[string]struct{}
+	order []string
+}
+
+const seenIDsMax = 4096
+
+// add records id and reports whether it is new.
+func (s *seenIDs) add(id string) bool {
+	if s.ids == nil {
+		s.ids = map[string]struct{}{}
+	}
+	if _, ok := s.ids[id]; ok {
+		return false
+	}
+	s.ids[id] = struct{}{}
+	s.order = append(s.order, id)
+	if len(s.order) > seenIDsMax {
+		delete(s.ids, s.order[0])
+		s.order = s.order[1:]
+	}
+	return true
+}
 
 func (a *archiveState) begin(queryID, archive string) {
 	a.mu.Lock()
@@ -129,17 +151,8 @@ func (a *archiveState) add(queryID, from string, ev any, skipped *SkippedStanza)
 func (a *archiveState) delivered(stanzaID string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.seen == nil {
-		a.seen = map[string]struct{}{}
-	}
-	if _, ok := a.seen[stanzaID]; ok {
+	if !a.seen.add(stanzaID) {
 		return false
-	}
-	a.seen[stanzaID] = struct{}{}
-	a.order = append(a.order, stanzaID)
-	if len(a.order) > archiveSeenMax {
-		delete(a.seen, a.order[0])
-		a.order = a.order[1:]
 	}
 	a.lastID = stanzaID
 	return true

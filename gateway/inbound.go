@@ -70,7 +70,11 @@ func (s *Stream) handleMessage(n xmlNode) {
 		return
 	}
 	ev := s.translateMessage(n, messageOrigin{})
-	if me, ok := ev.(MessageEvent); ok && me.StanzaID != "" {
+	if me, ok := ev.(MessageEvent); ok && me.Room != "" && me.StanzaID != "" {
+		if !s.rooms.delivered(me.Room, me.StanzaID) {
+			return // replayed by the room on a re-join: published already
+		}
+	} else if ok && me.StanzaID != "" {
 		if s.catchUp.hold(me) {
 			return // a gap-fill runs: published after it, in order
 		}
@@ -98,19 +102,22 @@ func forwardedMessage(n *xmlNode) (*xmlNode, string) {
 // messageParts is what the gateway reads out of a message's children.
 type messageParts struct {
 	body, subject, thread, originID, stanzaID string
-	delay, delayFrom                          string
-	hasBody                                   bool
-	data                                      json.RawMessage
-	extra                                     map[string]string
-	attachments                               []map[string]string
-	chatState                                 string
-	markable                                  bool
-	marker, markerID                          string
-	replaceID, deleteID                       string
-	destroyAfter                              int
-	command                                   *xmlNode
-	errNode                                   *xmlNode
-	extensions                                []string
+	// stanzaIDs are every XEP-0359 stanza-id by its "by": a room's own
+	// is trusted for its groupchat messages.
+	stanzaIDs           map[string]string
+	delay, delayFrom    string
+	hasBody             bool
+	data                json.RawMessage
+	extra               map[string]string
+	attachments         []map[string]string
+	chatState           string
+	markable            bool
+	marker, markerID    string
+	replaceID, deleteID string
+	destroyAfter        int
+	command             *xmlNode
+	errNode             *xmlNode
+	extensions          []string
 }
 
 // readParts sorts a message's children into the parts the gateway models
@@ -132,10 +139,15 @@ func readParts(n xmlNode, ownBare string) messageParts {
 		case space == "urn:xmpp:sid:0" && local == "origin-id":
 			p.originID = c.attr("id")
 		case space == "urn:xmpp:sid:0" && local == "stanza-id":
-			// Only ids our own server assigned are trustworthy (XEP-0359 §5).
+			// Only ids our own server assigned are trustworthy (XEP-0359 §5);
+			// a room's are, for the room's messages (translateMessage).
 			if c.attr("by") == ownBare {
 				p.stanzaID = c.attr("id")
 			}
+			if p.stanzaIDs == nil {
+				p.stanzaIDs = map[string]string{}
+			}
+			p.stanzaIDs[c.attr("by")] = c.attr("id")
 		case space == nsDelay && local == "delay":
 			p.delay, p.delayFrom = c.attr("stamp"), c.attr("from")
 		case space == nsJSON && local == "json":
@@ -334,6 +346,10 @@ func (s *Stream) translateMessage(n xmlNode, o messageOrigin) any {
 	if typ == "groupchat" {
 		if j, err := jid.Parse(from); err == nil {
 			ev.Room, ev.Nick = j.Bare().String(), j.Resourcepart()
+			// The room's archive id (XEP-0359 by the room, XEP-0313 §5.1.2):
+			// what the room's history pages by, and what tells a message
+			// the room replays on a re-join from one already published.
+			ev.StanzaID = p.stanzaIDs[ev.Room]
 		}
 	}
 	return ev

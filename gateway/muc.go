@@ -119,6 +119,17 @@ type rooms struct {
 	// subjects are the subject changes waiting for their room's answer,
 	// by room: the message id and the subject asked for.
 	subjects map[string]pendingSubject
+	// seen are the room messages published, by "room id": a re-join's
+	// history replay (after a reconnect or a takeover) repeats some.
+	seen seenIDs
+}
+
+// delivered records a room message's archive id and reports whether it is
+// new.
+func (r *rooms) delivered(room, stanzaID string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.seen.add(room + " " + stanzaID)
 }
 
 // pendingSubject is a subject change sent to a room. The room answers with

@@ -176,9 +176,14 @@ func (m *Manager) Adopt(ctx context.Context, req AdoptRequest) (*Stream, error) 
 	for _, raw := range req.Log {
 		var ev struct {
 			Type     string `json:"type"`
+			Room     string `json:"room"`
 			StanzaID string `json:"stanza_id"`
 		}
-		if json.Unmarshal(raw, &ev) == nil && ev.StanzaID != "" {
+		switch {
+		case json.Unmarshal(raw, &ev) != nil || ev.StanzaID == "":
+		case ev.Room != "":
+			s.rooms.delivered(ev.Room, ev.StanzaID)
+		default:
 			s.archive.delivered(ev.StanzaID)
 		}
 	}

@@ -241,12 +241,13 @@ func befriend(t *testing.T, na *gatewayNode, a api.LoginResponse, nb *gatewayNod
 	}
 }
 
-// Issue 18's scenario, 1:1 part: a direct XMPP client (go-xmpp, not the
-// gateway) sends 300 messages at ~50/s to alice, whose stream is on node 1
-// and whose EventSource is on node 2; node 1 is killed in the middle. The
-// stream is taken over within the lease TTL + 5 s, and the EventSource,
-// reconnecting with Last-Event-ID to node 3 once the takeover is seen,
-// ends with all 300 exactly once and in order.
+// Issue 18's scenario: a direct XMPP client (go-xmpp, not the gateway)
+// sends 300 messages at ~50/s to alice, whose stream is on node 1 and whose
+// EventSource is on node 2, and every tenth time one to a room alice's
+// stream joined; node 1 is killed in the middle. The stream is taken over
+// within the lease TTL + 5 s, and the EventSource, reconnecting with
+// Last-Event-ID to node 3 once the takeover is seen, ends with all 300 and
+// all 30 room messages exactly once and in order.
 func TestCluster_KillOwnerMidStreamLosesNothing(t *testing.T) {
 	secret := strings.Repeat("x", 32)
 	c := newTestClusterWith(t, "midstream", prosody.Options{JWTSecret: secret}, map[string]string{"XMPPGW_XMPP_TOKEN_SECRET": secret})
@@ -256,6 +257,11 @@ func TestCluster_KillOwnerMidStreamLosesNothing(t *testing.T) {
 	}
 	n1, n2, n3 := c.start("n1", nil), c.start("n2", nil), c.start("n3", nil)
 	alice := n1.login("alice", "alice-password-1")
+	code, body := n1.do(http.MethodPost, "/restapi/v1/chat/"+alice.StreamID+"/rooms",
+		map[string]any{"room": "midstream", "nick": "ali", "config": map[string]any{"persistent": true}}, bearer(alice.Token))
+	require.Equal(t, http.StatusCreated, code, body)
+	var created api.CreateRoomResponse
+	require.NoError(t, json.Unmarshal([]byte(body), &created))
 	onN2 := n2.events(alice.StreamID, bearer(alice.Token))
 
 	opts := xmpp.Options{Host: c.xmpp.Addr, User: "bob@" + c.xmpp.Domain, Password: "bob-password-1",
@@ -281,6 +287,8 @@ func TestCluster_KillOwnerMidStreamLosesNothing(t *testing.T) {
 		}
 		_ = bob.Close()
 	})
+	_, err = bob.JoinMUCNoHistory(created.Room, "bobby")
+	require.NoError(t, err)
 	const total = 300
 	sendErr := make(chan error, 1)
 	go func() {
@@ -292,18 +300,24 @@ func TestCluster_KillOwnerMidStreamLosesNothing(t *testing.T) {
 				sendErr <- err
 				return
 			}
+			if i%10 == 0 {
+				if _, err := bob.Send(xmpp.Chat{Remote: created.Room, Type: "groupchat", Text: "r" + strconv.Itoa(i/10)}); err != nil {
+					sendErr <- err
+					return
+				}
+			}
 		}
 		sendErr <- nil
 	}()
 
-	var got []string
+	var got, inRoom []string
 	var lastID string
 	seen := map[string]bool{}
 	take := func(s *eventStream, until func() bool) {
 		t.Helper()
 		for !until() {
 			ev := s.next(t, func(m map[string]any) bool {
-				return m["type"] == "chat" || (m["type"] == "stream" && m["state"] == "resumed")
+				return m["type"] == "chat" || m["type"] == "groupchat" || (m["type"] == "stream" && m["state"] == "resumed")
 			})
 			lastID = ev.ID
 			if ev.Data["type"] == "stream" {
@@ -312,7 +326,11 @@ func TestCluster_KillOwnerMidStreamLosesNothing(t *testing.T) {
 			body := ev.Data["body"].(string)
 			require.False(t, seen[body], "%s delivered twice", body)
 			seen[body] = true
-			got = append(got, body)
+			if ev.Data["type"] == "groupchat" {
+				inRoom = append(inRoom, body)
+			} else {
+				got = append(got, body)
+			}
 		}
 	}
 	take(onN2, func() bool { return len(got) >= 150 })
@@ -324,13 +342,18 @@ func TestCluster_KillOwnerMidStreamLosesNothing(t *testing.T) {
 	// The browser reconnects, to another node, from where it was.
 	onN3 := n3.events(alice.StreamID, http.Header{"Authorization": {"Bearer " + alice.Token}, "Last-Event-ID": {lastID}})
 	require.NoError(t, <-sendErr)
-	take(onN3, func() bool { return len(got) == total })
+	take(onN3, func() bool { return len(got) == total && len(inRoom) == total/10 })
 	want := make([]string, total)
 	for i := range want {
 		want[i] = "n" + strconv.Itoa(i+1)
 	}
 	require.Equal(t, want, got, "all 300, once each, in order")
-	code, body := n3.do(http.MethodPost, "/restapi/v1/chat/"+alice.StreamID+"/messages/bob@"+c.xmpp.Domain,
+	wantRoom := make([]string, total/10)
+	for i := range wantRoom {
+		wantRoom[i] = "r" + strconv.Itoa(i+1)
+	}
+	require.Equal(t, wantRoom, inRoom, "every room message, once each, in order")
+	code, body = n3.do(http.MethodPost, "/restapi/v1/chat/"+alice.StreamID+"/messages/bob@"+c.xmpp.Domain,
 		map[string]string{"body": "thanks"}, bearer(alice.Token))
 	require.Equal(t, http.StatusAccepted, code, "a REST send through node 3 works after the takeover: %s", body)
 }
