@@ -220,6 +220,20 @@ func (s *Stream) stillOwned() bool {
 	return !errors.Is(s.mgr.cfg.Registry.SaveState(ctx, s.id, s.TakeoverState()), ErrNotOwner)
 }
 
+// YieldTakenOver ends every stream another node has claimed (a graceful
+// drain hands them over, issue 18) and returns how many are left here.
+func (m *Manager) YieldTakenOver() int {
+	left := 0
+	for _, s := range m.Streams() {
+		if s.stillOwned() {
+			left++
+			continue
+		}
+		s.yield()
+	}
+	return left
+}
+
 // Yield ends the stream id on this node because another node owns it now
 // (see yield); for the cluster's event publisher, which learns it first
 // when the stream's log refuses this node's fence.

@@ -136,6 +136,56 @@ func (n *clusterNode) takeOver(reg *cluster.GatewayRegistry, mgr *gateway.Manage
 	n.takeover = n.c.StartTakeover(n.c.Config().LeaseRenew, reg.Adopter(mgr), log)
 }
 
+// drain hands this node's streams to the others (issue 18): it stops
+// claiming, drops its lease so the others' takeover sweeps claim its
+// streams and re-open them, and keeps serving each one until it sees it
+// claimed (then it lets go without a goodbye, as any stale owner does);
+// the new owner gap-fills from the archive what came in between. It
+// returns when no stream is left, or at timeout with the rest, which
+// shutdown closes as usual.
+func (n *clusterNode) drain(mgr *gateway.Manager, timeout time.Duration, log *slog.Logger) {
+	if n.takeover != nil {
+		n.takeover.Stop()
+		n.takeover = nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	others := func() int {
+		k, err := n.c.OthersAlive(ctx)
+		if err != nil {
+			return 0 // Redis is not answering: nobody can take over
+		}
+		return k
+	}
+	if others() == 0 {
+		log.Info("draining: no other node to take the streams over; closing them")
+		return
+	}
+	if err := n.beat.Stop(ctx); err != nil {
+		log.Warn("draining: dropping the lease", slog.String("error", err.Error()))
+		return
+	}
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		left := mgr.YieldTakenOver()
+		if left == 0 {
+			log.Info("drained: every stream taken over by another node")
+			return
+		}
+		if others() == 0 {
+			log.Warn("draining: the other nodes are gone; closing the streams left", slog.Int("streams", left))
+			return
+		}
+		select {
+		case <-ctx.Done():
+			log.Warn("drain timeout: closing the streams no node took", slog.Int("streams", left))
+			return
+		case <-t.C:
+		}
+	}
+}
+
 func (n *clusterNode) leave(ctx context.Context, log *slog.Logger) {
 	if n.takeover != nil {
 		n.takeover.Stop()

@@ -249,8 +249,19 @@ func befriend(t *testing.T, na *gatewayNode, a api.LoginResponse, nb *gatewayNod
 // Last-Event-ID to node 3 once the takeover is seen, ends with all 300 and
 // all 30 room messages exactly once and in order.
 func TestCluster_KillOwnerMidStreamLosesNothing(t *testing.T) {
+	ownerGoesMidStream(t, "midstream", false)
+}
+
+// A rolling restart's step (issue 18, graceful drain): SIGTERM on the
+// owner in the middle of the same traffic hands the stream to another
+// node before the process exits; the same guarantees hold.
+func TestCluster_DrainOwnerMidStreamLosesNothing(t *testing.T) { ownerGoesMidStream(t, "drain", true) }
+
+// ownerGoesMidStream runs issue 18's scenario with the owner killed
+// (graceful false) or stopped with SIGTERM (graceful true).
+func ownerGoesMidStream(t *testing.T, name string, graceful bool) {
 	secret := strings.Repeat("x", 32)
-	c := newTestClusterWith(t, "midstream", prosody.Options{JWTSecret: secret}, map[string]string{"XMPPGW_XMPP_TOKEN_SECRET": secret})
+	c := newTestClusterWith(t, name, prosody.Options{JWTSecret: secret}, map[string]string{"XMPPGW_XMPP_TOKEN_SECRET": secret})
 	ctx := t.Context()
 	for _, u := range []string{"alice", "bob"} {
 		require.NoError(t, c.xmpp.Register(ctx, u, u+"-password-1"))
@@ -334,8 +345,12 @@ func TestCluster_KillOwnerMidStreamLosesNothing(t *testing.T) {
 		}
 	}
 	take(onN2, func() bool { return len(got) >= 150 })
-	n1.stop(false) // kill -9 in the middle
 	killed := time.Now()
+	if graceful {
+		go n1.stop(true) // SIGTERM: returns when the process has exited
+	} else {
+		n1.stop(false) // kill -9 in the middle
+	}
 	take(onN2, func() bool { return false }) // up to the takeover
 	require.Less(t, time.Since(killed), 3*time.Second+5*time.Second, "taken over within the lease TTL + 5 s")
 	onN2.close()

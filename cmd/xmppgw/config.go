@@ -34,6 +34,7 @@ type config struct {
 	CORSOrigins   []string
 	StreamIdle    time.Duration
 	LoginTimeout  time.Duration
+	DrainTimeout  time.Duration
 	SSEReplay     int
 	SSEQueue      int
 	SSEHeartbeat  time.Duration
@@ -112,6 +113,7 @@ func options() []*option {
 		{flag: "cluster-listen", env: "XMPPGW_CLUSTER_LISTEN", usage: "host:port of this node's internal listener for the other nodes, advertised as is (cluster mode)"},
 		{env: "XMPPGW_CLUSTER_SECRET", secret: true, usage: "secret the cluster's nodes authenticate each other with, at least 32 bytes (cluster mode)"},
 		{flag: "lease-renew", env: "XMPPGW_LEASE_RENEW", def: cluster.DefaultLeaseRenew.String(), usage: "how often a cluster node renews its lease"},
+		{flag: "drain-timeout", env: "XMPPGW_DRAIN_TIMEOUT", def: "30s", usage: "cluster mode with XMPPGW_XMPP_TOKEN_SECRET: how long SIGTERM waits for the other nodes to take this node's streams over before closing the rest"},
 		{flag: "lease-ttl", env: "XMPPGW_LEASE_TTL", def: cluster.DefaultLeaseTTL.String(), usage: "how long a cluster node's lease lasts without renewal (more than -lease-renew)"},
 	}
 }
@@ -228,7 +230,7 @@ func parseConfig(args []string, getenv func(string) string, usageOut io.Writer) 
 		env string
 		dst *time.Duration
 	}{{"XMPPGW_TOKEN_TTL", &c.TokenTTL}, {"XMPPGW_STREAM_IDLE", &c.StreamIdle},
-		{"XMPPGW_LOGIN_TIMEOUT", &c.LoginTimeout}, {"XMPPGW_SSE_HEARTBEAT", &c.SSEHeartbeat}} {
+		{"XMPPGW_LOGIN_TIMEOUT", &c.LoginTimeout}, {"XMPPGW_SSE_HEARTBEAT", &c.SSEHeartbeat}, {"XMPPGW_DRAIN_TIMEOUT", &c.DrainTimeout}} {
 		v, err := time.ParseDuration(get(d.env))
 		if err != nil || v <= 0 {
 			bad(d.env, "must be a positive duration like 30s or 10m")

@@ -216,6 +216,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	// Streams first: each publishes its final "offline" event and ends its
 	// SSE connections, which http.Server.Shutdown would otherwise wait on.
+	if node != nil && len(cfg.XMPPTokenSecret) > 0 {
+		// The streams can live on elsewhere: hand them over first.
+		node.drain(mgr, cfg.DrainTimeout, log.With(slog.String("tag", "cluster")))
+	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := mgr.Close(shutdownCtx); err != nil {

@@ -136,6 +136,23 @@ func (c *Cluster) NodeAddr(ctx context.Context, node string) (string, bool, erro
 	return addr, true, nil
 }
 
+// OthersAlive counts the live nodes other than this one (their lease keys;
+// SCAN, so on a Redis Cluster only the keys of the node the client asks).
+func (c *Cluster) OthersAlive(ctx context.Context) (int, error) {
+	self := c.keys.Node(c.cfg.Node)
+	n := 0
+	iter := c.rdb.Scan(ctx, 0, c.keys.Node("*"), 100).Iterator()
+	for iter.Next(ctx) {
+		if iter.Val() != self {
+			n++
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return 0, fmt.Errorf("cluster: live nodes: %w", err)
+	}
+	return n, nil
+}
+
 // NodeAlive reports whether node's lease key exists.
 func (c *Cluster) NodeAlive(ctx context.Context, node string) (bool, error) {
 	n, err := c.rdb.Exists(ctx, c.keys.Node(node)).Result()
