@@ -372,3 +372,52 @@ func ownerGoesMidStream(t *testing.T, name string, graceful bool) {
 		map[string]string{"body": "thanks"}, bearer(alice.Token))
 	require.Equal(t, http.StatusAccepted, code, "a REST send through node 3 works after the takeover: %s", body)
 }
+
+// A rolling restart (issue 18): each of the three nodes in turn gets
+// SIGTERM and is replaced by a new process; the stream lives through all
+// of it under the same id, and every message sent meanwhile reaches the
+// EventSource once, in order.
+func TestCluster_RollingRestartKeepsTheStream(t *testing.T) {
+	secret := strings.Repeat("x", 32)
+	c := newTestClusterWith(t, "rolling", prosody.Options{JWTSecret: secret}, map[string]string{"XMPPGW_XMPP_TOKEN_SECRET": secret})
+	ctx := t.Context()
+	for _, u := range []string{"alice", "bob"} {
+		require.NoError(t, c.xmpp.Register(ctx, u, u+"-password-1"))
+	}
+	nodes := []*gatewayNode{c.start("a1", nil), c.start("b1", nil), c.start("c1", nil)}
+	alice := nodes[0].login("alice", "alice-password-1")
+	bob := nodes[1].login("bob", "bob-password-1")
+	var got []string
+	lastID := ""
+	sent := 0
+	// Each round: send through a node that stays, restart another, and
+	// read through a third from where the reader was.
+	for round := range 3 {
+		stays, goes := nodes[(round+1)%3], nodes[round]
+		for range 3 {
+			sent++
+			code, body := stays.do(http.MethodPost, "/restapi/v1/chat/"+bob.StreamID+"/messages/alice@"+c.xmpp.Domain,
+				map[string]string{"body": "m" + strconv.Itoa(sent)}, bearer(bob.Token))
+			require.Equal(t, http.StatusAccepted, code, "round %d: %s", round, body)
+		}
+		goes.stop(true)
+		nodes[round] = c.start(goes.name+"-new", nil)
+		header := http.Header{"Authorization": {"Bearer " + alice.Token}}
+		if lastID != "" {
+			header.Set("Last-Event-ID", lastID)
+		}
+		ev := stays.events(alice.StreamID, header)
+		for len(got) < sent {
+			e := ev.next(t, func(m map[string]any) bool { return m["type"] == "chat" })
+			got, lastID = append(got, e.Data["body"].(string)), e.ID
+		}
+		ev.close()
+	}
+	want := make([]string, sent)
+	for i := range want {
+		want[i] = "m" + strconv.Itoa(i+1)
+	}
+	require.Equal(t, want, got, "every message once, in order, through three restarts")
+	code, body := nodes[2].do(http.MethodGet, "/restapi/v1/chat/"+alice.StreamID+"/rooms", nil, bearer(alice.Token))
+	require.Equal(t, http.StatusOK, code, "the stream is alive under the same id: %s", body)
+}
