@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -420,4 +421,58 @@ func TestCluster_RollingRestartKeepsTheStream(t *testing.T) {
 	require.Equal(t, want, got, "every message once, in order, through three restarts")
 	code, body := nodes[2].do(http.MethodGet, "/restapi/v1/chat/"+alice.StreamID+"/rooms", nil, bearer(alice.Token))
 	require.Equal(t, http.StatusOK, code, "the stream is alive under the same id: %s", body)
+}
+
+// Split brain (issue 18): node 1 is paused (SIGSTOP) past its lease TTL, a
+// survivor takes its stream over, then node 1 resumes. Node 1 must not
+// deliver or send for the stream any more: its writes are fenced, its XMPP
+// session was replaced by the new owner's, and it lets the stream go. On
+// the SSE side every message arrives once; on the XMPP side bob gets
+// alice's messages once, from the new owner.
+func TestCluster_PausedOwnerStepsAside(t *testing.T) {
+	secret := strings.Repeat("x", 32)
+	c := newTestClusterWith(t, "split", prosody.Options{JWTSecret: secret}, map[string]string{"XMPPGW_XMPP_TOKEN_SECRET": secret})
+	ctx := t.Context()
+	for _, u := range []string{"alice", "bob"} {
+		require.NoError(t, c.xmpp.Register(ctx, u, u+"-password-1"))
+	}
+	n1, n2, n3 := c.start("n1", nil), c.start("n2", nil), c.start("n3", nil)
+	alice := n1.login("alice", "alice-password-1")
+	bob := n3.login("bob", "bob-password-1")
+	onN2 := n2.events(alice.StreamID, bearer(alice.Token))
+	bobEv := n3.events(bob.StreamID, bearer(bob.Token))
+
+	require.NoError(t, n1.proc.Signal(syscall.SIGSTOP))
+	paused := true
+	t.Cleanup(func() {
+		if paused {
+			_ = n1.proc.Signal(syscall.SIGCONT)
+		}
+	})
+	onN2.next(t, func(m map[string]any) bool { return m["type"] == "stream" && m["state"] == "resumed" })
+	require.NoError(t, n1.proc.Signal(syscall.SIGCONT))
+	paused = false
+	require.Eventually(t, func() bool {
+		return strings.Contains(n1.logs.String(), "ending it here")
+	}, 10*time.Second, 50*time.Millisecond, "node 1 lets the stream go once it sees it was taken over")
+
+	// Traffic both ways after node 1 is back: each message once.
+	for i := 1; i <= 3; i++ {
+		code, body := n3.do(http.MethodPost, "/restapi/v1/chat/"+bob.StreamID+"/messages/alice@"+c.xmpp.Domain,
+			map[string]string{"body": "to alice " + strconv.Itoa(i)}, bearer(bob.Token))
+		require.Equal(t, http.StatusAccepted, code, body)
+		code, body = n1.do(http.MethodPost, "/restapi/v1/chat/"+alice.StreamID+"/messages/bob@"+c.xmpp.Domain,
+			map[string]string{"body": "to bob " + strconv.Itoa(i)}, bearer(alice.Token))
+		require.Equal(t, http.StatusAccepted, code, "node 1 forwards to the new owner: %s", body)
+	}
+	for i := 1; i <= 3; i++ {
+		onN2.next(t, withBody("to alice "+strconv.Itoa(i)))
+		bobEv.next(t, withBody("to bob "+strconv.Itoa(i)))
+	}
+	dup := func(m map[string]any) bool {
+		b, _ := m["body"].(string)
+		return strings.HasPrefix(b, "to alice ") || strings.HasPrefix(b, "to bob ")
+	}
+	require.Nil(t, onN2.nextWithin(2*time.Second, dup), "a message reached alice's EventSource twice")
+	require.Nil(t, bobEv.nextWithin(time.Second, dup), "bob got one of alice's messages twice (two sessions sending)")
 }
