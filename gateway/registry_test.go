@@ -184,14 +184,7 @@ func TestStream_ReconnectsOnlyWhileItOwnsTheStream(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			reg := &recordingRegistry{}
-			m, err := NewManager(Config{Addr: "127.0.0.1:1", Domain: "example.com", TLS: TLSNone, Registry: reg,
-				ReconnectMin: 10 * time.Millisecond, ReconnectMax: 20 * time.Millisecond}, &recordingPub{}, nil)
-			require.NoError(t, err)
-			defer func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				require.NoError(t, m.Close(ctx))
-			}()
+			m := fastReconnectManager(t, reg)
 			var mu sync.Mutex
 			var conns []*scriptedConn
 			m.dialer = func(context.Context, jid.JID, credentials, string) (conn, error) {
@@ -234,14 +227,7 @@ func TestStream_ReconnectsOnlyWhileItOwnsTheStream(t *testing.T) {
 // outage must not leave the new owner a stream without rooms.
 func TestTakeoverState_KeepsRoomsThroughAReconnect(t *testing.T) {
 	reg := &recordingRegistry{}
-	m, err := NewManager(Config{Addr: "127.0.0.1:1", Domain: "example.com", TLS: TLSNone, Registry: reg,
-		ReconnectMin: 10 * time.Millisecond, ReconnectMax: 20 * time.Millisecond}, &recordingPub{}, nil)
-	require.NoError(t, err)
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		require.NoError(t, m.Close(ctx))
-	}()
+	m := fastReconnectManager(t, reg)
 	c := newScriptedConn("alice@example.com/web.1", nil)
 	var dials atomic.Int32
 	m.dialer = func(context.Context, jid.JID, credentials, string) (conn, error) {
@@ -359,4 +345,19 @@ func TestAdopt_GapFillKeepsTheArchivesOrder(t *testing.T) {
 		resumed = resumed || e["state"] == StateResumed
 	}
 	require.True(t, resumed)
+}
+
+// fastReconnectManager is a Manager on reg that reconnects within tens of
+// milliseconds, closed when the test ends.
+func fastReconnectManager(t *testing.T, reg StreamRegistry) *Manager {
+	t.Helper()
+	m, err := NewManager(Config{Addr: "127.0.0.1:1", Domain: "example.com", TLS: TLSNone, Registry: reg,
+		ReconnectMin: 10 * time.Millisecond, ReconnectMax: 20 * time.Millisecond}, &recordingPub{}, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		require.NoError(t, m.Close(ctx))
+	})
+	return m
 }

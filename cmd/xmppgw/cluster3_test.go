@@ -161,12 +161,7 @@ func TestCluster_NodeDeathEndsItsStreamsVisibly(t *testing.T) {
 // (bob sees alice "away" again); calls through any node reach the new
 // owner.
 func TestCluster_NodeDeathTakesTheStreamOver(t *testing.T) {
-	secret := strings.Repeat("x", 32)
-	c := newTestClusterWith(t, "adopt", prosody.Options{JWTSecret: secret}, map[string]string{"XMPPGW_XMPP_TOKEN_SECRET": secret})
-	ctx := t.Context()
-	for _, u := range []string{"alice", "bob"} {
-		require.NoError(t, c.xmpp.Register(ctx, u, u+"-password-1"))
-	}
+	c := takeoverCluster(t, "adopt")
 	n1, n2, n3 := c.start("n1", nil), c.start("n2", nil), c.start("n3", nil)
 	alice := n1.login("alice", "alice-password-1")
 	bob := n3.login("bob", "bob-password-1")
@@ -261,12 +256,7 @@ func TestCluster_DrainOwnerMidStreamLosesNothing(t *testing.T) { ownerGoesMidStr
 // ownerGoesMidStream runs issue 18's scenario with the owner killed
 // (graceful false) or stopped with SIGTERM (graceful true).
 func ownerGoesMidStream(t *testing.T, name string, graceful bool) {
-	secret := strings.Repeat("x", 32)
-	c := newTestClusterWith(t, name, prosody.Options{JWTSecret: secret}, map[string]string{"XMPPGW_XMPP_TOKEN_SECRET": secret})
-	ctx := t.Context()
-	for _, u := range []string{"alice", "bob"} {
-		require.NoError(t, c.xmpp.Register(ctx, u, u+"-password-1"))
-	}
+	c := takeoverCluster(t, name)
 	n1, n2, n3 := c.start("n1", nil), c.start("n2", nil), c.start("n3", nil)
 	alice := n1.login("alice", "alice-password-1")
 	code, body := n1.do(http.MethodPost, "/restapi/v1/chat/"+alice.StreamID+"/rooms",
@@ -379,12 +369,7 @@ func ownerGoesMidStream(t *testing.T, name string, graceful bool) {
 // of it under the same id, and every message sent meanwhile reaches the
 // EventSource once, in order.
 func TestCluster_RollingRestartKeepsTheStream(t *testing.T) {
-	secret := strings.Repeat("x", 32)
-	c := newTestClusterWith(t, "rolling", prosody.Options{JWTSecret: secret}, map[string]string{"XMPPGW_XMPP_TOKEN_SECRET": secret})
-	ctx := t.Context()
-	for _, u := range []string{"alice", "bob"} {
-		require.NoError(t, c.xmpp.Register(ctx, u, u+"-password-1"))
-	}
+	c := takeoverCluster(t, "rolling")
 	nodes := []*gatewayNode{c.start("a1", nil), c.start("b1", nil), c.start("c1", nil)}
 	alice := nodes[0].login("alice", "alice-password-1")
 	bob := nodes[1].login("bob", "bob-password-1")
@@ -430,12 +415,7 @@ func TestCluster_RollingRestartKeepsTheStream(t *testing.T) {
 // the SSE side every message arrives once; on the XMPP side bob gets
 // alice's messages once, from the new owner.
 func TestCluster_PausedOwnerStepsAside(t *testing.T) {
-	secret := strings.Repeat("x", 32)
-	c := newTestClusterWith(t, "split", prosody.Options{JWTSecret: secret}, map[string]string{"XMPPGW_XMPP_TOKEN_SECRET": secret})
-	ctx := t.Context()
-	for _, u := range []string{"alice", "bob"} {
-		require.NoError(t, c.xmpp.Register(ctx, u, u+"-password-1"))
-	}
+	c := takeoverCluster(t, "split")
 	n1, n2, n3 := c.start("n1", nil), c.start("n2", nil), c.start("n3", nil)
 	alice := n1.login("alice", "alice-password-1")
 	bob := n3.login("bob", "bob-password-1")
@@ -475,4 +455,17 @@ func TestCluster_PausedOwnerStepsAside(t *testing.T) {
 	}
 	require.Nil(t, onN2.nextWithin(2*time.Second, dup), "a message reached alice's EventSource twice")
 	require.Nil(t, bobEv.nextWithin(time.Second, dup), "bob got one of alice's messages twice (two sessions sending)")
+}
+
+// takeoverCluster is a test cluster whose nodes can re-open each other's
+// streams (the XMPP-side token on both sides), with alice and bob
+// registered (password "<name>-password-1").
+func takeoverCluster(t *testing.T, name string) *testCluster {
+	t.Helper()
+	secret := strings.Repeat("x", 32)
+	c := newTestClusterWith(t, name, prosody.Options{JWTSecret: secret}, map[string]string{"XMPPGW_XMPP_TOKEN_SECRET": secret})
+	for _, u := range []string{"alice", "bob"} {
+		require.NoError(t, c.xmpp.Register(t.Context(), u, u+"-password-1"))
+	}
+	return c
 }
