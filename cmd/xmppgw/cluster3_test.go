@@ -25,10 +25,7 @@ import (
 // admin list on node 3 shows node 1's streams.
 func TestCluster_ThreeNodes(t *testing.T) {
 	c := newTestCluster(t, "three")
-	ctx := t.Context()
-	for _, u := range []string{"alice", "bob"} {
-		require.NoError(t, c.xmpp.Register(ctx, u, u+"-password-1"))
-	}
+	registerAliceAndBob(t, c)
 	n1, n2, n3 := c.start("n1", nil), c.start("n2", nil), c.start("n3", nil)
 
 	alice := n1.login("alice", "alice-password-1")
@@ -119,10 +116,7 @@ func TestCluster_ThreeNodes(t *testing.T) {
 // again on a surviving node.
 func TestCluster_NodeDeathEndsItsStreamsVisibly(t *testing.T) {
 	c := newTestCluster(t, "death")
-	ctx := t.Context()
-	for _, u := range []string{"alice", "bob"} {
-		require.NoError(t, c.xmpp.Register(ctx, u, u+"-password-1"))
-	}
+	registerAliceAndBob(t, c)
 	n1, n2, n3 := c.start("n1", nil), c.start("n2", nil), c.start("n3", nil)
 	alice := n1.login("alice", "alice-password-1")
 	bob := n3.login("bob", "bob-password-1")
@@ -459,13 +453,20 @@ func TestCluster_PausedOwnerStepsAside(t *testing.T) {
 
 // takeoverCluster is a test cluster whose nodes can re-open each other's
 // streams (the XMPP-side token on both sides), with alice and bob
-// registered (password "<name>-password-1").
+// registered.
 func takeoverCluster(t *testing.T, name string) *testCluster {
 	t.Helper()
 	secret := strings.Repeat("x", 32)
 	c := newTestClusterWith(t, name, prosody.Options{JWTSecret: secret}, map[string]string{"XMPPGW_XMPP_TOKEN_SECRET": secret})
+	registerAliceAndBob(t, c)
+	return c
+}
+
+// registerAliceAndBob creates the two test users (password
+// "<name>-password-1").
+func registerAliceAndBob(t *testing.T, c *testCluster) {
+	t.Helper()
 	for _, u := range []string{"alice", "bob"} {
 		require.NoError(t, c.xmpp.Register(t.Context(), u, u+"-password-1"))
 	}
-	return c
 }
