@@ -31,37 +31,38 @@ import (
 )
 
 type config struct {
-	runs           int
-	scaleRuns      int
-	pairs          []int
-	window         int
-	duration       time.Duration
-	warmup         time.Duration
-	maxMsgs        int64
-	latencyRate    float64
-	latencyPairs   int
-	latencyDur     time.Duration
-	scale          []int
-	idle           time.Duration
-	settle         time.Duration
-	loginConc      int
-	fanout         []int
-	fanoutReaders  []string // "epoll", "http": each fan-out size is run with each
-	fanoutMsgs     int
-	fanoutGap      time.Duration
-	roomFanout     []int // room fan-out: members M per room; none = off
-	growthPairs    int
-	growthDuration time.Duration
-	scenarios      map[string]bool
-	jsonOut        string
-	mdOut          string
-	profileDir     string
-	gatewayBin     string
-	xmppAddr       string
-	workParent     string
-	smoke          bool
-	baselines      []string // pathDirect and/or pathDirectLike
-	maxTotal       time.Duration
+	runs            int
+	scaleRuns       int
+	pairs           []int
+	window          int
+	duration        time.Duration
+	warmup          time.Duration
+	maxMsgs         int64
+	latencyRate     float64
+	latencyPairs    int
+	latencyDur      time.Duration
+	scale           []int
+	idle            time.Duration
+	settle          time.Duration
+	loginConc       int
+	fanout          []int
+	fanoutReaders   []string // "epoll", "http": each fan-out size is run with each
+	fanoutMsgs      int
+	fanoutGap       time.Duration
+	roomFanout      []int // room fan-out: members M per room; none = off
+	growthPairs     int
+	growthDuration  time.Duration
+	scenarios       map[string]bool
+	jsonOut         string
+	mdOut           string
+	profileDir      string
+	gatewayBin      string
+	xmppAddr        string
+	workParent      string
+	smoke           bool
+	takeoverStreams int
+	baselines       []string // pathDirect and/or pathDirectLike
+	maxTotal        time.Duration
 }
 
 func ints(s string) ([]int, error) {
@@ -87,7 +88,8 @@ func parseFlags(args []string) (*config, error) {
 	fan := fs.String("fanout", "1,100,1000,10000", "fan-out: comma-separated subscriber counts S on one stream")
 	roomFan := fs.String("room-fanout", "", "room fan-out (4b): comma-separated member counts M of one MUC room, every member a gateway stream with one subscriber, against the same with M go-xmpp clients (none: off); uses -fanout-msgs, -fanout-gap and, for the gateway path, -fanout-reader")
 	reader := fs.String("fanout-reader", defaultFanoutReader, "fan-out: how the bench reads the S streams: epoll (raw sockets on GOMAXPROCS epoll loops, Linux only) or http (net/http, a goroutine per subscriber); comma-separated runs each, e.g. epoll,http")
-	scen := fs.String("scenarios", "throughput,latency,fanout,roomfanout,scale,cluster", "which scenarios to run (roomfanout only with -room-fanout sizes; cluster: single node against three nodes on one redis-server, the largest -pairs, -latency-rate)")
+	scen := fs.String("scenarios", "throughput,latency,fanout,roomfanout,scale,cluster,takeover", "which scenarios to run (roomfanout only with -room-fanout sizes; cluster: single node against three nodes on one redis-server, the largest -pairs, -latency-rate; takeover: -takeover-streams on a node that is killed)")
+	fs.IntVar(&c.takeoverStreams, "takeover-streams", 1000, "takeover: streams on the node that is killed")
 	fs.IntVar(&c.runs, "runs", 3, "runs of every scenario (median and spread are reported)")
 	fs.IntVar(&c.scaleRuns, "scale-runs", 0, "runs of the scale scenario (0: -runs); its login bursts alternate their order, so an even number balances it")
 	fs.IntVar(&c.window, "window", 16, "throughput: messages in flight per pair (sent, not yet received)")
@@ -123,6 +125,7 @@ func parseFlags(args []string) (*config, error) {
 		c.latencyRate, c.latencyPairs, c.latencyDur = 100, 2, time.Second
 		c.idle, c.settle, c.fanoutMsgs, c.growthPairs, c.growthDuration = time.Second, 300*time.Millisecond, 3, 2, time.Second
 		c.maxMsgs, c.maxTotal = 20000, 2*time.Minute
+		c.takeoverStreams = 10
 	}
 	var err error
 	if c.pairs, err = ints(*pairs); err != nil {
@@ -160,7 +163,7 @@ func parseFlags(args []string) (*config, error) {
 	c.scenarios = map[string]bool{}
 	for _, s := range strings.Split(*scen, ",") {
 		switch s = strings.TrimSpace(s); s {
-		case "throughput", "latency", "fanout", "roomfanout", "scale", "cluster":
+		case "throughput", "latency", "fanout", "roomfanout", "scale", "cluster", "takeover":
 			c.scenarios[s] = true
 		case "":
 		default:
@@ -454,6 +457,17 @@ func run(ctx context.Context, cfg *config) (*Report, error) {
 		}
 		rep.Cluster = s
 	}
+	if cfg.scenarios["takeover"] {
+		for i := range cfg.runs {
+			r, err := e.takeover(ctx, cfg.takeoverStreams, i)
+			if err != nil {
+				return rep, fmt.Errorf("takeover: %w", err)
+			}
+			logf("takeover run %d: %d streams, first resumed %.0f ms and last %.0f ms after the kill, %.0f streams/s, %d lost; lease %s; load %s",
+				i+1, r.Streams, r.FirstMs, r.LastMs, r.PerSec, r.Lost, r.Lease, r.Load)
+			rep.Takeover = append(rep.Takeover, r)
+		}
+	}
 	rep.Finished = time.Now().UTC()
 	return rep, ctx.Err()
 }
@@ -566,6 +580,9 @@ func smokeCheck(cfg *config, rep *Report) error {
 	}
 	if cfg.scenarios["scale"] {
 		check(len(rep.Scale) > 0 && rep.Scale[0].Reached == rep.Scale[0].K && rep.Scale[0].GatewayLogins.Median > 0, "scale did not open every stream")
+	}
+	if cfg.scenarios["takeover"] {
+		check(len(rep.Takeover) > 0 && rep.Takeover[0].Lost == 0 && rep.Takeover[0].LastMs > 0, "takeover did not re-open every stream")
 	}
 	if cfg.scenarios["cluster"] {
 		check(rep.Cluster != nil && rep.Cluster.Cluster.Median > 0 && rep.Cluster.Single.Median > 0 && rep.Cluster.ClusterP50.Median > 0,

@@ -24,6 +24,7 @@ type Report struct {
 	RoomFanout []RoomFanoutSummary `json:"room_fanout,omitempty"`
 	Scale      []ScaleSummary      `json:"scale,omitempty"`
 	Cluster    *ClusterSummary     `json:"cluster,omitempty"`
+	Takeover   []TakeoverRun       `json:"takeover,omitempty"`
 	// LoginConcurrency is how many logins the scale bursts run at once.
 	LoginConcurrency int `json:"login_concurrency"`
 }
@@ -340,6 +341,19 @@ func (r *Report) markdown() string {
 		p("| %d | %s | %s | %s | %s | %s | %s | %s | %.0f + %.0f + %.0f | %.0f + %.0f + %.0f | %.0f | %d |", c.Pairs, f(c.Single, 1, 0), f(c.Cluster, 1, 0), f(c.Ratio, 1, 2),
 			f(c.SingleP50, 1, 2), f(c.ClusterP50, 1, 2), f(c.AddedP50, 1, 2), f(c.AddedP99, 1, 2),
 			c.SingleCPU.Gateway, c.SingleCPU.Prosody, c.SingleCPU.Bench, c.ClusterCPU.Gateway, c.ClusterCPU.Prosody, c.ClusterCPU.Bench, c.ClusterCPU.Redis, c.LatencyErrors)
+		p("")
+	}
+	if len(r.Takeover) > 0 {
+		p("### 7. Takeover: a node with K streams is killed")
+		p("")
+		p("Three nodes on one Redis and a Prosody with the on-behalf token auth; node 1 holds all K streams and gets SIGKILL; nodes 2 and 3 claim and re-open them " +
+			"(on-behalf login, same id and resource). Times from the kill until the first and the last stream is owned by a survivor again (the admin list, polled every 50 ms).")
+		p("")
+		p("| K | first re-opened ms | last re-opened ms | streams/s once detected | lost | lease | load avg |")
+		p("|---|---|---|---|---|---|---|")
+		for _, x := range r.Takeover {
+			p("| %d | %.0f | %.0f | %.0f | %d | %s | %s |", x.Streams, x.FirstMs, x.LastMs, x.PerSec, x.Lost, x.Lease, x.Load)
+		}
 		p("")
 	}
 	return b.String()
