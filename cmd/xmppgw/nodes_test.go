@@ -79,13 +79,23 @@ func (c *testCluster) start(name string, extra map[string]string) *gatewayNode {
 	for k, v := range extra {
 		n.env[k] = v
 	}
-	n.env["XMPPGW_LISTEN"], n.env["XMPPGW_CLUSTER_LISTEN"] = n.public, n.internal
-	n.run()
+	for attempt := 1; ; attempt++ {
+		n.env["XMPPGW_LISTEN"], n.env["XMPPGW_CLUSTER_LISTEN"] = n.public, n.internal
+		// Another process may take a port between freeAddr and the node's
+		// bind (tests of other packages run alongside): try new ones.
+		if n.run(attempt < 3) {
+			break
+		}
+		n.public, n.internal, n.logs = freeAddr(t), freeAddr(t), &lockedBuffer{}
+	}
 	t.Cleanup(func() { n.stop(true) })
 	return n
 }
 
-func (n *gatewayNode) run() {
+// run starts the node's process and waits for /readyz; with retryBind, a
+// node that exits because a port was taken reports false instead of
+// failing the test.
+func (n *gatewayNode) run(retryBind bool) bool {
 	t := n.t
 	t.Helper()
 	cmd := exec.Command(os.Args[0])
@@ -103,8 +113,11 @@ func (n *gatewayNode) run() {
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == http.StatusOK {
-				return
+				return true
 			}
+		}
+		if n.proc.Exited() && retryBind && strings.Contains(n.logs.String(), "address already in use") {
+			return false
 		}
 		if n.proc.Exited() || time.Now().After(deadline) {
 			t.Fatalf("node %s not ready (exited: %v):\n%s", n.name, n.proc.Exited(), n.logs.String())

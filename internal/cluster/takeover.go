@@ -23,11 +23,11 @@ const StateLost = "lost"
 // events are the "lost" event and the end marker) stays readable.
 const LostTTL = time.Hour
 
-// lostScript marks a claimed record lost and gives it and the stream's log
-// a TTL. KEYS: record, meta, events. ARGV: fence, reason, ttl ms.
+// lostScript marks a claimed record lost and gives it a TTL. KEYS: record.
+// ARGV: fence, reason, ttl ms.
 var lostScript = redis.NewScript(fenceCheck + `
 redis.call('HSET', KEYS[1], '` + statePrefix + StateLost + `', ARGV[3])
-for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[4]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return {rec[1], rec[3]}
 `)
 
@@ -58,24 +58,32 @@ func (c *Cluster) DeadOwnerStreams(ctx context.Context) ([]StreamRecord, error) 
 // MarkLost ends a stream this node claimed but cannot re-open: its log gets
 // a "stream" event with state "lost" (subscribers on every node see it) and
 // the end marker, and its record is marked lost for LostTTL.
+//
+// The record is marked first: a client that reads the event and calls at
+// once must get the 410, not a forward to a claimer without the stream.
 func (c *Cluster) MarkLost(ctx context.Context, rec StreamRecord, fence LeaseFence, reason string) error {
 	ev, err := json.Marshal(gateway.StreamEvent{Type: gateway.EventStream, State: gateway.StateLost, JID: rec.JID, Reason: reason})
 	if err != nil {
 		return err
+	}
+	k := c.keys
+	res, err := lostScript.Run(ctx, c.rdb, []string{k.Record(rec.ID)}, fence.Node, fence.Epoch, reason, LostTTL.Milliseconds()).StringSlice()
+	if err != nil {
+		return fmt.Errorf("cluster: mark %s lost: %w", rec.ID, scriptError(err))
+	}
+	if len(res) == 2 {
+		c.unindex(ctx, rec.ID, res[0], res[1])
 	}
 	for _, payload := range [][]byte{ev, endMarker} {
 		if _, _, err := c.Publish(ctx, rec.ID, payload, fence); err != nil {
 			return err
 		}
 	}
-	k := c.keys
-	res, err := lostScript.Run(ctx, c.rdb, []string{k.Record(rec.ID), k.Meta(rec.ID), k.Events(rec.ID)},
-		fence.Node, fence.Epoch, reason, LostTTL.Milliseconds()).StringSlice()
-	if err != nil {
-		return fmt.Errorf("cluster: mark %s lost: %w", rec.ID, scriptError(err))
-	}
-	if len(res) == 2 {
-		c.unindex(ctx, rec.ID, res[0], res[1])
+	// The log lives as long as the record (Publish gave it the history TTL).
+	for _, key := range []string{k.Meta(rec.ID), k.Events(rec.ID)} {
+		if err := c.rdb.PExpire(ctx, key, LostTTL).Err(); err != nil {
+			return fmt.Errorf("cluster: mark %s lost: %w", rec.ID, err)
+		}
 	}
 	return nil
 }
