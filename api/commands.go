@@ -41,6 +41,7 @@ type CommandRequest struct {
 //	@Failure		400			{object}	ErrorResponse
 //	@Failure		401			{object}	ErrorResponse
 //	@Failure		404			{object}	ErrorResponse
+//	@Failure		410			{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/commands/{jid} [post]
@@ -75,6 +76,7 @@ func (s *Server) sendCommand(w http.ResponseWriter, r *http.Request, _ *principa
 //	@Failure		400	{object}	ErrorResponse
 //	@Failure		401	{object}	ErrorResponse
 //	@Failure		404	{object}	ErrorResponse
+//	@Failure		410	{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/xmpp [post]

@@ -36,6 +36,7 @@ type ContactRequest struct {
 //	@Success		200			{array}		gateway.Contact
 //	@Failure		401			{object}	ErrorResponse
 //	@Failure		404			{object}	ErrorResponse
+//	@Failure		410			{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/contacts [get]
@@ -60,6 +61,7 @@ func (s *Server) listContacts(w http.ResponseWriter, r *http.Request, _ *princip
 //	@Failure		400	{object}	ErrorResponse
 //	@Failure		401	{object}	ErrorResponse
 //	@Failure		404	{object}	ErrorResponse
+//	@Failure		410	{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/contacts/{jid} [post]
@@ -80,6 +82,7 @@ func (s *Server) addContact(w http.ResponseWriter, r *http.Request, p *principal
 //	@Failure		400	{object}	ErrorResponse
 //	@Failure		401	{object}	ErrorResponse
 //	@Failure		404	{object}	ErrorResponse
+//	@Failure		410	{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/contacts/{jid} [put]
@@ -126,6 +129,7 @@ func (s *Server) writeContact(w http.ResponseWriter, r *http.Request, st rosterS
 //	@Failure		400	{object}	ErrorResponse
 //	@Failure		401	{object}	ErrorResponse
 //	@Failure		404	{object}	ErrorResponse
+//	@Failure		410	{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/contacts/{jid} [delete]
@@ -151,6 +155,7 @@ func (s *Server) removeContact(w http.ResponseWriter, r *http.Request, _ *princi
 //	@Failure	400	{object}	ErrorResponse
 //	@Failure	401	{object}	ErrorResponse
 //	@Failure	404	{object}	ErrorResponse
+//	@Failure	410	{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Security	BearerAuth
 //	@Security	BasicAuth
 //	@Router		/restapi/v1/chat/{streamid}/contacts/{jid}/approve [post]
@@ -168,6 +173,7 @@ func (s *Server) approveContact(w http.ResponseWriter, r *http.Request, _ *princ
 //	@Failure	400	{object}	ErrorResponse
 //	@Failure	401	{object}	ErrorResponse
 //	@Failure	404	{object}	ErrorResponse
+//	@Failure	410	{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Security	BearerAuth
 //	@Security	BasicAuth
 //	@Router		/restapi/v1/chat/{streamid}/contacts/{jid}/deny [post]

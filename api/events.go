@@ -30,6 +30,7 @@ import (
 //	@Success		200				{string}	string	"event stream"
 //	@Failure		401				{object}	ErrorResponse
 //	@Failure		404				{object}	ErrorResponse
+//	@Failure		410				{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Failure		429				{object}	ErrorResponse	"too many subscribers"
 //	@Security		BearerAuth
 //	@Security		BasicAuth

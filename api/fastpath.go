@@ -132,6 +132,7 @@ type AssistList struct {
 //	@Success	200			{object}	AssistList
 //	@Failure	401			{object}	ErrorResponse
 //	@Failure	404			{object}	ErrorResponse
+//	@Failure	410			{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Failure	503			{object}	ErrorResponse	"fastpath not enabled"
 //	@Security	BearerAuth
 //	@Security	BasicAuth
@@ -159,6 +160,7 @@ type QueueList struct {
 //	@Success		200			{object}	QueueList
 //	@Failure		401			{object}	ErrorResponse
 //	@Failure		404			{object}	ErrorResponse
+//	@Failure		410			{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Failure		503			{object}	ErrorResponse	"fastpath not enabled"
 //	@Security		BearerAuth
 //	@Security		BasicAuth
@@ -182,6 +184,7 @@ func (s *Server) assistQueues(w http.ResponseWriter, _ *http.Request, _ *princip
 //	@Failure		401	{object}	ErrorResponse
 //	@Failure		403	{object}	ErrorResponse	"not a member"
 //	@Failure		404	{object}	ErrorResponse
+//	@Failure		410	{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Failure		503	{object}	ErrorResponse	"fastpath not enabled"
 //	@Security		BearerAuth
 //	@Security		BasicAuth
@@ -208,6 +211,7 @@ func (s *Server) assistOnline(w http.ResponseWriter, r *http.Request, _ *princip
 //	@Success		204
 //	@Failure		401	{object}	ErrorResponse
 //	@Failure		404	{object}	ErrorResponse	"not online there"
+//	@Failure		410	{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Failure		503	{object}	ErrorResponse	"fastpath not enabled"
 //	@Security		BearerAuth
 //	@Security		BasicAuth
@@ -242,6 +246,7 @@ type AcceptResponse struct {
 //	@Success		200			{object}	AcceptResponse
 //	@Failure		401			{object}	ErrorResponse
 //	@Failure		404			{object}	ErrorResponse	"no such offer (or not yours, or revoked)"
+//	@Failure		410			{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Failure		503			{object}	ErrorResponse	"fastpath not enabled"
 //	@Security		BearerAuth
 //	@Security		BasicAuth
@@ -261,6 +266,7 @@ func (s *Server) acceptAssist(w http.ResponseWriter, r *http.Request, _ *princip
 //	@Success		200			{object}	AcceptResponse
 //	@Failure		401			{object}	ErrorResponse
 //	@Failure		404			{object}	ErrorResponse	"no such offer (or not yours, or revoked)"
+//	@Failure		410			{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Failure		503			{object}	ErrorResponse	"fastpath not enabled"
 //	@Security		BearerAuth
 //	@Security		BasicAuth
@@ -321,6 +327,7 @@ func (s *Server) workgroupRoom(ctx context.Context, st agentStream, t fastpath.T
 //	@Success		204
 //	@Failure		401	{object}	ErrorResponse
 //	@Failure		404	{object}	ErrorResponse	"no such offer"
+//	@Failure		410	{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Failure		503	{object}	ErrorResponse	"fastpath not enabled"
 //	@Security		BearerAuth
 //	@Security		BasicAuth
@@ -338,6 +345,7 @@ func (s *Server) rejectAssist(w http.ResponseWriter, r *http.Request, _ *princip
 //	@Success	204
 //	@Failure	401	{object}	ErrorResponse
 //	@Failure	404	{object}	ErrorResponse	"no such offer"
+//	@Failure	410	{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Failure	503	{object}	ErrorResponse	"fastpath not enabled"
 //	@Security	BearerAuth
 //	@Security	BasicAuth

@@ -36,6 +36,7 @@ func asHistory(st Stream) historyStream { return st }
 //	@Failure		400			{object}	ErrorResponse
 //	@Failure		401			{object}	ErrorResponse
 //	@Failure		404			{object}	ErrorResponse
+//	@Failure		410			{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/messages [get]

@@ -111,6 +111,7 @@ type MessageResponse struct {
 //	@Failure		400			{object}	ErrorResponse
 //	@Failure		401			{object}	ErrorResponse
 //	@Failure		404			{object}	ErrorResponse
+//	@Failure		410			{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Failure		413			{object}	ErrorResponse
 //	@Failure		415			{object}	ErrorResponse
 //	@Failure		429			{object}	ErrorResponse	"sending too fast"

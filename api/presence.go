@@ -51,6 +51,7 @@ type PresenceRequest struct {
 //	@Failure		400	{object}	ErrorResponse
 //	@Failure		401	{object}	ErrorResponse
 //	@Failure		404	{object}	ErrorResponse
+//	@Failure		410	{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Failure		429	{object}	ErrorResponse	"stream send rate exceeded (Retry-After)"
 //	@Failure		503	{object}	ErrorResponse	"stream reconnecting"
 //	@Security		BearerAuth

@@ -61,6 +61,7 @@ func pubsubTarget(r *http.Request) (jid.JID, string, error) {
 //	@Failure		401			{object}	ErrorResponse
 //	@Failure		403			{object}	ErrorResponse
 //	@Failure		404			{object}	ErrorResponse
+//	@Failure		410			{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/pubsub/{service}/{node}/subscriptions [get]
@@ -106,6 +107,7 @@ type SubscribeRequest struct {
 //	@Failure		401			{object}	ErrorResponse
 //	@Failure		403			{object}	ErrorResponse
 //	@Failure		404			{object}	ErrorResponse
+//	@Failure		410			{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/pubsub/{service}/{node}/subscriptions [post]
@@ -143,6 +145,7 @@ func (s *Server) subscribePubSub(w http.ResponseWriter, r *http.Request, _ *prin
 //	@Failure		400	{object}	ErrorResponse
 //	@Failure		401	{object}	ErrorResponse
 //	@Failure		404	{object}	ErrorResponse
+//	@Failure		410	{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/pubsub/{service}/{node}/subscriptions/{subid} [delete]
@@ -197,6 +200,7 @@ type PublishResponse struct {
 //	@Failure		401			{object}	ErrorResponse
 //	@Failure		403			{object}	ErrorResponse
 //	@Failure		404			{object}	ErrorResponse
+//	@Failure		410			{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/pubsub/{service}/{node}/items [post]
@@ -234,6 +238,7 @@ func (s *Server) publishItem(w http.ResponseWriter, r *http.Request, _ *principa
 //	@Failure		401			{object}	ErrorResponse
 //	@Failure		403			{object}	ErrorResponse
 //	@Failure		404			{object}	ErrorResponse
+//	@Failure		410			{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/pubsub/{service}/{node}/items [get]
@@ -268,6 +273,7 @@ func (s *Server) listItems(w http.ResponseWriter, r *http.Request, _ *principal,
 //	@Failure	400			{object}	ErrorResponse
 //	@Failure	401			{object}	ErrorResponse
 //	@Failure	404			{object}	ErrorResponse
+//	@Failure	410			{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Security	BearerAuth
 //	@Security	BasicAuth
 //	@Router		/restapi/v1/chat/{streamid}/pubsub/{service}/{node}/items/{id} [get]
@@ -306,6 +312,7 @@ func (s *Server) getItem(w http.ResponseWriter, r *http.Request, _ *principal, s
 //	@Failure		401	{object}	ErrorResponse
 //	@Failure		403	{object}	ErrorResponse
 //	@Failure		404	{object}	ErrorResponse
+//	@Failure		410	{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/pubsub/{service}/{node}/items/{id} [delete]

@@ -126,6 +126,7 @@ func (s *Server) listPublicRooms(w http.ResponseWriter, r *http.Request, _ *prin
 //	@Failure		400		{object}	ErrorResponse
 //	@Failure		401		{object}	ErrorResponse
 //	@Failure		404		{object}	ErrorResponse
+//	@Failure		410		{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/rooms/{room} [get]
@@ -150,6 +151,7 @@ func (s *Server) roomInfo(w http.ResponseWriter, r *http.Request, _ *principal, 
 //	@Success	200			{array}		gateway.JoinedRoom
 //	@Failure	401			{object}	ErrorResponse
 //	@Failure	404			{object}	ErrorResponse
+//	@Failure	410			{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Security	BearerAuth
 //	@Security	BasicAuth
 //	@Router		/restapi/v1/chat/{streamid}/rooms [get]
@@ -182,6 +184,7 @@ type JoinRequest struct {
 //	@Failure		401	{object}	ErrorResponse
 //	@Failure		403	{object}	ErrorResponse
 //	@Failure		404	{object}	ErrorResponse
+//	@Failure		410	{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Failure		409	{object}	ErrorResponse	"nickname in use"
 //	@Failure		429	{object}	ErrorResponse	"stream send rate exceeded (Retry-After)"
 //	@Security		BearerAuth
@@ -223,6 +226,7 @@ func (s *Server) joinRoom(w http.ResponseWriter, r *http.Request, _ *principal, 
 //	@Success	204
 //	@Failure	401	{object}	ErrorResponse
 //	@Failure	404	{object}	ErrorResponse	"not in the room"
+//	@Failure	410	{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Failure	429	{object}	ErrorResponse	"stream send rate exceeded (Retry-After)"
 //	@Security	BearerAuth
 //	@Security	BasicAuth
@@ -257,6 +261,7 @@ func (s *Server) leaveRoom(w http.ResponseWriter, r *http.Request, _ *principal,
 //	@Failure		400			{object}	ErrorResponse
 //	@Failure		401			{object}	ErrorResponse
 //	@Failure		404			{object}	ErrorResponse	"not in the room"
+//	@Failure		410			{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/rooms/{room} [post]
@@ -297,6 +302,7 @@ type ReasonRequest struct {
 //	@Failure		400	{object}	ErrorResponse
 //	@Failure		401	{object}	ErrorResponse
 //	@Failure		404	{object}	ErrorResponse
+//	@Failure		410	{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/rooms/{room}/{jid} [post]
@@ -341,6 +347,7 @@ type SubjectRequest struct {
 //	@Failure		401	{object}	ErrorResponse
 //	@Failure		403	{object}	ErrorResponse
 //	@Failure		404	{object}	ErrorResponse
+//	@Failure		410	{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Failure		504	{object}	ErrorResponse
 //	@Security		BearerAuth
 //	@Security		BasicAuth
@@ -372,6 +379,7 @@ func (s *Server) setRoomSubject(w http.ResponseWriter, r *http.Request, _ *princ
 //	@Success	200			{array}		gateway.Occupant
 //	@Failure	401			{object}	ErrorResponse
 //	@Failure	404			{object}	ErrorResponse	"not in the room"
+//	@Failure	410			{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Security	BearerAuth
 //	@Security	BasicAuth
 //	@Router		/restapi/v1/chat/{streamid}/rooms/{room}/occupants [get]
@@ -416,6 +424,7 @@ type CreateRoomResponse struct {
 //	@Failure		401			{object}	ErrorResponse
 //	@Failure		403			{object}	ErrorResponse
 //	@Failure		404			{object}	ErrorResponse
+//	@Failure		410			{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Failure		409			{object}	ErrorResponse
 //	@Security		BearerAuth
 //	@Security		BasicAuth
@@ -461,6 +470,7 @@ func (s *Server) createRoom(w http.ResponseWriter, r *http.Request, _ *principal
 //	@Failure	401			{object}	ErrorResponse
 //	@Failure	403			{object}	ErrorResponse
 //	@Failure	404			{object}	ErrorResponse
+//	@Failure	410			{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Security	BearerAuth
 //	@Security	BasicAuth
 //	@Router		/restapi/v1/chat/{streamid}/rooms/{room}/config [get]
@@ -490,6 +500,7 @@ func (s *Server) getRoomConfig(w http.ResponseWriter, r *http.Request, _ *princi
 //	@Failure	401	{object}	ErrorResponse
 //	@Failure	403	{object}	ErrorResponse
 //	@Failure	404	{object}	ErrorResponse
+//	@Failure	410	{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Security	BearerAuth
 //	@Security	BasicAuth
 //	@Router		/restapi/v1/chat/{streamid}/rooms/{room}/config [put]
@@ -522,6 +533,7 @@ func (s *Server) putRoomConfig(w http.ResponseWriter, r *http.Request, _ *princi
 //	@Failure	401	{object}	ErrorResponse
 //	@Failure	403	{object}	ErrorResponse
 //	@Failure	404	{object}	ErrorResponse
+//	@Failure	410	{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Security	BearerAuth
 //	@Security	BasicAuth
 //	@Router		/restapi/v1/chat/{streamid}/rooms/{room}/destroy [post]
@@ -564,6 +576,7 @@ type AffiliationRequest struct {
 //	@Failure		401	{object}	ErrorResponse
 //	@Failure		403	{object}	ErrorResponse
 //	@Failure		404	{object}	ErrorResponse
+//	@Failure		410	{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/rooms/{room}/affiliations/{jid} [put]
@@ -610,6 +623,7 @@ type RoleRequest struct {
 //	@Failure		401	{object}	ErrorResponse
 //	@Failure		403	{object}	ErrorResponse
 //	@Failure		404	{object}	ErrorResponse
+//	@Failure		410	{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/rooms/{room}/roles/{nick} [put]
@@ -652,6 +666,7 @@ func (s *Server) setRole(w http.ResponseWriter, r *http.Request, _ *principal, s
 //	@Failure		401			{object}	ErrorResponse
 //	@Failure		403			{object}	ErrorResponse
 //	@Failure		404			{object}	ErrorResponse
+//	@Failure		410			{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/rooms/{room}/messages [get]

@@ -210,6 +210,7 @@ func (s *Server) overTLS(r *http.Request) bool {
 //	@Success		204
 //	@Failure		401	{object}	ErrorResponse
 //	@Failure		404	{object}	ErrorResponse
+//	@Failure		410	{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/logoff [post]

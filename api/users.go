@@ -52,6 +52,7 @@ func (s *Server) searchUsers(w http.ResponseWriter, r *http.Request, _ *principa
 //	@Success		200			{object}	map[string]string
 //	@Failure		401			{object}	ErrorResponse
 //	@Failure		404			{object}	ErrorResponse
+//	@Failure		410			{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/users/properties [get]
@@ -76,6 +77,7 @@ func (s *Server) listProperties(w http.ResponseWriter, r *http.Request, _ *princ
 //	@Failure		400	{object}	ErrorResponse
 //	@Failure		401	{object}	ErrorResponse
 //	@Failure		404	{object}	ErrorResponse
+//	@Failure		410	{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/users/{property} [post]
@@ -109,6 +111,7 @@ func (s *Server) setProperty(w http.ResponseWriter, r *http.Request, _ *principa
 //	@Failure	400	{object}	ErrorResponse
 //	@Failure	401	{object}	ErrorResponse
 //	@Failure	404	{object}	ErrorResponse
+//	@Failure	410	{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Security	BearerAuth
 //	@Security	BasicAuth
 //	@Router		/restapi/v1/chat/{streamid}/users/{property} [delete]
@@ -133,6 +136,7 @@ func (s *Server) deleteProperty(w http.ResponseWriter, r *http.Request, _ *princ
 //	@Success	200			{array}		gateway.Bookmark
 //	@Failure	401			{object}	ErrorResponse
 //	@Failure	404			{object}	ErrorResponse
+//	@Failure	410			{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Security	BearerAuth
 //	@Security	BasicAuth
 //	@Router		/restapi/v1/chat/{streamid}/bookmarks [get]
@@ -156,6 +160,7 @@ func (s *Server) listBookmarks(w http.ResponseWriter, r *http.Request, _ *princi
 //	@Failure		400	{object}	ErrorResponse
 //	@Failure		401	{object}	ErrorResponse
 //	@Failure		404	{object}	ErrorResponse
+//	@Failure		410	{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/bookmarks [put]

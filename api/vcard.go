@@ -30,6 +30,7 @@ func asVCard(st Stream) vcardStream { return st }
 //	@Success		200			{object}	gateway.VCard
 //	@Failure		401			{object}	ErrorResponse
 //	@Failure		404			{object}	ErrorResponse
+//	@Failure		410			{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Failure		502			{object}	ErrorResponse
 //	@Security		BearerAuth
 //	@Security		BasicAuth
@@ -59,6 +60,7 @@ func (s *Server) getVCard(w http.ResponseWriter, r *http.Request, _ *principal, 
 //	@Success		200			{object}	gateway.VCard
 //	@Failure		401			{object}	ErrorResponse
 //	@Failure		404			{object}	ErrorResponse
+//	@Failure		410			{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Failure		502			{object}	ErrorResponse
 //	@Security		BearerAuth
 //	@Security		BasicAuth
@@ -78,6 +80,7 @@ func (s *Server) getOwnVCard(w http.ResponseWriter, r *http.Request, p *principa
 //	@Failure	400	{object}	ErrorResponse
 //	@Failure	401	{object}	ErrorResponse
 //	@Failure	404	{object}	ErrorResponse
+//	@Failure	410	{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Security	BearerAuth
 //	@Security	BasicAuth
 //	@Router		/restapi/v1/chat/{streamid}/vcard [put]

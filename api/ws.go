@@ -79,6 +79,7 @@ type eventSubscriber interface {
 //	@Success		101				{string}	string	"switching protocols"
 //	@Failure		401				{object}	ErrorResponse
 //	@Failure		404				{object}	ErrorResponse
+//	@Failure		410				{object}	ErrorResponse	"stream lost with its cluster node: log in again (41000)"
 //	@Failure		426				{object}	ErrorResponse	"not a WebSocket request"
 //	@Failure		429				{object}	ErrorResponse	"too many subscribers"
 //	@Security		BearerAuth

@@ -983,6 +983,12 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
                     }
                 }
             }
@@ -1127,6 +1133,12 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
                     },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
                     "503": {
                         "description": "fastpath not enabled",
                         "schema": {
@@ -1178,6 +1190,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -1244,6 +1262,12 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
                     },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
                     "503": {
                         "description": "fastpath not enabled",
                         "schema": {
@@ -1294,6 +1318,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "not online there",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -1367,6 +1397,12 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
                     },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
                     "503": {
                         "description": "fastpath not enabled",
                         "schema": {
@@ -1428,6 +1464,12 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
                     },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
                     "503": {
                         "description": "fastpath not enabled",
                         "schema": {
@@ -1481,6 +1523,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -1546,6 +1594,12 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
                     }
                 }
             }
@@ -1606,6 +1660,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -1683,6 +1743,12 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
                     }
                 }
             }
@@ -1732,6 +1798,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -1803,6 +1875,12 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
                     }
                 }
             },
@@ -1868,6 +1946,12 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
                     }
                 }
             },
@@ -1919,6 +2003,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -1977,6 +2067,12 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
                     }
                 }
             }
@@ -2029,6 +2125,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -2100,6 +2202,12 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
                     },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
                     "429": {
                         "description": "too many subscribers",
                         "schema": {
@@ -2148,6 +2256,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -2242,6 +2356,12 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
                     }
                 }
             }
@@ -2314,6 +2434,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -2423,6 +2549,12 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
                     }
                 }
             },
@@ -2498,6 +2630,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -2588,6 +2726,12 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
                     }
                 }
             }
@@ -2645,6 +2789,12 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
                     },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
                     "503": {
                         "description": "fastpath not enabled",
                         "schema": {
@@ -2694,6 +2844,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "no such offer",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -2797,6 +2953,12 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
                     },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
                     "429": {
                         "description": "stream send rate exceeded (Retry-After)",
                         "schema": {
@@ -2892,6 +3054,12 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
                     }
                 }
             },
@@ -2977,6 +3145,12 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
                     }
                 }
             }
@@ -3052,6 +3226,12 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
                     }
                 }
             },
@@ -3123,6 +3303,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -3201,6 +3387,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -3294,6 +3486,12 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
                     }
                 }
             }
@@ -3364,6 +3562,12 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
                     }
                 }
             }
@@ -3412,6 +3616,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -3489,6 +3699,12 @@ const docTemplate = `{
                     },
                     "409": {
                         "description": "Conflict",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -3578,6 +3794,12 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
                     },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
                     "429": {
                         "description": "stream send rate exceeded (Retry-After)",
                         "schema": {
@@ -3662,6 +3884,12 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
                     }
                 }
             },
@@ -3712,6 +3940,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "not in the room",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -3808,6 +4042,12 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
                     }
                 }
             }
@@ -3872,6 +4112,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -3952,6 +4198,12 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
                     }
                 }
             }
@@ -4021,6 +4273,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -4128,6 +4386,12 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
                     }
                 }
             }
@@ -4189,6 +4453,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "not in the room",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -4279,6 +4549,12 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
                     }
                 }
             }
@@ -4356,6 +4632,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -4451,6 +4733,12 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
                     }
                 }
             }
@@ -4497,6 +4785,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -4549,6 +4843,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -4620,6 +4920,12 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
                     }
                 }
             },
@@ -4673,6 +4979,12 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
                     }
                 }
             }
@@ -4719,6 +5031,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -4786,6 +5104,12 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
                     }
                 }
             }
@@ -4839,6 +5163,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -4903,6 +5233,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -4976,6 +5312,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "Not Found",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "410": {
+                        "description": "stream lost with its cluster node: log in again (41000)",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
