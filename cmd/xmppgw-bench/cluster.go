@@ -58,39 +58,9 @@ type ClusterSummary struct {
 // the cluster scenario's env (a copy of e wired as ClusterRun describes)
 // and the function that stops it all.
 func (e *env) startCluster(ctx context.Context) (*env, func(), error) {
-	dir := filepath.Join(e.workDir, "redis")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, nil, err
-	}
-	r, err := redistest.Start(ctx, redistest.Options{Dir: dir})
+	r, nodes, stop, err := startClusterNodes(ctx, e.cfg.gatewayBin, e.workDir, "bench", e.xmppAddr, e.domain, nil)
 	if err != nil {
 		return nil, nil, err
-	}
-	nodes := make([]*gatewayProc, 0, clusterNodes)
-	stop := func() {
-		for _, n := range nodes {
-			n.Kill()
-		}
-		_ = r.Stop()
-	}
-	for i := range clusterNodes {
-		port, err := freePort()
-		if err != nil {
-			stop()
-			return nil, nil, err
-		}
-		n, err := startGateway(ctx, e.cfg.gatewayBin, e.xmppAddr, e.domain, filepath.Join(e.workDir, fmt.Sprintf("cluster-node-%d.log", i+1)),
-			map[string]string{"XMPPGW_REDIS_URL": r.URL, "XMPPGW_CLUSTER": "bench", "XMPPGW_CLUSTER_SECRET": clusterSecret,
-				"XMPPGW_CLUSTER_LISTEN": "127.0.0.1:" + strconv.Itoa(port)})
-		if err != nil {
-			stop()
-			return nil, nil, err
-		}
-		nodes = append(nodes, n)
-		if err := waitReady(ctx, n); err != nil {
-			stop()
-			return nil, nil, err
-		}
 	}
 	ce := *e
 	ce.gw, ce.gwc = nodes[0], newGWClient(nodes[0].URL)
@@ -102,6 +72,51 @@ func (e *env) startCluster(ctx context.Context) (*env, func(), error) {
 		}
 		stop()
 	}, nil
+}
+
+// startClusterNodes runs redis-server (data under dir) and clusterNodes
+// gateway nodes of bin on it, against the XMPP server at xmppAddr, each
+// ready; extra is more environment for every node. stop kills the nodes
+// and stops Redis.
+func startClusterNodes(ctx context.Context, bin, dir, name, xmppAddr, domain string, extra map[string]string) (r *redistest.Server, nodes []*gatewayProc, stop func(), err error) {
+	if err := os.MkdirAll(filepath.Join(dir, "redis"), 0o700); err != nil {
+		return nil, nil, nil, err
+	}
+	r, err = redistest.Start(ctx, redistest.Options{Dir: filepath.Join(dir, "redis")})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	stop = func() {
+		for _, n := range nodes {
+			if n != nil {
+				n.Kill()
+			}
+		}
+		_ = r.Stop()
+	}
+	for i := range clusterNodes {
+		port, err := freePort()
+		if err != nil {
+			stop()
+			return nil, nil, nil, err
+		}
+		env := map[string]string{"XMPPGW_REDIS_URL": r.URL, "XMPPGW_CLUSTER": name, "XMPPGW_CLUSTER_SECRET": clusterSecret,
+			"XMPPGW_CLUSTER_LISTEN": "127.0.0.1:" + strconv.Itoa(port)}
+		for k, v := range extra {
+			env[k] = v
+		}
+		n, err := startGateway(ctx, bin, xmppAddr, domain, filepath.Join(dir, fmt.Sprintf("%s-node-%d.log", name, i+1)), env)
+		if err != nil {
+			stop()
+			return nil, nil, nil, err
+		}
+		nodes = append(nodes, n)
+		if err := waitReady(ctx, n); err != nil {
+			stop()
+			return nil, nil, nil, err
+		}
+	}
+	return r, nodes, stop, nil
 }
 
 // waitReady waits until a node's /readyz says it joined the cluster.

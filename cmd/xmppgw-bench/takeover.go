@@ -6,14 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/xmppgw/xmppgw/internal/prosody"
-	"github.com/xmppgw/xmppgw/internal/redistest"
 )
 
 // ---------- 7. takeover ----------
@@ -59,39 +56,13 @@ func (e *env) takeover(ctx context.Context, k int, run int) (TakeoverRun, error)
 	if err := xs.RegisterMany(ctx, users); err != nil {
 		return r, err
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "redis"), 0o700); err != nil {
-		return r, err
-	}
-	rs, err := redistest.Start(ctx, redistest.Options{Dir: filepath.Join(dir, "redis")})
+	_, nodes, stop, err := startClusterNodes(ctx, e.cfg.gatewayBin, dir, "takeover", xs.Addr, xs.Domain,
+		map[string]string{"XMPPGW_XMPP_TOKEN_SECRET": takeoverSecret, "XMPPGW_LEASE_RENEW": takeoverRenew.String(),
+			"XMPPGW_LEASE_TTL": takeoverTTL.String(), "XMPPGW_ADMIN_USER": takeoverAdmin, "XMPPGW_ADMIN_PASSWORD": takeoverPassword})
 	if err != nil {
 		return r, err
 	}
-	defer rs.Stop()
-	nodes := make([]*gatewayProc, 3)
-	defer func() {
-		for _, n := range nodes {
-			if n != nil {
-				n.Kill()
-			}
-		}
-	}()
-	for i := range nodes {
-		port, err := freePort()
-		if err != nil {
-			return r, err
-		}
-		nodes[i], err = startGateway(ctx, e.cfg.gatewayBin, xs.Addr, xs.Domain, filepath.Join(dir, fmt.Sprintf("node-%d.log", i+1)),
-			map[string]string{"XMPPGW_REDIS_URL": rs.URL, "XMPPGW_CLUSTER": "takeover", "XMPPGW_CLUSTER_SECRET": clusterSecret,
-				"XMPPGW_CLUSTER_LISTEN": "127.0.0.1:" + strconv.Itoa(port), "XMPPGW_XMPP_TOKEN_SECRET": takeoverSecret,
-				"XMPPGW_LEASE_RENEW": takeoverRenew.String(), "XMPPGW_LEASE_TTL": takeoverTTL.String(),
-				"XMPPGW_ADMIN_USER": takeoverAdmin, "XMPPGW_ADMIN_PASSWORD": takeoverPassword})
-		if err != nil {
-			return r, err
-		}
-		if err := waitReady(ctx, nodes[i]); err != nil {
-			return r, err
-		}
-	}
+	defer stop()
 	owner := newGWClient(nodes[0].URL)
 	defer owner.close()
 	ids := make([]string, k)
@@ -134,8 +105,14 @@ func (e *env) takeover(ctx context.Context, k int, run int) (TakeoverRun, error)
 	return r, nil
 }
 
+// adminStream is one entry of the admin stream list.
+type adminStream struct {
+	StreamID string `json:"streamid"`
+	Node     string `json:"node"`
+}
+
 // adminStreams lists the cluster's streams through a node's admin API.
-func adminStreams(ctx context.Context, base string) ([]struct{ StreamID, Node, State string }, error) {
+func adminStreams(ctx context.Context, base string) ([]adminStream, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/restapi/v1/admin/streams", nil)
 	if err != nil {
 		return nil, err
@@ -151,20 +128,12 @@ func adminStreams(ctx context.Context, base string) ([]struct{ StreamID, Node, S
 		return nil, fmt.Errorf("admin streams: %d %s %v", res.StatusCode, strings.TrimSpace(string(b)), err)
 	}
 	var list struct {
-		Streams []struct {
-			StreamID string `json:"streamid"`
-			Node     string `json:"node"`
-			State    string `json:"state"`
-		} `json:"streams"`
+		Streams []adminStream `json:"streams"`
 	}
 	if err := json.Unmarshal(b, &list); err != nil {
 		return nil, err
 	}
-	out := make([]struct{ StreamID, Node, State string }, len(list.Streams))
-	for i, s := range list.Streams {
-		out[i] = struct{ StreamID, Node, State string }{s.StreamID, s.Node, s.State}
-	}
-	return out, nil
+	return list.Streams, nil
 }
 
 // nodeOf is the node that owns stream id ("" when unknown).
