@@ -34,7 +34,7 @@ type clusterNode struct {
 // publishes to Redis through the returned Publisher, and the relay mirrors
 // into broker the streams this node's subscribers read.
 func (n *clusterNode) shareEvents(reg *cluster.GatewayRegistry, broker cluster.LocalTopics, log *slog.Logger) *cluster.EventPublisher {
-	n.events = n.c.NewEventPublisher(reg, log)
+	n.events = n.c.NewEventPublisher(reg, n.hub, log)
 	n.relay = n.c.NewRelay(n.hub, broker, 0, log)
 	return n.events
 }
@@ -133,7 +133,7 @@ func (n *clusterNode) ready(ctx context.Context) error {
 // takeOver starts the sweep that claims dead nodes' streams and re-opens
 // them here (issue 18), until leave.
 func (n *clusterNode) takeOver(reg *cluster.GatewayRegistry, mgr *gateway.Manager, log *slog.Logger) {
-	n.takeover = n.c.StartTakeover(n.c.Config().LeaseRenew, reg.Adopter(mgr), log)
+	n.takeover = n.c.StartTakeover(n.c.Config().LeaseRenew, n.beat, reg.Adopter(mgr), log)
 }
 
 // drain hands this node's streams to the others (issue 18): it stops

@@ -24,6 +24,7 @@ type Heartbeat struct {
 	validUntil time.Time // start of the last successful renewal + TTL
 	err        error     // last renewal error, nil after a success
 	renewed    bool      // a renewal has succeeded
+	heldSince  time.Time // start of the renewal that took the lease after a lapse
 	onLost     []func()  // WhenStoreLost callbacks
 }
 
@@ -82,6 +83,11 @@ func (h *Heartbeat) renew(ctx context.Context) error {
 	lost := missing && h.renewed && start.Before(h.validUntil)
 	h.err = err
 	if err == nil {
+		// The SET applied before now, not surely before start: the lease
+		// was held throughout only if the previous one still held now.
+		if now := time.Now(); !h.renewed || !now.Before(h.validUntil) {
+			h.heldSince = now // first lease, or the last one lapsed
+		}
 		h.validUntil, h.renewed = start.Add(h.c.cfg.LeaseTTL), true
 	}
 	callbacks := h.onLost
@@ -102,6 +108,18 @@ func (h *Heartbeat) Valid() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return time.Now().Before(h.validUntil)
+}
+
+// Steady reports whether the node has held its lease without a lapse for
+// at least one lease TTL. Only then may it judge other nodes dead by their
+// expired leases: after a Redis outage every node's lease has lapsed, and
+// each needs a renewal interval to take it again; a node that came back
+// first must not take the others' streams meanwhile.
+func (h *Heartbeat) Steady() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := time.Now()
+	return h.renewed && now.Before(h.validUntil) && now.Sub(h.heldSince) >= h.c.cfg.LeaseTTL
 }
 
 // Err is the last renewal's error, nil after a successful one.
