@@ -43,7 +43,7 @@ func (n *clusterNode) shareEvents(reg *cluster.GatewayRegistry, broker cluster.L
 func (n *clusterNode) stats() api.ClusterStats {
 	st := api.ClusterStats{RoundTrips: n.c.RoundTrips(), PubSubReconnects: uint64(max(n.hub.Reconnects(), 0))}
 	if n.events != nil {
-		st.EventsDropped = n.events.Dropped()
+		st.EventsDropped, st.EventsProvisional = n.events.Dropped(), n.events.Provisional()
 	}
 	if n.relay != nil {
 		st.Mirrored = n.relay.Mirrored()
