@@ -49,6 +49,11 @@ func (k Keys) Watchers(sid string) string { return k.stream(sid, "watchers") }
 // Node is a node's heartbeat key.
 func (k Keys) Node(node string) string { return k.prefix + ":node:" + node }
 
+// Incarnation is a key without expiry holding a random value: it changes
+// only when Redis lost its data, which is how a node whose lease expired
+// tells that from a plain expiry (Heartbeat).
+func (k Keys) Incarnation() string { return k.prefix + ":incarnation" }
+
 // AllStreams is the set of every registered stream id.
 func (k Keys) AllStreams() string { return k.prefix + ":{registry}:streams" }
 

@@ -25,14 +25,20 @@ type Heartbeat struct {
 	err        error     // last renewal error, nil after a success
 	renewed    bool      // a renewal has succeeded
 	heldSince  time.Time // start of the renewal that took the lease after a lapse
-	onLost     []func()  // WhenStoreLost callbacks
+	// incarnation is the Keys.Incarnation value this node last saw;
+	// checkDue says it must be read again.
+	incarnation string
+	checkDue    bool
+	onLost      []func() // WhenStoreLost callbacks
 }
 
-// WhenStoreLost registers f to run (in the heartbeat's goroutine) when a
-// renewal finds the node's lease key gone although the lease was valid:
+// WhenStoreLost registers f to run (in the heartbeat's goroutine) when
 // Redis lost its data (restarted without persistence, or flushed), so what
-// this node had registered is gone too and must be written again. f must
-// not block for long: the next renewal waits for it.
+// this node had registered is gone too and must be written again: a
+// renewal finds the node's lease key gone although the lease was valid,
+// or, after the lease lapsed (a Redis outage longer than the TTL), finds
+// the cluster's incarnation key gone or changed. f must not block for
+// long: the next renewal waits for it.
 func (h *Heartbeat) WhenStoreLost(f func()) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -81,6 +87,23 @@ func (h *Heartbeat) renew(ctx context.Context) error {
 	}
 	h.mu.Lock()
 	lost := missing && h.renewed && start.Before(h.validUntil)
+	if err == nil && (!h.renewed || missing) {
+		// The first lease, or the key was gone: lost (above) or expired
+		// after a lapse, which only the incarnation key can tell apart
+		// from a data loss. Checked until a check succeeds.
+		h.checkDue = true
+	}
+	check := err == nil && h.checkDue
+	h.mu.Unlock()
+	if check {
+		if changed, ierr := h.checkIncarnation(ctx); ierr == nil {
+			h.mu.Lock()
+			h.checkDue = false
+			h.mu.Unlock()
+			lost = lost || changed
+		}
+	}
+	h.mu.Lock()
 	h.err = err
 	if err == nil {
 		// The SET applied before now, not surely before start: the lease
@@ -98,6 +121,25 @@ func (h *Heartbeat) renew(ctx context.Context) error {
 		}
 	}
 	return err
+}
+
+// checkIncarnation reads the cluster's incarnation key, creating it when
+// missing, and reports whether it differs from the one this node saw last
+// (false the first time).
+func (h *Heartbeat) checkIncarnation(ctx context.Context) (bool, error) {
+	key := h.c.keys.Incarnation()
+	if err := h.c.rdb.SetNX(ctx, key, randomHex(8), 0).Err(); err != nil {
+		return false, fmt.Errorf("cluster: incarnation: %w", err)
+	}
+	v, err := h.c.rdb.Get(ctx, key).Result()
+	if err != nil {
+		return false, fmt.Errorf("cluster: incarnation: %w", err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	changed := h.incarnation != "" && h.incarnation != v
+	h.incarnation = v
+	return changed, nil
 }
 
 // Valid reports whether the node's lease is certainly still held. Once it

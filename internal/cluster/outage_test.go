@@ -170,3 +170,36 @@ func TestHeartbeat_SteadyOnlyATTLAfterALapse(t *testing.T) {
 	require.Eventually(t, hb.Steady, 2*time.Second, 10*time.Millisecond)
 	require.GreaterOrEqual(t, time.Since(back), 300*time.Millisecond, "steady a TTL after the renewal that took the lease back")
 }
+
+// A Redis that comes back empty after the lease lapsed (an outage longer
+// than the TTL, restarted without persistence) is a data loss, told from
+// a plain expiry by the incarnation key: the WhenStoreLost callbacks run,
+// so the node's streams are registered again. A lapse with the data kept
+// (Redis paused past the TTL) runs none.
+func TestHeartbeat_DataLossAfterALapseIsNoticed(t *testing.T) {
+	t.Parallel()
+	srv := redistest.ForTest(t)
+	c := newNode(t, srv, Config{Node: "a", LeaseRenew: 50 * time.Millisecond, LeaseTTL: 300 * time.Millisecond})
+	hb, err := c.StartHeartbeat(t.Context())
+	require.NoError(t, err)
+	defer func() { require.NoError(t, hb.Stop(t.Context())) }()
+	lost := make(chan struct{}, 4)
+	hb.WhenStoreLost(func() { lost <- struct{}{} })
+
+	require.NoError(t, srv.Pause())
+	require.Eventually(t, func() bool { return !hb.Valid() }, 2*time.Second, 10*time.Millisecond)
+	time.Sleep(400 * time.Millisecond) // the key expires meanwhile
+	require.NoError(t, srv.Resume())
+	require.Eventually(t, hb.Valid, 2*time.Second, 10*time.Millisecond)
+	time.Sleep(200 * time.Millisecond)
+	require.Empty(t, lost, "an expiry with the data kept is no data loss")
+
+	require.NoError(t, srv.Kill())
+	require.Eventually(t, func() bool { return !hb.Valid() }, 2*time.Second, 10*time.Millisecond)
+	require.NoError(t, srv.Restart(t.Context())) // empty
+	select {
+	case <-lost:
+	case <-time.After(3 * time.Second):
+		t.Fatal("the data loss after the lapse went unnoticed")
+	}
+}
