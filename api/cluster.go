@@ -249,7 +249,9 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, p *principal, s
 		// longer body is streamed and not retried.
 		b, err := io.ReadAll(io.LimitReader(r.Body, s.cfg.MaxRequestBytes+1))
 		if err != nil {
-			s.handle(func(http.ResponseWriter, *http.Request) error { return errBadRequest.wrap("reading the request body: %v", err) })(w, r)
+			s.handle(func(http.ResponseWriter, *http.Request) error {
+				return errBadRequest.wrap("reading the request body: %v", err)
+			})(w, r)
 			return true
 		}
 		if int64(len(b)) <= s.cfg.MaxRequestBytes {
