@@ -78,6 +78,8 @@ func (s *Server) ClusterRoutes(secret []byte) http.Handler {
 	r.Get("/internal/v1/ping", s.handle(func(w http.ResponseWriter, _ *http.Request) error {
 		return writeOK(w, http.StatusOK, HealthResponse{Status: "ok"})
 	}))
+	r.Post(fastpathPath, s.handle(s.serveFastpathCall))
+	r.Post(fastpathEventPath, s.handle(s.serveFastpathEvent))
 	r.Handle("/restapi/*", public)
 	r.NotFound(s.handle(func(http.ResponseWriter, *http.Request) error { return errNotFound }))
 	return r
@@ -99,6 +101,7 @@ const ownerCacheSize = 16384
 // most requests), and the owners recently looked up.
 type forwarding struct {
 	proxy  *httputil.ReverseProxy
+	client *http.Client // the same pool, for the node's own calls (fastpath)
 	owners *lru.Cache[string, ownerEntry]
 }
 
@@ -134,7 +137,7 @@ func (s *Server) newForwarding() *forwarding {
 		MaxIdleConnsPerHost: 256,
 		IdleConnTimeout:     90 * time.Second,
 	}
-	f := &forwarding{owners: owners}
+	f := &forwarding{owners: owners, client: &http.Client{Transport: transport}}
 	f.proxy = &httputil.ReverseProxy{
 		Transport: transport,
 		Rewrite: func(pr *httputil.ProxyRequest) {

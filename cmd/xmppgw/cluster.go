@@ -28,6 +28,26 @@ type clusterNode struct {
 	events   *cluster.EventPublisher
 	relay    *cluster.Relay
 	takeover *cluster.Takeover
+	queues   *cluster.FastpathLeader
+	hooks    *api.FastpathHooks
+}
+
+// runQueues has this node compete for the cluster's workgroup queues
+// (fastpath), with hooks reaching the streams on every node.
+func (n *clusterNode) runQueues(srv *api.Server) {
+	n.hooks = srv.NewFastpathHooks()
+	n.queues.Start(n.hooks)
+}
+
+// stopQueues hands the queues to another node (state saved, lease
+// dropped) and ends the hooks. It is idempotent.
+func (n *clusterNode) stopQueues(ctx context.Context) {
+	if n.queues != nil {
+		n.queues.Stop(ctx)
+	}
+	if n.hooks != nil {
+		n.hooks.Close()
+	}
 }
 
 // shareEvents makes the cluster carry the streams' events: the gateway
@@ -144,6 +164,9 @@ func (n *clusterNode) takeOver(reg *cluster.GatewayRegistry, mgr *gateway.Manage
 // returns when no stream is left, or at timeout with the rest, which
 // shutdown closes as usual.
 func (n *clusterNode) drain(mgr *gateway.Manager, timeout time.Duration, log *slog.Logger) {
+	qctx, qcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	n.stopQueues(qctx) // another node takes the queues at once
+	qcancel()
 	if n.takeover != nil {
 		n.takeover.Stop()
 		n.takeover = nil
@@ -187,6 +210,7 @@ func (n *clusterNode) drain(mgr *gateway.Manager, timeout time.Duration, log *sl
 }
 
 func (n *clusterNode) leave(ctx context.Context, log *slog.Logger) {
+	n.stopQueues(ctx)
 	if n.takeover != nil {
 		n.takeover.Stop()
 	}
