@@ -21,14 +21,16 @@ import (
 // 3; carol waits behind her. Then the leader, node 1, is killed: a
 // survivor takes the queues over within the lease TTL + 5 s, carol keeps
 // her place, the pending offer is made again, and bob accepts it through
-// node 2: alice is invited to the room and her ticket is chatting.
+// node 4 (asked on one node, offered to an EventSource on another,
+// accepted on a third): alice is invited to the room and her ticket is
+// chatting.
 func TestCluster_WorkgroupQueuesSurviveTheirLeader(t *testing.T) {
 	c := takeoverCluster(t, "queues")
 	require.NoError(t, c.xmpp.Register(t.Context(), "carol", "carol-password-1"))
 	n1 := c.start("n1", nil)
 	require.Eventually(t, func() bool { return strings.Contains(n1.logs.String(), "this node runs the workgroup queues") },
 		15*time.Second, 50*time.Millisecond, "the first node takes the queues")
-	n2, n3 := c.start("n2", nil), c.start("n3", nil)
+	n2, n3, n4 := c.start("n2", nil), c.start("n3", nil), c.start("n4", nil)
 	bob := n2.login("bob", "bob-password-1")
 	alice := n3.login("alice", "alice-password-1")
 	carol := n2.login("carol", "carol-password-1")
@@ -83,7 +85,7 @@ func TestCluster_WorkgroupQueuesSurviveTheirLeader(t *testing.T) {
 	require.Equal(t, fastpath.StateQueued, waiting.State)
 	require.Equal(t, 2, waiting.Position, "carol kept her place")
 
-	code, body = n2.do(http.MethodPut, "/restapi/v1/chat/"+bob.StreamID+"/assists/help/"+again.Data["id"].(string), nil, bearer(bob.Token))
+	code, body = n4.do(http.MethodPut, "/restapi/v1/chat/"+bob.StreamID+"/assists/help/"+again.Data["id"].(string), nil, bearer(bob.Token))
 	require.Equal(t, http.StatusOK, code, "bob accepts the offer made again: %s", body)
 	var accepted api.AcceptResponse
 	require.NoError(t, json.Unmarshal([]byte(body), &accepted))

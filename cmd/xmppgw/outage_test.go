@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -9,7 +10,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/xmppo/go-xmpp"
 
+	"github.com/xmppgw/xmppgw/api"
 	"github.com/xmppgw/xmppgw/internal/redistest"
 )
 
@@ -145,4 +148,55 @@ func (n *gatewayNode) metric(name string) int {
 	}
 	n.t.Fatalf("no %s in %s's /metrics", name, n.name)
 	return 0
+}
+
+// A takeover re-joins the stream's rooms, but a room replays only a little
+// history (Prosody: 20 messages): 30 room messages sent while no node held
+// the stream reach the EventSource after the takeover all the same, once
+// each and in order, from the room's archive (issue 18: gap-fill of rooms
+// from MAM).
+func TestCluster_TakeoverGapFillsRoomsFromTheirArchive(t *testing.T) {
+	c := takeoverCluster(t, "roomgap")
+	n1, n2 := c.start("n1", nil), c.start("n2", nil)
+	alice := n1.login("alice", "alice-password-1")
+	code, body := n1.do(http.MethodPost, "/restapi/v1/chat/"+alice.StreamID+"/rooms",
+		map[string]any{"room": "roomgap", "nick": "ali", "config": map[string]any{"persistent": true}}, bearer(alice.Token))
+	require.Equal(t, http.StatusCreated, code, body)
+	var created api.CreateRoomResponse
+	require.NoError(t, json.Unmarshal([]byte(body), &created))
+	onN2 := n2.events(alice.StreamID, bearer(alice.Token))
+	bob := directClient(t, c, "bob", "bob-password-1")
+	_, err := bob.JoinMUCNoHistory(created.Room, "bobby")
+	require.NoError(t, err)
+	_, err = bob.Send(xmpp.Chat{Remote: created.Room, Type: "groupchat", Text: "r0"})
+	require.NoError(t, err)
+	roomMsg := func(m map[string]any) bool {
+		return m["type"] == "groupchat" || (m["type"] == "stream" && m["state"] == "resumed")
+	}
+	require.Equal(t, "r0", onN2.next(t, roomMsg).Data["body"])
+
+	n1.stop(false) // kill -9: nobody holds alice's stream until the takeover
+	const gap = 30
+	for i := 1; i <= gap; i++ {
+		_, err := bob.Send(xmpp.Chat{Remote: created.Room, Type: "groupchat", Text: "r" + strconv.Itoa(i)})
+		require.NoError(t, err)
+	}
+	var got []string
+	resumed := false
+	for len(got) < gap {
+		ev := onN2.next(t, roomMsg)
+		if ev.Data["type"] == "stream" {
+			resumed = true
+			continue
+		}
+		got = append(got, ev.Data["body"].(string))
+	}
+	require.True(t, resumed || onN2.nextWithin(5*time.Second, func(m map[string]any) bool { return m["state"] == "resumed" }) != nil)
+	want := make([]string, gap)
+	for i := range want {
+		want[i] = "r" + strconv.Itoa(i+1)
+	}
+	require.Equal(t, want, got, "every room message of the gap, once, in order")
+	extra := onN2.nextWithin(2*time.Second, func(m map[string]any) bool { return m["type"] == "groupchat" })
+	require.Nil(t, extra, "a room message came twice: %v", extra)
 }

@@ -203,3 +203,31 @@ func TestHeartbeat_DataLossAfterALapseIsNoticed(t *testing.T) {
 		t.Fatal("the data loss after the lapse went unnoticed")
 	}
 }
+
+// A stream whose fence the registry forgot (it met the new owner's fence
+// on a state save, so the stream moved) publishes nothing more, not even
+// its end marker: written without a fence, that would end the new owner's
+// log for every node's subscribers.
+func TestEventPublisher_ForgottenFenceWritesNothing(t *testing.T) {
+	t.Parallel()
+	srv := redistest.ForTest(t)
+	c := newNode(t, srv, Config{Node: "a"})
+	fences := &fixedFences{m: map[string]LeaseFence{}}
+	pub := c.NewEventPublisher(fences, nil, slog.New(slog.DiscardHandler))
+	defer pub.Close()
+	registered(t, c, fences, "s1")
+	pub.Open("s1")
+	pub.Publish("s1", []byte(`{"n":1}`))
+	require.Eventually(t, func() bool {
+		h, err := c.ReadAfter(t.Context(), "s1", 0, "")
+		return err == nil && len(h.Events) == 1
+	}, 5*time.Second, 10*time.Millisecond)
+	fences.mu.Lock()
+	delete(fences.m, "s1") // as GatewayRegistry.SaveState does on ErrFenced
+	fences.mu.Unlock()
+	pub.Publish("s1", []byte(`{"n":2}`))
+	pub.CloseTopic("s1")
+	h, err := c.ReadAfter(t.Context(), "s1", 0, "")
+	require.NoError(t, err)
+	require.Len(t, h.Events, 1, "nothing written after the fence was forgotten: %v", h.Events)
+}

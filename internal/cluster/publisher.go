@@ -191,6 +191,7 @@ func (p *EventPublisher) drain(topic string, q *publishQueueState) {
 		delivered int    // how many of pending the local subscribers got
 		top       uint64 // the log's last offset and epoch, from the last publish
 		epoch     string
+		fenced    bool // the registry gave a fence for the stream
 	)
 	defer func() {
 		if delivered > 0 && p.hub != nil {
@@ -207,7 +208,20 @@ func (p *EventPublisher) drain(topic string, q *publishQueueState) {
 				take(data)
 			}
 		}
-		fence, _ := p.fences.Fence(topic)
+		fence, ok := p.fences.Fence(topic)
+		switch {
+		case ok:
+			fenced = true
+		case fenced:
+			// The registry forgot the fence it gave: the stream moved to
+			// another node (a state save met the new owner's fence). Its
+			// log is the new owner's now; a zero fence would write into it
+			// unchecked (an end marker there ends every mirror).
+			p.log.Warn("cluster: this node no longer owns the stream's log; its events are not published",
+				slog.String("stream", short(topic)))
+			q.cancel()
+			return
+		}
 		for wait := 50 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
 			ctx, cancel := context.WithTimeout(q.ctx, 2*time.Second)
 			off, ep, err := p.c.publishAfter(ctx, topic, pending[0], fence, top, epoch)
