@@ -71,7 +71,7 @@ func TestCluster_WorkgroupQueuesSurviveTheirLeader(t *testing.T) {
 	again := bobEv.next(t, offered("alice"))
 	require.Less(t, time.Since(killed), 3*time.Second+5*time.Second, "re-offered within the lease TTL + 5 s")
 	require.NotEmpty(t, again.Data["id"])
-	require.Contains(t, n2.logs.String()+n3.logs.String(), "this node runs the workgroup queues")
+	require.Contains(t, n2.logs.String()+n3.logs.String()+n4.logs.String(), "this node runs the workgroup queues")
 
 	ticket := func(n *gatewayNode, who api.LoginResponse, id string) fastpath.TicketInfo {
 		t.Helper()
