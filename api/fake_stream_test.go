@@ -60,6 +60,16 @@ func (f *fakeStream) SendRoomMessage(_ context.Context, m gateway.OutgoingMessag
 	return "id-r", f.sendErr
 }
 
+// postJSON posts a JSON body with a bearer token straight to h.
+func postJSON(h http.Handler, token, path, body string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
 // The message and room routes run on a fake stream, without Prosody: the
 // handlers depend on small interfaces (messageStream, roomStream), so what
 // they do with a request (the message they build, the status and error
@@ -71,14 +81,7 @@ func TestHandlers_OnAFakeStream(t *testing.T) {
 	h := srv.Routes()
 	token, _, err := srv.tokens.issue(st.User(), st.ID())
 	require.NoError(t, err)
-	post := func(path, body string) *httptest.ResponseRecorder {
-		req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+token)
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
-		return rec
-	}
+	post := func(path, body string) *httptest.ResponseRecorder { return postJSON(h, token, path, body) }
 
 	rec := post("/restapi/v1/chat/sid-fake/messages/bob@example.com", `{"body":"hi","subject":"s"}`)
 	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())

@@ -55,14 +55,7 @@ func TestForwarding_RetriesOnceAtTheNewOwner(t *testing.T) {
 	h := front.Routes()
 	token, _, err := front.tokens.issue(st.User(), st.ID())
 	require.NoError(t, err)
-	send := func(path, body string) *httptest.ResponseRecorder {
-		req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+token)
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
-		return rec
-	}
+	send := func(path, body string) *httptest.ResponseRecorder { return postJSON(h, token, path, body) }
 
 	rec := send("/restapi/v1/chat/sid-fake/messages/bob@example.com", `{"body":"hi"}`)
 	require.Equal(t, http.StatusAccepted, rec.Code, rec.Body.String())

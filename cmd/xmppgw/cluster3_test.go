@@ -253,18 +253,10 @@ func ownerGoesMidStream(t *testing.T, name string, graceful bool) {
 	c := takeoverCluster(t, name)
 	n1, n2, n3 := c.start("n1", nil), c.start("n2", nil), c.start("n3", nil)
 	alice := n1.login("alice", "alice-password-1")
-	code, body := n1.do(http.MethodPost, "/restapi/v1/chat/"+alice.StreamID+"/rooms",
-		map[string]any{"room": "midstream", "nick": "ali", "config": map[string]any{"persistent": true}}, bearer(alice.Token))
-	require.Equal(t, http.StatusCreated, code, body)
-	var created api.CreateRoomResponse
-	require.NoError(t, json.Unmarshal([]byte(body), &created))
+	room, bob := roomWithDirectMember(t, c, n1, alice, "midstream")
 	onN2 := n2.events(alice.StreamID, bearer(alice.Token))
-
-	bob := directClient(t, c, "bob", "bob-password-1")
-	_, err := bob.JoinMUCNoHistory(created.Room, "bobby")
-	require.NoError(t, err)
 	const total = 300
-	sendErr := sendChats(bob, "alice@"+c.xmpp.Domain, created.Room, total, 20*time.Millisecond)
+	sendErr := sendChats(bob, "alice@"+c.xmpp.Domain, room, total, 20*time.Millisecond)
 
 	var got, inRoom []string
 	var lastID string
@@ -313,7 +305,7 @@ func ownerGoesMidStream(t *testing.T, name string, graceful bool) {
 		wantRoom[i] = "r" + strconv.Itoa(i+1)
 	}
 	require.Equal(t, wantRoom, inRoom, "every room message, once each, in order")
-	code, body = n3.do(http.MethodPost, "/restapi/v1/chat/"+alice.StreamID+"/messages/bob@"+c.xmpp.Domain,
+	code, body := n3.do(http.MethodPost, "/restapi/v1/chat/"+alice.StreamID+"/messages/bob@"+c.xmpp.Domain,
 		map[string]string{"body": "thanks"}, bearer(alice.Token))
 	require.Equal(t, http.StatusAccepted, code, "a REST send through node 3 works after the takeover: %s", body)
 }
@@ -440,6 +432,22 @@ func directClient(t *testing.T, c *testCluster, user, password string) *xmpp.Cli
 		_ = cl.Close()
 	})
 	return cl
+}
+
+// roomWithDirectMember has the stream (on node n) create a persistent room
+// with nick "ali", and bob join it with a direct go-xmpp client; it
+// returns the room's JID and bob's client.
+func roomWithDirectMember(t *testing.T, c *testCluster, n *gatewayNode, owner api.LoginResponse, name string) (string, *xmpp.Client) {
+	t.Helper()
+	code, body := n.do(http.MethodPost, "/restapi/v1/chat/"+owner.StreamID+"/rooms",
+		map[string]any{"room": name, "nick": "ali", "config": map[string]any{"persistent": true}}, bearer(owner.Token))
+	require.Equal(t, http.StatusCreated, code, body)
+	var created api.CreateRoomResponse
+	require.NoError(t, json.Unmarshal([]byte(body), &created))
+	bob := directClient(t, c, "bob", "bob-password-1")
+	_, err := bob.JoinMUCNoHistory(created.Room, "bobby")
+	require.NoError(t, err)
+	return created.Room, bob
 }
 
 // sendChats sends chat messages "n1".."n<total>" to to, one every

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -12,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/xmppo/go-xmpp"
 
-	"github.com/xmppgw/xmppgw/api"
 	"github.com/xmppgw/xmppgw/internal/redistest"
 )
 
@@ -159,16 +157,9 @@ func TestCluster_TakeoverGapFillsRoomsFromTheirArchive(t *testing.T) {
 	c := takeoverCluster(t, "roomgap")
 	n1, n2 := c.start("n1", nil), c.start("n2", nil)
 	alice := n1.login("alice", "alice-password-1")
-	code, body := n1.do(http.MethodPost, "/restapi/v1/chat/"+alice.StreamID+"/rooms",
-		map[string]any{"room": "roomgap", "nick": "ali", "config": map[string]any{"persistent": true}}, bearer(alice.Token))
-	require.Equal(t, http.StatusCreated, code, body)
-	var created api.CreateRoomResponse
-	require.NoError(t, json.Unmarshal([]byte(body), &created))
+	room, bob := roomWithDirectMember(t, c, n1, alice, "roomgap")
 	onN2 := n2.events(alice.StreamID, bearer(alice.Token))
-	bob := directClient(t, c, "bob", "bob-password-1")
-	_, err := bob.JoinMUCNoHistory(created.Room, "bobby")
-	require.NoError(t, err)
-	_, err = bob.Send(xmpp.Chat{Remote: created.Room, Type: "groupchat", Text: "r0"})
+	_, err := bob.Send(xmpp.Chat{Remote: room, Type: "groupchat", Text: "r0"})
 	require.NoError(t, err)
 	roomMsg := func(m map[string]any) bool {
 		return m["type"] == "groupchat" || (m["type"] == "stream" && m["state"] == "resumed")
@@ -178,7 +169,7 @@ func TestCluster_TakeoverGapFillsRoomsFromTheirArchive(t *testing.T) {
 	n1.stop(false) // kill -9: nobody holds alice's stream until the takeover
 	const gap = 30
 	for i := 1; i <= gap; i++ {
-		_, err := bob.Send(xmpp.Chat{Remote: created.Room, Type: "groupchat", Text: "r" + strconv.Itoa(i)})
+		_, err := bob.Send(xmpp.Chat{Remote: room, Type: "groupchat", Text: "r" + strconv.Itoa(i)})
 		require.NoError(t, err)
 	}
 	var got []string
