@@ -285,15 +285,23 @@ func TestState_Version(t *testing.T) {
 	moved("delete workgroup")
 }
 
-// TestState_VersionOnChatEnd: a Tick that only ends a chat counts.
-func TestState_VersionOnChatEnd(t *testing.T) {
-	t.Parallel()
+// chattingWorld is one agent "a" in a chat with user u1, whose ticket id
+// it returns.
+func chattingWorld(t *testing.T) (*world, string) {
+	t.Helper()
 	w := newWorld(t, wg(1, "a"))
 	w.online("a")
 	id := w.ask("u1")
 	_, err := w.s.Accept("a", "id2", "wg")
 	require.NoError(t, err)
 	require.NoError(t, w.s.RoomReady(id, stateRoom, "a@x/r"))
+	return w, id
+}
+
+// TestState_VersionOnChatEnd: a Tick that only ends a chat counts.
+func TestState_VersionOnChatEnd(t *testing.T) {
+	t.Parallel()
+	w, id := chattingWorld(t)
 	w.h.setInRoom("s-u1", stateRoom, true)
 	v := w.s.Version()
 	w.s.Tick()
@@ -311,12 +319,7 @@ func TestState_VersionOnChatEnd(t *testing.T) {
 // running chats alone, so their snapshot must restore.
 func TestState_RestoreKeepsChatsOfDeletedWorkgroups(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t, wg(1, "a"))
-	w.online("a")
-	id := w.ask("u1")
-	_, err := w.s.Accept("a", "id2", "wg")
-	require.NoError(t, err)
-	require.NoError(t, w.s.RoomReady(id, stateRoom, "a@x/r"))
+	w, id := chattingWorld(t)
 	require.NoError(t, w.s.DeleteWorkgroup("wg"))
 	r, err := Restore(Options{}, w.s.Snapshot())
 	require.NoError(t, err)
