@@ -80,7 +80,12 @@ func (s *Server) ClusterRoutes(secret []byte) http.Handler {
 	}))
 	r.Post(fastpathPath, s.handle(s.serveFastpathCall))
 	r.Post(fastpathEventPath, s.handle(s.serveFastpathEvent))
-	r.Handle("/restapi/*", public)
+	r.Handle("/restapi/*", http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		// A fresh routing context: the public router routes the whole
+		// path itself, so logs, metrics and audit name the route as on the
+		// public listener ("/restapi/v1/ask", not "/restapi/restapi/v1/ask").
+		public.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), chi.RouteCtxKey, (*chi.Context)(nil))))
+	}))
 	r.NotFound(s.handle(func(http.ResponseWriter, *http.Request) error { return errNotFound }))
 	return r
 }

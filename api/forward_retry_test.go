@@ -2,15 +2,45 @@ package api
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
+
+// routeLog is a slog.Handler keeping the "route" of every record.
+type routeLog struct {
+	mu     sync.Mutex
+	routes []string
+}
+
+func (l *routeLog) Enabled(context.Context, slog.Level) bool { return true }
+func (l *routeLog) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *routeLog) WithGroup(string) slog.Handler            { return l }
+func (l *routeLog) Handle(_ context.Context, r slog.Record) error {
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "route" {
+			l.mu.Lock()
+			l.routes = append(l.routes, a.Value.String())
+			l.mu.Unlock()
+		}
+		return true
+	})
+	return nil
+}
+
+func (l *routeLog) seen() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.routes)
+}
 
 // scriptedOwners answers OwnerAddr from a list: the i-th lookup gets
 // addrs[i], the last one from then on.
@@ -37,7 +67,8 @@ func TestForwarding_RetriesOnceAtTheNewOwner(t *testing.T) {
 	t.Parallel()
 	secret := []byte(strings.Repeat("r", 32))
 	st := &fakeStream{}
-	newOwner := NewServer(Config{JWTSecret: testSecret, SendsPerSecond: 1000}, fakeStreams{st: st}, nil, nil)
+	routes := &routeLog{}
+	newOwner := NewServer(Config{JWTSecret: testSecret, SendsPerSecond: 1000}, fakeStreams{st: st}, nil, slog.New(routes))
 	internalNew := httptest.NewServer(newOwner.ClusterRoutes(secret))
 	defer internalNew.Close()
 	var oldHits atomic.Int32
@@ -64,6 +95,9 @@ func TestForwarding_RetriesOnceAtTheNewOwner(t *testing.T) {
 	require.EqualValues(t, 1, oldHits.Load())
 	require.Equal(t, 2, owners.calls, "looked up again after the old owner's answer")
 	require.Empty(t, rec.Header().Get(clusterAbsentHeader))
+	require.Eventually(t, func() bool { return len(routes.seen()) > 0 }, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, []string{"/restapi/v1/chat/{streamid}/messages/{jid}"}, routes.seen(),
+		"the owner names a forwarded request's route as the public listener does (logs, metrics, audit)")
 
 	// The cluster still names the old owner: its 404 is the answer, once.
 	owners.mu.Lock()
