@@ -154,6 +154,27 @@ var matrix = map[string]routeCase{
 		want: [6]int{401, 403, 403, 401, 401, 202}},
 }
 
+// ejabberdMatrix overrides matrix where ejabberd 23.01 answers the same
+// request differently from Prosody; authorization (the 401/403/400
+// columns) is the same on both, only what the server does with an
+// authorized request differs.
+var ejabberdMatrix = map[string][6]int{
+	// Removing a JID that is not in the roster: Prosody item-not-found
+	// (RFC 6121 §2.5.3), ejabberd a result.
+	"DELETE /restapi/v1/chat/contacts/{jid}":            {401, 204, 204, 401, 401, 400},
+	"DELETE /restapi/v1/chat/{streamid}/contacts/{jid}": {401, 404, 204, 401, 401, 204},
+	// Destroying a room that does not exist: Prosody item-not-found,
+	// ejabberd a result.
+	"POST /restapi/v1/chat/rooms/{room}/destroy":            {401, 204, 204, 401, 401, 400},
+	"POST /restapi/v1/chat/{streamid}/rooms/{room}/destroy": {401, 404, 204, 401, 401, 204},
+	// A role for a nick nobody has: Prosody item-not-found, ejabberd
+	// not-acceptable (XEP-0045 §9.6 leaves it open).
+	"PUT /restapi/v1/chat/rooms/{room}/roles/{nick}":            {401, 400, 400, 401, 401, 400},
+	"PUT /restapi/v1/chat/{streamid}/rooms/{room}/roles/{nick}": {401, 404, 400, 401, 401, 400},
+	// ejabberd has a user directory (mod_vcard search), Prosody none.
+	"GET /restapi/v1/chat/users": {401, 200, 200, 401, 401, 400},
+}
+
 func TestAuthorizationMatrix(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{gateway: gatewayLimits(200)})
@@ -183,6 +204,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 		if !ok {
 			t.Errorf("route %q has no entry in the authorization matrix", route)
 			continue
+		}
+		if w, ok := ejabberdMatrix[route]; ok && e.onEjabberd() {
+			rc.want = w
 		}
 		method, routePattern, _ := strings.Cut(route, " ")
 		for _, id := range identities {
