@@ -34,6 +34,14 @@ func (s *Stream) handle(c conn, n xmlNode) {
 }
 
 func (s *Stream) handleMessage(n xmlNode) {
+	if n.attr("type") == "error" && s.probes.bounced(n) {
+		return
+	}
+	if isAccountProbe(n) && s.mgr.trustedNotifier(n.attr("from")) {
+		// The gateway's service account checking that this account
+		// exists (account.go): no event.
+		return
+	}
 	if r := n.child(nsMAM, "result"); r != nil {
 		s.deliverArchived(r, n.attr("from"))
 		return
