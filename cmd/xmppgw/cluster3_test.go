@@ -13,7 +13,7 @@ import (
 	"github.com/xmppo/go-xmpp"
 
 	"github.com/xmppgw/xmppgw/api"
-	"github.com/xmppgw/xmppgw/internal/prosody"
+	"github.com/xmppgw/xmppgw/internal/testxmpp"
 )
 
 // Three gateway processes, one Redis, one Prosody (issue 17's cluster
@@ -457,7 +457,7 @@ func TestCluster_PausedOwnerStepsAside(t *testing.T) {
 func takeoverCluster(t *testing.T, name string) *testCluster {
 	t.Helper()
 	secret := strings.Repeat("x", 32)
-	c := newTestClusterWith(t, name, prosody.Options{JWTSecret: secret}, map[string]string{"XMPPGW_XMPP_TOKEN_SECRET": secret})
+	c := newTestClusterWith(t, name, testxmpp.Options{JWTSecret: secret}, map[string]string{"XMPPGW_XMPP_TOKEN_SECRET": secret})
 	registerAliceAndBob(t, c)
 	return c
 }

@@ -3,7 +3,12 @@ package ejabberd
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"strconv"
+
+	"go.yaml.in/yaml/v3"
+
+	ejabberdjwt "github.com/xmppgw/xmppgw/deploy/ejabberd"
 )
 
 // config is ejabberd.yml. YAML is a superset of JSON, so the file is
@@ -28,7 +33,7 @@ func (s *Server) configText() ([]byte, error) {
 		"port": s.apiPort, "ip": "127.0.0.1", "module": "ejabberd_http",
 		"request_handlers": map[string]any{"/api": "mod_http_api"},
 	}
-	auth := []string{"internal"}
+	auth := []string{"internal"} // replaced by the snippet's with JWTSecret
 	c := config{
 		"hosts":            []string{s.Domain},
 		"loglevel":         "info",
@@ -90,14 +95,24 @@ func (s *Server) configText() ([]byte, error) {
 			"mod_version":       map[string]any{"show_os": false},
 		},
 	}
-	if s.JWTSecret != "" {
-		// ejabberd_auth_jwt (docs/admin-login.md, deploy/ejabberd):
-		// internal first, so ordinary passwords keep working.
-		auth = append(auth, "jwt")
-		c["jwt_key"] = s.jwkFile()
-		c["jwt_jid_field"] = "jid"
-	}
 	c["auth_method"] = auth
+	if s.JWTSecret != "" {
+		// ejabberd_auth_jwt with the options of the deployment snippet
+		// (deploy/ejabberd/ejabberd-jwt.yml, docs/admin-login.md); only
+		// the key file's path is the harness's own.
+		var snippet map[string]any
+		if err := yaml.Unmarshal(ejabberdjwt.Config, &snippet); err != nil {
+			return nil, fmt.Errorf("deploy/ejabberd/ejabberd-jwt.yml: %w", err)
+		}
+		for _, key := range []string{"auth_method", "jwt_key", "jwt_jid_field"} {
+			v, ok := snippet[key]
+			if !ok {
+				return nil, fmt.Errorf("deploy/ejabberd/ejabberd-jwt.yml has no %s", key)
+			}
+			c[key] = v
+		}
+		c["jwt_key"] = s.jwkFile()
+	}
 	return json.MarshalIndent(c, "", "  ")
 }
 
