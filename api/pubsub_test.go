@@ -169,3 +169,26 @@ func requireSubID(t *testing.T, e *testEnv, sub map[string]any) {
 		require.Nil(t, sub["subid"], "Prosody assigns no subid")
 	}
 }
+
+// Publishing to a node of the pubsub service that nobody created: Prosody
+// refuses with forbidden (its component lets only admins create nodes),
+// ejabberd creates the node with the publisher as owner (XEP-0060 §7.1.4
+// auto-create, on by default), so the item is there afterwards.
+func TestPubSub_PublishToMissingNodePerServer(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	p := newPair(t, e)
+	path := pubsubPath(e.xmpp.PubSubDomain, "auto/"+p.bob.user)
+	res, body := e.do(http.MethodPost, "/restapi/v1/chat/"+p.bob.StreamID+path+"/items", p.bob.Token,
+		jsonBody(map[string]any{"id": "first", "payload_json": 1}), "application/json")
+	if !e.onEjabberd() {
+		er := requireError(t, res, body, http.StatusForbidden)
+		require.Contains(t, er.Error, "forbidden")
+		e.post(p.alice, http.MethodGet, path+"/items", nil, http.StatusNotFound)
+		return
+	}
+	require.Equal(t, http.StatusCreated, res.StatusCode, body)
+	items := decodeInto[[]map[string]any](t, e.post(p.alice, http.MethodGet, path+"/items", nil, http.StatusOK))
+	require.Len(t, items, 1)
+	require.Equal(t, "first", items[0]["id"])
+}
