@@ -196,12 +196,6 @@ func (s *Server) LogTail(n int) string { return s.impl.LogTail(n) }
 // JID returns user@Domain.
 func (s *Server) JID(user string) string { return user + "@" + s.Domain }
 
-// Prosody returns the Prosody harness underneath, nil on ejabberd.
-func (s *Server) Prosody() *prosody.Server { return s.prosody }
-
-// Ejabberd returns the ejabberd harness underneath, nil on Prosody.
-func (s *Server) Ejabberd() *ejabberd.Server { return s.ejabberd }
-
 // CreatePubSubNode creates node on the pubsub service with publisher (a
 // bare JID) allowed to publish: on Prosody through its admin console
 // (ordinary users may not create nodes on its pubsub component), on
