@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -106,8 +107,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	return nil, fmt.Errorf("testxmpp: unknown server kind %q", kind)
 }
 
-// prosodyVersion asks prosodyctl (best effort: only for reports).
-func prosodyVersion() string {
+// prosodyVersion asks prosodyctl once per process (best effort: only for
+// reports; ~0.2 s, too slow for every server a test starts).
+var prosodyVersion = sync.OnceValue(func() string {
 	out, err := exec.Command("prosodyctl", "about").CombinedOutput()
 	if err != nil {
 		return ""
@@ -118,7 +120,7 @@ func prosodyVersion() string {
 		}
 	}
 	return ""
-}
+})
 
 // installHint says how to get a missing server.
 func installHint(kind string) string {
