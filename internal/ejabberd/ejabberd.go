@@ -121,9 +121,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if domain == "" {
 		domain = DefaultDomain
 	}
-	if err := checkDomain(domain); err != nil {
-		return nil, err
-	}
+	// No character check as in internal/prosody: the domain reaches
+	// ejabberd only through the JSON encoder (config.go) and ejabberd
+	// refuses a host that is no valid domain itself.
 	if n := len(opts.JWTSecret); n > 0 && n < MinJWTSecretBytes {
 		return nil, fmt.Errorf("ejabberd: JWTSecret is %d bytes, the gateway's needs at least %d", n, MinJWTSecretBytes)
 	}
@@ -527,19 +527,6 @@ func freePort() (int, error) {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	return port, l.Close()
-}
-
-// checkDomain accepts plain lower-case DNS names.
-func checkDomain(d string) error {
-	if len(d) > 253 || d == "" || strings.HasPrefix(d, ".") || strings.HasSuffix(d, ".") || strings.Contains(d, "..") {
-		return fmt.Errorf("ejabberd: invalid domain %q", d)
-	}
-	for _, c := range d {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
-			return fmt.Errorf("ejabberd: invalid domain %q (use lower-case letters, digits, '-' and '.')", d)
-		}
-	}
-	return nil
 }
 
 func printableASCII(s string) bool {
