@@ -145,9 +145,9 @@ func readParts(n xmlNode, ownBare string) messageParts {
 		case local == "error" && (space == nsClient || space == ""):
 			p.errNode = c
 		case space == "urn:xmpp:mam:tmp" && local == "archived":
-			// The pre-XEP-0359 archive id that ejabberd's mod_mam still adds
-			// next to <stanza-id/> (XEP-0313 before 0.5): the same id, kept
-			// from clients like the stanza-id itself.
+			// The archive id of early XEP-0313 drafts, before XEP-0359's
+			// <stanza-id/>, which ejabberd's mod_mam still adds next to it:
+			// the same id, kept from clients like the stanza-id itself.
 		case space == "urn:xmpp:sid:0" && local == "origin-id":
 			p.originID = c.attr("id")
 		case space == "urn:xmpp:sid:0" && local == "stanza-id":
