@@ -1,10 +1,12 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -25,6 +27,11 @@ import (
 const (
 	clusterSecretHeader = "X-Xmppgw-Cluster-Secret"
 	clusterClientHeader = "X-Xmppgw-Client-Ip"
+	// clusterAbsentHeader marks the owner's answer to a forwarded request
+	// for a stream it does not hold (any more): its 404 is then about the
+	// stream, not a resource of it, and the forwarding node may try the
+	// stream's new owner. Never shown to clients.
+	clusterAbsentHeader = "X-Xmppgw-Stream-Absent"
 )
 
 // Forwarder finds the node that owns a stream (cluster mode).
@@ -71,6 +78,8 @@ func (s *Server) ClusterRoutes(secret []byte) http.Handler {
 	r.Get("/internal/v1/ping", s.handle(func(w http.ResponseWriter, _ *http.Request) error {
 		return writeOK(w, http.StatusOK, HealthResponse{Status: "ok"})
 	}))
+	r.Post(fastpathPath, s.handle(s.serveFastpathCall))
+	r.Post(fastpathEventPath, s.handle(s.serveFastpathEvent))
 	r.Handle("/restapi/*", public)
 	r.NotFound(s.handle(func(http.ResponseWriter, *http.Request) error { return errNotFound }))
 	return r
@@ -92,6 +101,7 @@ const ownerCacheSize = 16384
 // most requests), and the owners recently looked up.
 type forwarding struct {
 	proxy  *httputil.ReverseProxy
+	client *http.Client // the same pool, for the node's own calls (fastpath)
 	owners *lru.Cache[string, ownerEntry]
 }
 
@@ -103,7 +113,19 @@ type ownerEntry struct {
 // forwardTarget is where one forwarded request goes, for the shared proxy.
 type forwardTarget struct {
 	streamID, addr, client string
+	// in is the client's request and body its body, read in advance, so
+	// that a request that reached a former owner can be sent once more to
+	// the new one (retried); body is nil when it was too long to keep.
+	in      *http.Request
+	body    []byte
+	retried bool
 }
+
+// ownerMovedError is ModifyResponse's word to ErrorHandler: the owner did
+// not hold the stream any more and the cluster names another node.
+type ownerMovedError struct{ addr string }
+
+func (e ownerMovedError) Error() string { return "the stream moved to " + e.addr }
 
 type forwardTargetKey struct{}
 
@@ -115,7 +137,7 @@ func (s *Server) newForwarding() *forwarding {
 		MaxIdleConnsPerHost: 256,
 		IdleConnTimeout:     90 * time.Second,
 	}
-	f := &forwarding{owners: owners}
+	f := &forwarding{owners: owners, client: &http.Client{Transport: transport}}
 	f.proxy = &httputil.ReverseProxy{
 		Transport: transport,
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -129,17 +151,35 @@ func (s *Server) newForwarding() *forwarding {
 		// unknown-length) responses after every write by itself, and a
 		// WebSocket is a raw tunnel; a REST answer goes out in one write.
 		ModifyResponse: func(resp *http.Response) error {
-			if resp.StatusCode == http.StatusNotFound {
-				t, _ := resp.Request.Context().Value(forwardTargetKey{}).(forwardTarget)
-				f.owners.Remove(t.streamID) // maybe moved: look it up next time
+			if resp.StatusCode != http.StatusNotFound {
+				return nil
+			}
+			absent := resp.Header.Get(clusterAbsentHeader) != ""
+			resp.Header.Del(clusterAbsentHeader)
+			t, _ := resp.Request.Context().Value(forwardTargetKey{}).(forwardTarget)
+			f.owners.Remove(t.streamID) // maybe moved: look it up next time
+			if !absent || t.retried || (t.in.Body != nil && t.in.Body != http.NoBody && t.body == nil) {
+				return nil
+			}
+			// The 1 s owner cache sent it to a node the stream left (a
+			// takeover or drain, issue 18): once more, at the new owner.
+			if addr, err := s.ownerAddr(resp.Request.Context(), t.streamID); err == nil && addr != "" && addr != t.addr {
+				return ownerMovedError{addr: addr}
 			}
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			t, _ := r.Context().Value(forwardTargetKey{}).(forwardTarget)
+			if moved, ok := errors.AsType[ownerMovedError](err); ok {
+				t.addr, t.retried = moved.addr, true
+				in := t.in.WithContext(context.WithValue(t.in.Context(), forwardTargetKey{}, t))
+				in.Body = io.NopCloser(bytes.NewReader(t.body))
+				f.proxy.ServeHTTP(w, in)
+				return
+			}
 			if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 				return // the client went away; the owner is fine
 			}
-			t, _ := r.Context().Value(forwardTargetKey{}).(forwardTarget)
 			f.owners.Remove(t.streamID)
 			s.log.Warn("forwarding to the stream's node", "error", err.Error())
 			s.handle(func(http.ResponseWriter, *http.Request) error {
@@ -174,11 +214,17 @@ func (s *Server) ownerAddr(ctx context.Context, streamID string) (string, error)
 // same error JSON); event streams and WebSockets are proxied for as long
 // as they last.
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, p *principal, streamID string) bool {
-	if s.fwd == nil || streamID == "" {
+	if streamID == "" {
 		return false
 	}
 	if _, ok := forwardedClient(r); ok {
+		if _, err := s.streams.Stream(streamID); err != nil {
+			w.Header().Set(clusterAbsentHeader, "1") // the forwarder may retry elsewhere
+		}
 		return false // already forwarded once: never loop
+	}
+	if s.fwd == nil {
+		return false
 	}
 	if _, err := s.streams.Stream(streamID); err == nil {
 		return false
@@ -200,7 +246,24 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, p *principal, s
 	if addr == "" {
 		return false // unknown everywhere: the local 404 is the answer
 	}
-	target := forwardTarget{streamID: streamID, addr: addr, client: s.clientIP(r)}
+	target := forwardTarget{streamID: streamID, addr: addr, client: s.clientIP(r), in: r}
+	if r.Body != nil && r.Body != http.NoBody {
+		// Kept for a retry up to the size the owner accepts anyway; a
+		// longer body is streamed and not retried.
+		b, err := io.ReadAll(io.LimitReader(r.Body, s.cfg.MaxRequestBytes+1))
+		if err != nil {
+			s.handle(func(http.ResponseWriter, *http.Request) error {
+				return errBadRequest.wrap("reading the request body: %v", err)
+			})(w, r)
+			return true
+		}
+		if int64(len(b)) <= s.cfg.MaxRequestBytes {
+			target.body = b
+			r.Body = io.NopCloser(bytes.NewReader(b))
+		} else {
+			r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(b), r.Body))
+		}
+	}
 	// The owner paces long responses (SSE heartbeats); this node's server
 	// write timeout must not cut them.
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})

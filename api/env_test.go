@@ -136,8 +136,8 @@ func newEnv(t *testing.T, o envOptions) *testEnv {
 	stopEvents := func() {}
 	if c := o.clusterEvents; c != nil {
 		reg := c.NewGatewayRegistry(cluster.Caps{PerUser: 10, Total: 1000}, log)
-		events := c.NewEventPublisher(reg, log)
 		hub := c.NewHub()
+		events := c.NewEventPublisher(reg, hub, log)
 		relay := c.NewRelay(hub, broker, 200*time.Millisecond, log)
 		gc.Registry, pub = reg, events
 		ac.Relay, ac.ClusterStream = relay, c.Get

@@ -14,7 +14,7 @@ import (
 	"github.com/xmppgw/xmppgw/gateway"
 )
 
-// fakeStreams holds one fake stream; every other Streams method is the
+// fakeStreams holds one fake stream (or none); every other Streams method is the
 // nil interface's (a call panics, which the test would show).
 type fakeStreams struct {
 	unimplementedStreams
@@ -28,7 +28,7 @@ type unimplementedStreams = Streams
 func (f fakeStreams) Domain() string { return "example.com" }
 
 func (f fakeStreams) Stream(id string) (Stream, error) {
-	if id != f.st.ID() {
+	if f.st == nil || id != f.st.ID() {
 		return nil, gateway.ErrStreamNotFound
 	}
 	return f.st, nil

@@ -56,17 +56,6 @@ func fastpathError(err error) *apiError {
 	return nil
 }
 
-// fastpath returns the queue service, or 503 when none is configured.
-func (s *Server) fastpath() (*fastpath.Service, error) {
-	switch {
-	case s.cfg.Fastpath == nil && s.cfg.Forward != nil:
-		return nil, errNotConfigured.wrap("workgroups (fastpath) do not run in cluster mode yet: every node would keep its own queues (docs/cluster.md)")
-	case s.cfg.Fastpath == nil:
-		return nil, errNotConfigured.wrap("workgroups (fastpath) are not enabled")
-	}
-	return s.cfg.Fastpath, nil
-}
-
 // fastpathChatRoutes adds the agent side under /restapi/v1/chat, in the
 // summary and the {streamid} forms. cmd binds the service to the streams
 // (fastpath.StreamHooks).
@@ -137,12 +126,16 @@ type AssistList struct {
 //	@Security	BearerAuth
 //	@Security	BasicAuth
 //	@Router		/restapi/v1/chat/{streamid}/assists [get]
-func (s *Server) listAssists(w http.ResponseWriter, _ *http.Request, _ *principal, st agentStream) error {
-	fp, err := s.fastpath()
+func (s *Server) listAssists(w http.ResponseWriter, r *http.Request, _ *principal, st agentStream) error {
+	fp, err := s.fastpath(r.Context())
 	if err != nil {
 		return err
 	}
-	return writeOK(w, http.StatusOK, AssistList{Workgroup: fp.AgentWorkgroups(st.User().String())})
+	res, err := fp.do(r.Context(), fastpathCall{Op: fpAgentWorkgroups, User: st.User().String()})
+	if err != nil {
+		return err
+	}
+	return writeOK(w, http.StatusOK, AssistList{Workgroup: nonNil(res.Names)})
 }
 
 // QueueList is the queues of an agent's workgroups.
@@ -165,12 +158,16 @@ type QueueList struct {
 //	@Security		BearerAuth
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/assists/queues [get]
-func (s *Server) assistQueues(w http.ResponseWriter, _ *http.Request, _ *principal, st agentStream) error {
-	fp, err := s.fastpath()
+func (s *Server) assistQueues(w http.ResponseWriter, r *http.Request, _ *principal, st agentStream) error {
+	fp, err := s.fastpath(r.Context())
 	if err != nil {
 		return err
 	}
-	return writeOK(w, http.StatusOK, QueueList{Queue: fp.Queues(st.User().String())})
+	res, err := fp.do(r.Context(), fastpathCall{Op: fpQueues, User: st.User().String()})
+	if err != nil {
+		return err
+	}
+	return writeOK(w, http.StatusOK, QueueList{Queue: nonNil(res.Queues)})
 }
 
 // assistOnline godoc
@@ -190,11 +187,11 @@ func (s *Server) assistQueues(w http.ResponseWriter, _ *http.Request, _ *princip
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/assists/{workgroup} [post]
 func (s *Server) assistOnline(w http.ResponseWriter, r *http.Request, _ *principal, st agentStream) error {
-	fp, err := s.fastpath()
+	fp, err := s.fastpath(r.Context())
 	if err != nil {
 		return err
 	}
-	if err := fp.AgentOnline(st.User().String(), st.ID(), chi.URLParam(r, "workgroup")); err != nil {
+	if _, err := fp.do(r.Context(), fastpathCall{Op: fpAgentOnline, User: st.User().String(), Stream: st.ID(), Workgroup: chi.URLParam(r, "workgroup")}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -217,11 +214,11 @@ func (s *Server) assistOnline(w http.ResponseWriter, r *http.Request, _ *princip
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/chat/{streamid}/assists/{workgroup} [delete]
 func (s *Server) assistOffline(w http.ResponseWriter, r *http.Request, _ *principal, st agentStream) error {
-	fp, err := s.fastpath()
+	fp, err := s.fastpath(r.Context())
 	if err != nil {
 		return err
 	}
-	if err := fp.AgentOffline(st.User().String(), chi.URLParam(r, "workgroup")); err != nil {
+	if _, err := fp.do(r.Context(), fastpathCall{Op: fpAgentOffline, User: st.User().String(), Workgroup: chi.URLParam(r, "workgroup")}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -276,20 +273,21 @@ func (s *Server) acceptOffer(w http.ResponseWriter, r *http.Request, _ *principa
 }
 
 func (s *Server) accept(w http.ResponseWriter, r *http.Request, st agentStream, workgroup string) error {
-	fp, err := s.fastpath()
+	fp, err := s.fastpath(r.Context())
 	if err != nil {
 		return err
 	}
-	t, err := fp.Accept(st.User().String(), chi.URLParam(r, "offerId"), workgroup)
+	res, err := fp.do(r.Context(), fastpathCall{Op: fpAccept, User: st.User().String(), Offer: chi.URLParam(r, "offerId"), Workgroup: workgroup})
 	if err != nil {
 		return err
 	}
+	t := res.info()
 	room, err := s.workgroupRoom(r.Context(), st, t)
 	if err != nil {
-		fp.AcceptFailed(t.Ticket, "the room could not be created")
+		_, _ = fp.do(r.Context(), fastpathCall{Op: fpAcceptFailed, Ticket: t.Ticket, Reason: "the room could not be created"})
 		return err
 	}
-	if err := fp.RoomReady(t.Ticket, room.String(), st.JID()); err != nil {
+	if _, err := fp.do(r.Context(), fastpathCall{Op: fpRoomReady, Ticket: t.Ticket, Room: room.String(), Agent: st.JID()}); err != nil {
 		return err // the user left meanwhile
 	}
 	return writeOK(w, http.StatusOK, AcceptResponse{Ticket: t.Ticket, Room: room.String()})
@@ -355,11 +353,11 @@ func (s *Server) rejectOffer(w http.ResponseWriter, r *http.Request, _ *principa
 }
 
 func (s *Server) reject(w http.ResponseWriter, r *http.Request, st agentStream, workgroup string) error {
-	fp, err := s.fastpath()
+	fp, err := s.fastpath(r.Context())
 	if err != nil {
 		return err
 	}
-	if err := fp.Reject(st.User().String(), chi.URLParam(r, "offerId"), workgroup); err != nil {
+	if _, err := fp.do(r.Context(), fastpathCall{Op: fpReject, User: st.User().String(), Offer: chi.URLParam(r, "offerId"), Workgroup: workgroup}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -399,7 +397,10 @@ var metadataKey = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]{0,63}$`)
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/ask [post]
 func (s *Server) ask(w http.ResponseWriter, r *http.Request, p *principal) error {
-	fp, err := s.fastpath()
+	if s.forward(w, r, p, callerStreamID(p, r.URL.Query().Get("streamid"))) {
+		return nil // the asker's stream is on another node, which asks
+	}
+	fp, err := s.fastpath(r.Context())
 	if err != nil {
 		return err
 	}
@@ -444,7 +445,8 @@ func (s *Server) ask(w http.ResponseWriter, r *http.Request, p *principal) error
 	if req.Workgroup == "" || req.Question == "" || req.Email == "" {
 		return errInvalidParameter.wrap("workgroup, question and emailAddress are required")
 	}
-	t, err := fp.Ask(req)
+	res, err := fp.do(r.Context(), fastpathCall{Op: fpAsk, Ask: &req})
+	t := res.info()
 	if err != nil {
 		return err
 	}
@@ -454,13 +456,13 @@ func (s *Server) ask(w http.ResponseWriter, r *http.Request, p *principal) error
 	return writeOK(w, http.StatusAccepted, t)
 }
 
-func (s *Server) ownedTicket(r *http.Request, p *principal) (*fastpath.Service, fastpath.TicketInfo, error) {
-	fp, err := s.fastpath()
+func (s *Server) ownedTicket(r *http.Request, p *principal) (fastpath.TicketInfo, error) {
+	fp, err := s.fastpath(r.Context())
 	if err != nil {
-		return nil, fastpath.TicketInfo{}, err
+		return fastpath.TicketInfo{}, err
 	}
-	t, err := fp.Ticket(chi.URLParam(r, "ticket"), p.user.String(), p.admin)
-	return fp, t, err
+	res, err := fp.do(r.Context(), fastpathCall{Op: fpTicket, Ticket: chi.URLParam(r, "ticket"), User: p.user.String(), Admin: p.admin})
+	return res.info(), err
 }
 
 // getTicket godoc
@@ -478,7 +480,7 @@ func (s *Server) ownedTicket(r *http.Request, p *principal) (*fastpath.Service, 
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/ask/{ticket} [get]
 func (s *Server) getTicket(w http.ResponseWriter, r *http.Request, p *principal) error {
-	_, t, err := s.ownedTicket(r, p)
+	t, err := s.ownedTicket(r, p)
 	if err != nil {
 		return err
 	}
@@ -499,11 +501,12 @@ func (s *Server) getTicket(w http.ResponseWriter, r *http.Request, p *principal)
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/ask/{ticket} [delete]
 func (s *Server) leaveTicket(w http.ResponseWriter, r *http.Request, p *principal) error {
-	fp, err := s.fastpath()
+	fp, err := s.fastpath(r.Context())
 	if err != nil {
 		return err
 	}
-	before, err := fp.Leave(chi.URLParam(r, "ticket"), p.user.String(), p.admin)
+	res, err := fp.do(r.Context(), fastpathCall{Op: fpLeave, Ticket: chi.URLParam(r, "ticket"), User: p.user.String(), Admin: p.admin})
+	before := res.info()
 	if err != nil {
 		return err
 	}
@@ -541,7 +544,10 @@ func (s *Server) leaveTicket(w http.ResponseWriter, r *http.Request, p *principa
 //	@Security		BasicAuth
 //	@Router			/restapi/v1/ask/{ticket}/transcript [get]
 func (s *Server) ticketTranscript(w http.ResponseWriter, r *http.Request, p *principal) error {
-	_, t, err := s.ownedTicket(r, p)
+	if s.forward(w, r, p, callerStreamID(p, r.URL.Query().Get("streamid"))) {
+		return nil // read through the caller's stream, on its node
+	}
+	t, err := s.ownedTicket(r, p)
 	if err != nil {
 		return err
 	}
@@ -578,12 +584,16 @@ type WorkgroupList struct {
 //	@Security	BasicAuth
 //	@Security	BearerAuth
 //	@Router		/restapi/v1/admin/workgroups [get]
-func (s *Server) listWorkgroups(w http.ResponseWriter, _ *http.Request, _ *principal) error {
-	fp, err := s.fastpath()
+func (s *Server) listWorkgroups(w http.ResponseWriter, r *http.Request, _ *principal) error {
+	fp, err := s.fastpath(r.Context())
 	if err != nil {
 		return err
 	}
-	return writeOK(w, http.StatusOK, WorkgroupList{Workgroups: fp.Workgroups()})
+	res, err := fp.do(r.Context(), fastpathCall{Op: fpWorkgroups})
+	if err != nil {
+		return err
+	}
+	return writeOK(w, http.StatusOK, WorkgroupList{Workgroups: nonNil(res.Groups)})
 }
 
 // createWorkgroup godoc
@@ -604,7 +614,7 @@ func (s *Server) listWorkgroups(w http.ResponseWriter, _ *http.Request, _ *princ
 //	@Security		BearerAuth
 //	@Router			/restapi/v1/admin/workgroups [post]
 func (s *Server) createWorkgroup(w http.ResponseWriter, r *http.Request, p *principal) error {
-	fp, err := s.fastpath()
+	fp, err := s.fastpath(r.Context())
 	if err != nil {
 		return err
 	}
@@ -615,7 +625,8 @@ func (s *Server) createWorkgroup(w http.ResponseWriter, r *http.Request, p *prin
 	if err := s.checkMembers(wg.Members); err != nil {
 		return err
 	}
-	out, err := fp.CreateWorkgroup(wg)
+	res, err := fp.do(r.Context(), fastpathCall{Op: fpCreateWorkgroup, Group: &wg})
+	out := groupOf(res)
 	if err != nil {
 		return err
 	}
@@ -650,11 +661,12 @@ func (s *Server) checkMembers(members []string) error {
 //	@Security	BearerAuth
 //	@Router		/restapi/v1/admin/workgroups/{workgroup} [get]
 func (s *Server) getWorkgroup(w http.ResponseWriter, r *http.Request, _ *principal) error {
-	fp, err := s.fastpath()
+	fp, err := s.fastpath(r.Context())
 	if err != nil {
 		return err
 	}
-	wg, err := fp.Workgroup(chi.URLParam(r, "workgroup"))
+	res, err := fp.do(r.Context(), fastpathCall{Op: fpWorkgroup, Workgroup: chi.URLParam(r, "workgroup")})
+	wg := groupOf(res)
 	if err != nil {
 		return err
 	}
@@ -680,7 +692,7 @@ func (s *Server) getWorkgroup(w http.ResponseWriter, r *http.Request, _ *princip
 //	@Security		BearerAuth
 //	@Router			/restapi/v1/admin/workgroups/{workgroup} [put]
 func (s *Server) updateWorkgroup(w http.ResponseWriter, r *http.Request, p *principal) error {
-	fp, err := s.fastpath()
+	fp, err := s.fastpath(r.Context())
 	if err != nil {
 		return err
 	}
@@ -691,7 +703,8 @@ func (s *Server) updateWorkgroup(w http.ResponseWriter, r *http.Request, p *prin
 	if err := s.checkMembers(wg.Members); err != nil {
 		return err
 	}
-	out, err := fp.UpdateWorkgroup(chi.URLParam(r, "workgroup"), wg)
+	res, err := fp.do(r.Context(), fastpathCall{Op: fpUpdateWorkgroup, Workgroup: chi.URLParam(r, "workgroup"), Group: &wg})
+	out := groupOf(res)
 	if err != nil {
 		return err
 	}
@@ -714,12 +727,12 @@ func (s *Server) updateWorkgroup(w http.ResponseWriter, r *http.Request, p *prin
 //	@Security		BearerAuth
 //	@Router			/restapi/v1/admin/workgroups/{workgroup} [delete]
 func (s *Server) deleteWorkgroup(w http.ResponseWriter, r *http.Request, p *principal) error {
-	fp, err := s.fastpath()
+	fp, err := s.fastpath(r.Context())
 	if err != nil {
 		return err
 	}
 	name := chi.URLParam(r, "workgroup")
-	if err := fp.DeleteWorkgroup(name); err != nil {
+	if _, err := fp.do(r.Context(), fastpathCall{Op: fpDeleteWorkgroup, Workgroup: name}); err != nil {
 		return err
 	}
 	s.auditLog(r, p, "workgroups.delete", name)

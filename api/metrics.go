@@ -59,6 +59,8 @@ func (s *Server) newMetrics() *metrics {
 			func() uint64 { return read().PubSubReconnects })
 		counter("xmppgw_cluster_events_dropped_total", "Events lost because Redis stayed away while their stream's queue was full.", nil,
 			func() uint64 { return read().EventsDropped })
+		counter("xmppgw_cluster_events_provisional_total", "Events this node's subscribers got before Redis had them (Redis outage).", nil,
+			func() uint64 { return read().EventsProvisional })
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "xmppgw_cluster_mirrored_streams",
 			Help: "Streams whose Redis event log this node mirrors for its subscribers."}, func() float64 { return float64(read().Mirrored) }))
 		reg.MustRegister(roundTripCollector{read: read, desc: prometheus.NewDesc("xmppgw_cluster_redis_round_trip_seconds",
@@ -72,7 +74,10 @@ type ClusterStats struct {
 	RoundTrips       cluster.Histogram
 	PubSubReconnects uint64
 	EventsDropped    uint64
-	Mirrored         int
+	// EventsProvisional counts events served to this node's subscribers
+	// while Redis was down, before they reached the log.
+	EventsProvisional uint64
+	Mirrored          int
 }
 
 // roundTripCollector exports the cluster's round-trip histogram, kept by

@@ -85,6 +85,13 @@ type Config struct {
 	WebUI bool
 	// Fastpath runs the workgroup queues (api/fastpath.go); nil answers 503.
 	Fastpath *fastpath.Service
+	// FastpathCluster, in cluster mode, replaces Fastpath: the queues run
+	// on the cluster's leader, which other nodes call (api/fastpath_engine.go).
+	FastpathCluster FastpathCluster
+	// StreamPresence, in cluster mode, is what the cluster's registry knows
+	// of a stream another node holds (registered, presence, rooms), for the
+	// queues' hooks on the leader.
+	StreamPresence func(ctx context.Context, streamID string) (gateway.TakeoverState, bool, error)
 	// Limiters builds the failed-login limiters; nil means
 	// NewLocalLimiter, buckets in this process. Cluster mode shares them
 	// through Redis so that every node counts the same guesses.
@@ -374,17 +381,22 @@ func (s *Server) auditStreamAction(r *http.Request, p *principal, user string) {
 	}
 }
 
+// callerStreamID is the stream a request acts on: the one it names, or
+// for a user's token without one, the token's.
+func callerStreamID(p *principal, named string) string {
+	if named == "" && p.claims != nil && !p.admin {
+		return p.claims.SID
+	}
+	return named
+}
+
 func (s *Server) scoped(h streamHandlerFunc, src credentialSource) http.HandlerFunc {
 	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		p, err := s.streamCaller(r, src)
 		if err != nil {
 			return err
 		}
-		id := chi.URLParam(r, "streamid")
-		if id == "" && p.claims != nil && !p.admin {
-			id = p.claims.SID
-		}
-		if s.forward(w, r, p, id) {
+		if s.forward(w, r, p, callerStreamID(p, chi.URLParam(r, "streamid"))) {
 			return nil
 		}
 		st, err := s.resolveStream(p, chi.URLParam(r, "streamid"))

@@ -362,6 +362,10 @@ type Service struct {
 	offers  map[string]*offer
 	agents  map[string]*agent
 
+	// version counts state changes (see Version); it is bumped under mu
+	// wherever state is mutated, so the cluster can persist only on change.
+	version uint64
+
 	startOnce, closeOnce sync.Once
 	stop, done           chan struct{}
 }
@@ -369,6 +373,18 @@ type Service struct {
 // New returns a Service with the given workgroups. The timer goroutine is
 // not running until Start; tests may call Tick instead.
 func New(opts Options, workgroups []Workgroup) (*Service, error) {
+	s := newService(opts)
+	for _, w := range workgroups {
+		if _, err := s.CreateWorkgroup(w); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// newService is an empty Service with opts' defaults filled (New and
+// Restore).
+func newService(opts Options) *Service {
 	if opts.Clock == nil {
 		opts.Clock = time.Now
 	}
@@ -387,14 +403,8 @@ func New(opts Options, workgroups []Workgroup) (*Service, error) {
 	if opts.RetainEnded <= 0 {
 		opts.RetainEnded = DefaultRetainEnded
 	}
-	s := &Service{opts: opts, groups: map[string]*group{}, tickets: map[string]*ticket{},
+	return &Service{opts: opts, groups: map[string]*group{}, tickets: map[string]*ticket{},
 		offers: map[string]*offer{}, agents: map[string]*agent{}, stop: make(chan struct{}), done: make(chan struct{})}
-	for _, w := range workgroups {
-		if _, err := s.CreateWorkgroup(w); err != nil {
-			return nil, err
-		}
-	}
-	return s, nil
 }
 
 func randomID() string {
@@ -498,6 +508,7 @@ func (s *Service) CreateWorkgroup(w Workgroup) (Workgroup, error) {
 		return Workgroup{}, ErrWorkgroupExists
 	}
 	s.groups[w.Name] = &group{cfg: w, rr: -1, notified: map[string]NotifyQueue{}}
+	s.touch()
 	return w.clone(), nil
 }
 
@@ -519,6 +530,7 @@ func (s *Service) UpdateWorkgroup(name string, w Workgroup) (Workgroup, error) {
 		g.rr = -1
 	}
 	g.cfg = w
+	s.touch()
 	for user, a := range s.agents {
 		if a.groups[name] && !slices.Contains(w.Members, user) {
 			s.agentLeaves(a, name, "agent removed from the workgroup")
@@ -551,6 +563,7 @@ func (s *Service) DeleteWorkgroup(name string) error {
 		}
 	}
 	delete(s.groups, name)
+	s.touch()
 	s.settle()
 	return nil
 }
@@ -584,6 +597,7 @@ func (s *Service) AgentOnline(user, stream, workgroup string) error {
 	}
 	a.groups[workgroup] = true
 	delete(g.notified, user) // send the queue state afresh
+	s.touch()
 	s.settle()
 	return nil
 }
@@ -607,6 +621,7 @@ func (s *Service) AgentOffline(user, workgroup string) error {
 
 // agentLeaves removes a from one workgroup, revoking its offers there.
 func (s *Service) agentLeaves(a *agent, workgroup, reason string) {
+	s.touch()
 	for _, o := range s.offersOf(a.user) {
 		if o.t.req.Workgroup == workgroup {
 			s.revoke(o, reason, true)
@@ -698,6 +713,7 @@ func (s *Service) Ask(req AskRequest) (TicketInfo, error) {
 	t.req.Metadata = cloneMap(req.Metadata)
 	s.tickets[t.id] = t
 	g.queue = append(g.queue, t)
+	s.touch()
 	s.settle()
 	return s.info(t), nil
 }
@@ -733,6 +749,7 @@ func (s *Service) Leave(id, user string, admin bool) (TicketInfo, error) {
 		return TicketInfo{}, err
 	}
 	before := s.info(t)
+	s.touch()
 	switch t.state {
 	case StateQueued:
 		s.depart(t, "user left the queue", false)
@@ -757,6 +774,7 @@ func (s *Service) Accept(user, offerID, workgroup string) (TicketInfo, error) {
 		return TicketInfo{}, err
 	}
 	t := o.t
+	s.touch()
 	s.dropOffer(o)
 	s.unqueue(t)
 	t.state, t.agent, t.agentSt = StateAccepting, o.agent, o.stream
@@ -782,6 +800,7 @@ func (s *Service) RoomReady(ticketID, room, agentJID string) error {
 		return ErrTicketNotFound
 	}
 	t.state, t.room = StateChatting, room
+	s.touch()
 	s.publish(t.agentSt, InvitationReceived{Type: "invitationReceived", Room: room, Inviter: t.req.Workgroup, From: room,
 		To: agentJID, Reason: t.req.Question, Workgroup: t.req.Workgroup, Ticket: t.id})
 	s.publish(t.req.Stream, Offer{Type: "offer", MucRoom: room, From: room, To: t.req.User, Agent: t.agent,
@@ -798,6 +817,7 @@ func (s *Service) AcceptFailed(ticketID, reason string) {
 	if !ok || t.state != StateAccepting {
 		return
 	}
+	s.touch()
 	g := s.groups[t.req.Workgroup]
 	if g == nil {
 		s.end(t, reason)
@@ -819,6 +839,7 @@ func (s *Service) Reject(user, offerID, workgroup string) error {
 		return err
 	}
 	o.t.excluded[o.agent] = s.opts.Clock().Add(s.opts.RetryAfter)
+	s.touch()
 	s.dropOffer(o)
 	s.settle()
 	return nil
@@ -866,13 +887,17 @@ func (s *Service) Tick() {
 		}
 		if t.state == StateChatting {
 			userIn, agentIn := s.inRoom(t.req.Stream, t.room), s.inRoom(t.agentSt, t.room)
-			t.userSeen = t.userSeen || userIn
+			if userIn && !t.userSeen {
+				t.userSeen = true
+				s.touch()
+			}
 			if t.userSeen && !userIn && !agentIn {
 				s.end(t, "both left the room")
 			}
 		}
 		if t.state == StateEnded && now.Sub(t.ended) > s.opts.RetainEnded {
 			delete(s.tickets, t.id)
+			s.touch()
 		}
 	}
 	s.settle()
@@ -890,6 +915,7 @@ func (s *Service) settle() {
 			for a, until := range t.excluded {
 				if !now.Before(until) {
 					delete(t.excluded, a)
+					s.touch()
 				}
 			}
 			if t.offer != nil || !g.cfg.Open {
@@ -900,6 +926,7 @@ func (s *Service) settle() {
 				continue
 			}
 			g.rr = idx
+			s.touch()
 			loads[a.user]++
 			o := &offer{id: s.opts.NewID(), t: t, agent: a.user, stream: a.stream,
 				deadline: now.Add(time.Duration(g.cfg.OfferTimeout) * time.Second)}
@@ -922,6 +949,7 @@ func (s *Service) settle() {
 			pos, est := i+1, s.estimate(g, i+1)
 			if pos != t.lastPos || est != t.lastEst {
 				t.lastPos, t.lastEst = pos, est
+				s.touch()
 				s.publish(t.req.Stream, UpdateQueue{Type: "update-queue", Workgroup: name, Ticket: t.id, Position: pos, RemainingTime: est})
 			}
 		}
@@ -932,6 +960,7 @@ func (s *Service) settle() {
 			}
 			if last, ok := g.notified[a.user]; !ok || !sameNotify(last, nq) {
 				g.notified[a.user] = nq
+				s.touch() // not in State, but counting it costs one extra save at most
 				s.publish(a.stream, nq)
 			}
 		}
@@ -1030,6 +1059,7 @@ func (s *Service) revoke(o *offer, reason string, notify bool) {
 }
 
 func (s *Service) dropOffer(o *offer) {
+	s.touch()
 	delete(s.offers, o.id)
 	if o.t.offer == o {
 		o.t.offer = nil
@@ -1038,6 +1068,7 @@ func (s *Service) dropOffer(o *offer) {
 
 // depart takes a queued ticket out of the queue for good.
 func (s *Service) depart(t *ticket, reason string, tell bool) {
+	s.touch()
 	if t.offer != nil {
 		s.revoke(t.offer, reason, true)
 	}
@@ -1050,10 +1081,12 @@ func (s *Service) depart(t *ticket, reason string, tell bool) {
 
 // end finishes a conversation; the agent's capacity is freed.
 func (s *Service) end(t *ticket, reason string) {
+	s.touch()
 	t.state, t.reason, t.ended = StateEnded, reason, s.opts.Clock()
 }
 
 func (s *Service) unqueue(t *ticket) {
+	s.touch()
 	if g := s.groups[t.req.Workgroup]; g != nil {
 		g.queue = slices.DeleteFunc(g.queue, func(x *ticket) bool { return x == t })
 	}

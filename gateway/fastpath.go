@@ -27,8 +27,13 @@ func (s *Stream) Presence() OutgoingPresence {
 func (s *Stream) Offerable() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := s.presence
-	return s.state == StateOnline && !s.closing && p.Type == "" && p.Show != "dnd" && p.Show != "xa"
+	return s.state == StateOnline && !s.closing && s.presence.Offerable()
+}
+
+// Offerable reports whether a stream broadcasting this presence takes
+// workgroup offers: available, and neither dnd nor xa.
+func (p OutgoingPresence) Offerable() bool {
+	return p.Type == "" && p.Show != "dnd" && p.Show != "xa"
 }
 
 // InRoom reports whether the stream is in room (a bare room JID) now.

@@ -330,9 +330,53 @@ func (s *Stream) gapFill(ctx context.Context, since time.Time) {
 		}
 		q.After, q.Start = page.Last, time.Time{}
 	}
+	for _, room := range s.rooms.joined() {
+		published += s.roomGapFill(ctx, room, since)
+	}
 	if published > 0 {
 		s.log.Info("gap-fill delivered missed messages", slog.Int("count", published))
 	}
+}
+
+// roomGapFill publishes what room's archive (XEP-0313 on the room, kept
+// by the room: XEP-0045 + MAM) holds after the newest room message the
+// stream published, or since since when it published none: a re-join's
+// history is bounded by the room (Prosody replays 20 messages) and by
+// time, so a long gap needs the archive. It returns how many it published.
+func (s *Stream) roomGapFill(ctx context.Context, room string, since time.Time) int {
+	rj, err := jid.Parse(room)
+	if err != nil {
+		return 0
+	}
+	q := HistoryQuery{Archive: rj, After: s.rooms.lastDelivered(room), Limit: 100}
+	if q.After == "" {
+		q.Start = since
+	}
+	published := 0
+	for range 20 { // at most 2000 messages per room, as for the user's archive
+		page, err := s.History(ctx, q)
+		if err != nil {
+			s.log.Info("room gap-fill failed", slog.String("room", room), slog.String("error", err.Error()))
+			return published
+		}
+		for _, m := range page.Messages {
+			me, ok := m.(MessageEvent)
+			if !ok || me.StanzaID == "" {
+				continue
+			}
+			me.Room = room
+			if !s.rooms.delivered(room, me.StanzaID) {
+				continue
+			}
+			s.publish(me)
+			published++
+		}
+		if page.Complete || page.Last == "" {
+			break
+		}
+		q.After, q.Start = page.Last, time.Time{}
+	}
+	return published
 }
 
 // catchUp holds archived messages that arrive live while a gap-fill runs
@@ -378,8 +422,18 @@ func (c *catchUp) end() []MessageEvent {
 // releaseHeld publishes what catchUp held, once each, in arrival order.
 func (s *Stream) releaseHeld() {
 	for _, me := range s.catchUp.end() {
-		if s.archive.delivered(me.StanzaID) {
+		if s.deliveredOnce(me) {
 			s.publish(me)
 		}
 	}
+}
+
+// deliveredOnce records an archived message as published and reports
+// whether it was new: by the room's archive id for a room message, by the
+// user's archive id otherwise.
+func (s *Stream) deliveredOnce(me MessageEvent) bool {
+	if me.Room != "" {
+		return s.rooms.delivered(me.Room, me.StanzaID)
+	}
+	return s.archive.delivered(me.StanzaID)
 }

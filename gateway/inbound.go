@@ -78,16 +78,12 @@ func (s *Stream) handleMessage(n xmlNode) {
 		return
 	}
 	ev := s.translateMessage(n, messageOrigin{})
-	if me, ok := ev.(MessageEvent); ok && me.Room != "" && me.StanzaID != "" {
-		if !s.rooms.delivered(me.Room, me.StanzaID) {
-			return // replayed by the room on a re-join: published already
-		}
-	} else if ok && me.StanzaID != "" {
+	if me, ok := ev.(MessageEvent); ok && me.StanzaID != "" {
 		if s.catchUp.hold(me) {
 			return // a gap-fill runs: published after it, in order
 		}
-		if !s.archive.delivered(me.StanzaID) {
-			return // already delivered by the gap-fill
+		if !s.deliveredOnce(me) {
+			return // published already (a re-join's history, the gap-fill)
 		}
 	}
 	s.publish(ev)

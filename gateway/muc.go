@@ -122,6 +122,9 @@ type rooms struct {
 	// seen are the room messages published, by "room id": a re-join's
 	// history replay (after a reconnect or a takeover) repeats some.
 	seen seenIDs
+	// last is, by room, the archive id of the newest room message
+	// published: where a gap-fill from the room's archive starts.
+	last map[string]string
 }
 
 // delivered records a room message's archive id and reports whether it is
@@ -129,7 +132,34 @@ type rooms struct {
 func (r *rooms) delivered(room, stanzaID string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.seen.add(room + " " + stanzaID)
+	if !r.seen.add(room + " " + stanzaID) {
+		return false
+	}
+	if r.last == nil {
+		r.last = map[string]string{}
+	}
+	r.last[room] = stanzaID
+	return true
+}
+
+// lastDelivered is the archive id of the newest message published from
+// room ("" for none).
+func (r *rooms) lastDelivered(room string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.last[room]
+}
+
+// joined lists the rooms the stream is in.
+func (r *rooms) joined() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, 0, len(r.byRoom))
+	for room := range r.byRoom {
+		out = append(out, room)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // pendingSubject is a subject change sent to a room. The room answers with

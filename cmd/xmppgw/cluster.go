@@ -28,13 +28,33 @@ type clusterNode struct {
 	events   *cluster.EventPublisher
 	relay    *cluster.Relay
 	takeover *cluster.Takeover
+	queues   *cluster.FastpathLeader
+	hooks    *api.FastpathHooks
+}
+
+// runQueues has this node compete for the cluster's workgroup queues
+// (fastpath), with hooks reaching the streams on every node.
+func (n *clusterNode) runQueues(srv *api.Server) {
+	n.hooks = srv.NewFastpathHooks()
+	n.queues.Start(n.hooks)
+}
+
+// stopQueues hands the queues to another node (state saved, lease
+// dropped) and ends the hooks. It is idempotent.
+func (n *clusterNode) stopQueues(ctx context.Context) {
+	if n.queues != nil {
+		n.queues.Stop(ctx)
+	}
+	if n.hooks != nil {
+		n.hooks.Close()
+	}
 }
 
 // shareEvents makes the cluster carry the streams' events: the gateway
 // publishes to Redis through the returned Publisher, and the relay mirrors
 // into broker the streams this node's subscribers read.
 func (n *clusterNode) shareEvents(reg *cluster.GatewayRegistry, broker cluster.LocalTopics, log *slog.Logger) *cluster.EventPublisher {
-	n.events = n.c.NewEventPublisher(reg, log)
+	n.events = n.c.NewEventPublisher(reg, n.hub, log)
 	n.relay = n.c.NewRelay(n.hub, broker, 0, log)
 	return n.events
 }
@@ -43,7 +63,7 @@ func (n *clusterNode) shareEvents(reg *cluster.GatewayRegistry, broker cluster.L
 func (n *clusterNode) stats() api.ClusterStats {
 	st := api.ClusterStats{RoundTrips: n.c.RoundTrips(), PubSubReconnects: uint64(max(n.hub.Reconnects(), 0))}
 	if n.events != nil {
-		st.EventsDropped = n.events.Dropped()
+		st.EventsDropped, st.EventsProvisional = n.events.Dropped(), n.events.Provisional()
 	}
 	if n.relay != nil {
 		st.Mirrored = n.relay.Mirrored()
@@ -133,7 +153,7 @@ func (n *clusterNode) ready(ctx context.Context) error {
 // takeOver starts the sweep that claims dead nodes' streams and re-opens
 // them here (issue 18), until leave.
 func (n *clusterNode) takeOver(reg *cluster.GatewayRegistry, mgr *gateway.Manager, log *slog.Logger) {
-	n.takeover = n.c.StartTakeover(n.c.Config().LeaseRenew, reg.Adopter(mgr), log)
+	n.takeover = n.c.StartTakeover(n.c.Config().LeaseRenew, n.beat, reg.Adopter(mgr), log)
 }
 
 // drain hands this node's streams to the others (issue 18): it stops
@@ -144,6 +164,9 @@ func (n *clusterNode) takeOver(reg *cluster.GatewayRegistry, mgr *gateway.Manage
 // returns when no stream is left, or at timeout with the rest, which
 // shutdown closes as usual.
 func (n *clusterNode) drain(mgr *gateway.Manager, timeout time.Duration, log *slog.Logger) {
+	qctx, qcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	n.stopQueues(qctx) // another node takes the queues at once
+	qcancel()
 	if n.takeover != nil {
 		n.takeover.Stop()
 		n.takeover = nil
@@ -187,6 +210,7 @@ func (n *clusterNode) drain(mgr *gateway.Manager, timeout time.Duration, log *sl
 }
 
 func (n *clusterNode) leave(ctx context.Context, log *slog.Logger) {
+	n.stopQueues(ctx)
 	if n.takeover != nil {
 		n.takeover.Stop()
 	}

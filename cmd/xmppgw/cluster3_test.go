@@ -13,6 +13,7 @@ import (
 	"github.com/xmppo/go-xmpp"
 
 	"github.com/xmppgw/xmppgw/api"
+	"github.com/xmppgw/xmppgw/internal/redistest"
 	"github.com/xmppgw/xmppgw/internal/testxmpp"
 )
 
@@ -98,12 +99,11 @@ func TestCluster_ThreeNodes(t *testing.T) {
 	}
 	require.True(t, found, "alice's stream in node 3's list: %s", body)
 
-	// Workgroups do not run in cluster mode yet (one engine per node would
-	// split every queue): every node says so, instead of queueing apart.
+	// The workgroup queues are the cluster's (one engine, on the fastpath
+	// leader): every node lists the same workgroups.
 	for _, n := range nodes {
 		code, body := n.do(http.MethodGet, "/restapi/v1/admin/workgroups", nil, admin)
-		require.Equal(t, http.StatusServiceUnavailable, code, "%s: %s", n.name, body)
-		require.Contains(t, body, "cluster mode", n.name)
+		require.Equal(t, http.StatusOK, code, "%s: %s", n.name, body)
 	}
 }
 
@@ -260,51 +260,11 @@ func ownerGoesMidStream(t *testing.T, name string, graceful bool) {
 	require.NoError(t, json.Unmarshal([]byte(body), &created))
 	onN2 := n2.events(alice.StreamID, bearer(alice.Token))
 
-	opts := xmpp.Options{Host: c.xmpp.Addr, User: "bob@" + c.xmpp.Domain, Password: "bob-password-1",
-		Resource: "direct", NoTLS: true, InsecureAllowUnencryptedAuth: true, DialTimeout: 10 * time.Second}
-	bob, err := opts.NewClient()
-	require.NoError(t, err)
-	drained := make(chan struct{})
-	go func() { // go-xmpp answers nothing itself: drain until the stream ends
-		defer close(drained)
-		for {
-			if _, err := bob.Recv(); err != nil {
-				return
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		// End the stream and let the reader see the server's end before
-		// Close: go-xmpp's Close reads the decoder the reader uses.
-		_, _ = bob.SendOrg("</stream:stream>")
-		select {
-		case <-drained:
-		case <-time.After(10 * time.Second):
-		}
-		_ = bob.Close()
-	})
-	_, err = bob.JoinMUCNoHistory(created.Room, "bobby")
+	bob := directClient(t, c, "bob", "bob-password-1")
+	_, err := bob.JoinMUCNoHistory(created.Room, "bobby")
 	require.NoError(t, err)
 	const total = 300
-	sendErr := make(chan error, 1)
-	go func() {
-		tick := time.NewTicker(20 * time.Millisecond) // ~50/s
-		defer tick.Stop()
-		for i := 1; i <= total; i++ {
-			<-tick.C
-			if _, err := bob.Send(xmpp.Chat{Remote: "alice@" + c.xmpp.Domain, Type: "chat", Text: "n" + strconv.Itoa(i)}); err != nil {
-				sendErr <- err
-				return
-			}
-			if i%10 == 0 {
-				if _, err := bob.Send(xmpp.Chat{Remote: created.Room, Type: "groupchat", Text: "r" + strconv.Itoa(i/10)}); err != nil {
-					sendErr <- err
-					return
-				}
-			}
-		}
-		sendErr <- nil
-	}()
+	sendErr := sendChats(bob, "alice@"+c.xmpp.Domain, created.Room, total, 20*time.Millisecond)
 
 	var got, inRoom []string
 	var lastID string
@@ -451,13 +411,70 @@ func TestCluster_PausedOwnerStepsAside(t *testing.T) {
 	require.Nil(t, bobEv.nextWithin(time.Second, dup), "bob got one of alice's messages twice (two sessions sending)")
 }
 
+// directClient logs user in to the cluster's Prosody with go-xmpp (an
+// XMPP client that is not the gateway) and reads its stream until the
+// test ends.
+func directClient(t *testing.T, c *testCluster, user, password string) *xmpp.Client {
+	t.Helper()
+	opts := xmpp.Options{Host: c.xmpp.Addr, User: user + "@" + c.xmpp.Domain, Password: password,
+		Resource: "direct", NoTLS: true, InsecureAllowUnencryptedAuth: true, DialTimeout: 10 * time.Second}
+	cl, err := opts.NewClient()
+	require.NoError(t, err)
+	drained := make(chan struct{})
+	go func() { // go-xmpp answers nothing itself: drain until the stream ends
+		defer close(drained)
+		for {
+			if _, err := cl.Recv(); err != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		// End the stream and let the reader see the server's end before
+		// Close: go-xmpp's Close reads the decoder the reader uses.
+		_, _ = cl.SendOrg("</stream:stream>")
+		select {
+		case <-drained:
+		case <-time.After(10 * time.Second):
+		}
+		_ = cl.Close()
+	})
+	return cl
+}
+
+// sendChats sends chat messages "n1".."n<total>" to to, one every
+// interval, and after every tenth one "r<k>" to room (unless room is
+// ""); the channel gets the outcome when it is done.
+func sendChats(cl *xmpp.Client, to, room string, total int, interval time.Duration) <-chan error {
+	done := make(chan error, 1)
+	go func() { // exits after total messages or the first error
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for i := 1; i <= total; i++ {
+			<-tick.C
+			if _, err := cl.Send(xmpp.Chat{Remote: to, Type: "chat", Text: "n" + strconv.Itoa(i)}); err != nil {
+				done <- err
+				return
+			}
+			if room != "" && i%10 == 0 {
+				if _, err := cl.Send(xmpp.Chat{Remote: room, Type: "groupchat", Text: "r" + strconv.Itoa(i/10)}); err != nil {
+					done <- err
+					return
+				}
+			}
+		}
+		done <- nil
+	}()
+	return done
+}
+
 // takeoverCluster is a test cluster whose nodes can re-open each other's
 // streams (the XMPP-side token on both sides), with alice and bob
 // registered.
-func takeoverCluster(t *testing.T, name string) *testCluster {
+func takeoverCluster(t *testing.T, name string, redisOpts ...redistest.Options) *testCluster {
 	t.Helper()
 	secret := strings.Repeat("x", 32)
-	c := newTestClusterWith(t, name, testxmpp.Options{JWTSecret: secret}, map[string]string{"XMPPGW_XMPP_TOKEN_SECRET": secret})
+	c := newTestClusterWith(t, name, testxmpp.Options{JWTSecret: secret}, map[string]string{"XMPPGW_XMPP_TOKEN_SECRET": secret}, redisOpts...)
 	registerAliceAndBob(t, c)
 	return c
 }

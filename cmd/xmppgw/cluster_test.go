@@ -56,7 +56,6 @@ func TestParseConfig_ClusterMode(t *testing.T) {
 		{map[string]string{"XMPPGW_CLUSTER_SECRET": ""}, "XMPPGW_CLUSTER_SECRET: must be set in cluster mode"},
 		{map[string]string{"XMPPGW_CLUSTER_SECRET": "short"}, "XMPPGW_CLUSTER_SECRET: must be at least 32 bytes"},
 		{map[string]string{"XMPPGW_CLUSTER_LISTEN": ""}, "XMPPGW_CLUSTER_LISTEN: must be set in cluster mode"},
-		{map[string]string{"XMPPGW_WORKGROUPS_FILE": "/etc/xmppgw/workgroups.json"}, "XMPPGW_WORKGROUPS_FILE: workgroups (fastpath) run on a single node only"},
 		{map[string]string{"XMPPGW_CLUSTER_LISTEN": "0.0.0.0:7001"}, "XMPPGW_CLUSTER_LISTEN: is advertised to the other nodes as is"},
 		{map[string]string{"XMPPGW_CLUSTER_LISTEN": ":7001"}, "XMPPGW_CLUSTER_LISTEN: is advertised to the other nodes as is"},
 		{map[string]string{"XMPPGW_CLUSTER_LISTEN": "no-port"}, "XMPPGW_CLUSTER_LISTEN: address no-port: missing port"},

@@ -338,10 +338,6 @@ func (c *config) clusterConfig(get func(string) string, bad func(string, string,
 	} else {
 		_ = rdb.Close()
 	}
-	if c.WorkgroupsFile != "" {
-		bad("XMPPGW_WORKGROUPS_FILE", "workgroups (fastpath) run on a single node only for now: each node would keep its own queues, "+
-			"and an asker on one node would never meet an agent on another (docs/cluster.md, item 6)")
-	}
 	if c.JWTEphemeral {
 		bad("XMPPGW_JWT_SECRET", "must be set in cluster mode (XMPPGW_REDIS_URL): every node must accept the tokens of every other")
 	}

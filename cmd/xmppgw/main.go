@@ -111,16 +111,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		node.events.Fenced = mgr.Yield // before any login opens a topic
 		node.takeOver(reg, mgr, log.With(slog.String("tag", "cluster")))
 	}
-	// Workgroups (fastpath) run in embedded mode only: one engine per
-	// cluster node would split every queue (docs/cluster.md, item 6), so in
-	// cluster mode the routes answer 503 until the engine is shared.
+	// Workgroups (fastpath): one engine here, or in cluster mode one per
+	// cluster, on the node holding the fastpath lease (docs/cluster.md).
+	workgroups, err := loadWorkgroups(cfg.WorkgroupsFile, cfg.XMPPDomain)
+	if err != nil {
+		log.Error("invalid configuration", slog.String("error", err.Error()))
+		return 2
+	}
 	var queues *fastpath.Service
 	if node == nil {
-		workgroups, err := loadWorkgroups(cfg.WorkgroupsFile, cfg.XMPPDomain)
-		if err != nil {
-			log.Error("invalid configuration", slog.String("error", err.Error()))
-			return 2
-		}
 		queues, err = fastpath.New(fastpath.Options{}, workgroups)
 		if err != nil {
 			log.Error("invalid configuration", slog.String("error", "XMPPGW_WORKGROUPS_FILE: "+err.Error()))
@@ -135,6 +134,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}))
 		queues.Start()
 		defer queues.Close()
+	} else if _, err := fastpath.New(fastpath.Options{}, workgroups); err != nil {
+		log.Error("invalid configuration", slog.String("error", "XMPPGW_WORKGROUPS_FILE: "+err.Error()))
+		return 2
 	}
 	apiCfg := api.Config{JWTSecret: cfg.JWTSecret, TokenTTL: cfg.TokenTTL, CORSOrigins: cfg.CORSOrigins,
 		AdminUser: cfg.AdminUser, AdminPassword: cfg.AdminPassword, TrustedProxies: cfg.TrustedProxies,
@@ -148,6 +150,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		apiCfg.Forward, apiCfg.ClusterSecret = node.c, cfg.ClusterSecret
 		apiCfg.Relay, apiCfg.ClusterStream = node.relay, node.c.Get
 		apiCfg.ClusterStats = node.stats
+		node.queues = node.c.NewFastpathLeader(node.beat, workgroups, fastpath.Options{}, log.With(slog.String("tag", "cluster")))
+		apiCfg.FastpathCluster, apiCfg.StreamPresence = node.queues, node.c.StreamPresence
 		limitLog := log.With(slog.String("tag", "cluster"))
 		apiCfg.Limiters = func(name string, perMinute float64, burst int) api.KeyedLimiter {
 			return node.c.Limiter(name, perMinute, burst, api.NewLocalLimiter(name, perMinute, burst), limitLog)
@@ -155,6 +159,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	srv := api.NewServer(apiCfg, api.ManagerStreams(mgr), broker, log)
 	if node != nil {
+		node.runQueues(srv)
 		if err := node.followRevocations(ctx, srv, log); err != nil {
 			log.Error("following the cluster's revocations", slog.String("error", err.Error()))
 			return 1

@@ -47,16 +47,16 @@ func newTestCluster(t *testing.T, name string) *testCluster {
 	return newTestClusterWith(t, name, testxmpp.Options{}, nil)
 }
 
-// newTestClusterWith is newTestCluster with XMPP server options and more
-// environment for every node.
-func newTestClusterWith(t *testing.T, name string, opts testxmpp.Options, env map[string]string) *testCluster {
+// newTestClusterWith is newTestCluster with XMPP server options, more
+// environment for every node and, optionally, Redis options.
+func newTestClusterWith(t *testing.T, name string, opts testxmpp.Options, env map[string]string, redisOpts ...redistest.Options) *testCluster {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	xmpp, err := testxmpp.Start(ctx, opts)
 	require.NoError(t, err, "the cluster tests need a real XMPP server: `make deps` installs Prosody")
 	t.Cleanup(func() { _ = xmpp.Stop() })
-	r := redistest.ForTest(t)
+	r := redistest.ForTest(t, redisOpts...)
 	base := clusterEnv(r.URL, map[string]string{
 		"XMPPGW_CLUSTER": name, "XMPPGW_XMPP_ADDR": xmpp.Addr, "XMPPGW_XMPP_DOMAIN": xmpp.Domain,
 		"XMPPGW_XMPP_TLS": "none", "XMPPGW_LEASE_RENEW": "200ms", "XMPPGW_LEASE_TTL": "3s",
@@ -143,6 +143,13 @@ func (n *gatewayNode) url(path string) string { return "http://" + n.public + pa
 // status and body.
 func (n *gatewayNode) do(method, path string, body any, header http.Header) (int, string) {
 	n.t.Helper()
+	code, _, b := n.doHeader(method, path, body, header)
+	return code, b
+}
+
+// doHeader is do returning the response headers too.
+func (n *gatewayNode) doHeader(method, path string, body any, header http.Header) (int, http.Header, string) {
+	n.t.Helper()
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -162,7 +169,7 @@ func (n *gatewayNode) do(method, path string, body any, header http.Header) (int
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
 	require.NoError(n.t, err)
-	return res.StatusCode, string(b)
+	return res.StatusCode, res.Header, string(b)
 }
 
 // login opens a stream for user on this node.

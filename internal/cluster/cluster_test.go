@@ -708,7 +708,7 @@ func TestGatewayRegistry_RestoresStreamsAfterRedisLostItsData(t *testing.T) {
 		require.NoError(t, reg.Register(ctx, gateway.RegisteredStream{ID: id, JID: "alice@example.com", Resource: "web.1"}))
 	}
 	require.NoError(t, reg.SaveState(ctx, kept, gateway.TakeoverState{Presence: gateway.OutgoingPresence{Show: "away"}}))
-	pub := a.NewEventPublisher(reg, log)
+	pub := a.NewEventPublisher(reg, nil, log)
 	t.Cleanup(pub.Close)
 	pub.Open(kept)
 	pub.Publish(kept, []byte(`{"type":"chat","n":1}`))

@@ -58,22 +58,40 @@ type hubChan struct {
 	ls        map[*listener]struct{}
 }
 
-// listener is one local consumer of a channel: a bounded inbox of raw
+// listener is one local consumer of a channel: a bounded inbox of
 // messages and a wake-up for "you may have missed messages: resync".
 type listener struct {
-	inbox chan string
+	inbox chan frame
 	wake  chan struct{}
 }
 
+// frame is what a listener receives: a pub/sub message, or what this
+// node's own EventPublisher hands its listeners while Redis does not
+// answer (Hub.provisional, Hub.abandon).
+type frame struct {
+	raw   string // the pub/sub message, when local is nil
+	local *localFrame
+}
+
+// localFrame is an event of a stream this node owns that could not reach
+// Redis yet: delivered to the node's own subscribers now, with the offset
+// Redis will give it (Subscription matches the two up), or, with abandon,
+// word that such events will never reach the log (the node lost the
+// stream meanwhile), so subscribers must be reset.
+type localFrame struct {
+	ev      Event
+	abandon bool
+}
+
 func newListener(size int) *listener {
-	return &listener{inbox: make(chan string, size), wake: make(chan struct{}, 1)}
+	return &listener{inbox: make(chan frame, size), wake: make(chan struct{}, 1)}
 }
 
 // offer never blocks the Hub's receive loop: a full inbox turns into a
 // resync, which re-reads the missed events from the log.
-func (l *listener) offer(msg string) {
+func (l *listener) offer(f frame) {
 	select {
-	case l.inbox <- msg:
+	case l.inbox <- f:
 	default:
 		l.resync()
 	}
@@ -252,7 +270,7 @@ func (h *Hub) handle(msg any) {
 	case *redis.Message:
 		if ch := h.chans[m.Channel]; ch != nil {
 			for l := range ch.ls {
-				l.offer(m.Payload)
+				l.offer(frame{raw: m.Payload})
 			}
 		}
 	case *redis.Subscription:
@@ -298,6 +316,29 @@ func (h *Hub) handle(msg any) {
 	}
 	if unsub != "" {
 		_ = ps.Unsubscribe(h.ctx, unsub)
+	}
+}
+
+// provisional hands ev, an event of streamID this node could not publish
+// yet, to the node's own listeners of the stream (issue 18: while Redis is
+// down a node keeps serving the streams it owns to its local subscribers).
+func (h *Hub) provisional(streamID string, ev Event) {
+	h.local(streamID, &localFrame{ev: ev})
+}
+
+// abandon tells the node's listeners of streamID that the provisional
+// events they got will never be in the stream's log.
+func (h *Hub) abandon(streamID string) {
+	h.local(streamID, &localFrame{abandon: true})
+}
+
+func (h *Hub) local(streamID string, lf *localFrame) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if ch := h.chans[h.c.keys.Channel(streamID)]; ch != nil {
+		for l := range ch.ls {
+			l.offer(frame{local: lf})
+		}
 	}
 }
 

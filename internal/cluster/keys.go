@@ -49,6 +49,21 @@ func (k Keys) Watchers(sid string) string { return k.stream(sid, "watchers") }
 // Node is a node's heartbeat key.
 func (k Keys) Node(node string) string { return k.prefix + ":node:" + node }
 
+// FastpathLeader is the workgroup queues' lease, "<node> <epoch>
+// <address>" (FastpathLeader); the three fastpath keys share a slot.
+func (k Keys) FastpathLeader() string { return k.prefix + ":{fastpath}:leader" }
+
+// FastpathEpoch counts the fastpath leaders (the lease's fence).
+func (k Keys) FastpathEpoch() string { return k.prefix + ":{fastpath}:epoch" }
+
+// FastpathState is the engine's state as JSON (fastpath.State).
+func (k Keys) FastpathState() string { return k.prefix + ":{fastpath}:state" }
+
+// Incarnation is a key without expiry holding a random value: it changes
+// only when Redis lost its data, which is how a node whose lease expired
+// tells that from a plain expiry (Heartbeat).
+func (k Keys) Incarnation() string { return k.prefix + ":incarnation" }
+
 // AllStreams is the set of every registered stream id.
 func (k Keys) AllStreams() string { return k.prefix + ":{registry}:streams" }
 

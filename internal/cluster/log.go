@@ -53,8 +53,13 @@ type History struct {
 // step (Centrifugo's engine does the same), after checking the caller's
 // lease fence so a replaced owner cannot publish (issue 18, split brain).
 //
+// A retry after a lost reply must not append the event twice: given the
+// position the caller last saw (ARGV[8] offset, ARGV[9] epoch), a log whose
+// next entry is already this payload answers that entry instead.
+//
 // KEYS: meta, events, record. ARGV: payload, window, ttl ms, fence node
-// ("" = unfenced), fence epoch, epoch to use if the log is new, channel.
+// ("" = unfenced), fence epoch, epoch to use if the log is new, channel,
+// last seen offset, last seen epoch ("" = none).
 // MAXLEN is exact (no "~"): the window is the promised replay depth, and
 // trimming one entry per XADD is cheap at these sizes.
 var publishScript = redis.NewScript(`
@@ -66,6 +71,13 @@ if ARGV[4] ~= '' then
   end
 end
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if epoch and ARGV[9] == epoch then
+  local next = tonumber(ARGV[8]) + 1
+  if tonumber(redis.call('HGET', KEYS[1], 'top')) == next then
+    local e = redis.call('XRANGE', KEYS[2], '0-' .. next, '0-' .. next)
+    if #e == 1 and e[1][2][2] == ARGV[1] then return {next, epoch} end
+  end
+end
 if not epoch then
   -- A new life of the log: drop entries a lost meta hash left behind, whose
   -- ids would be above the restarted offsets.
@@ -116,6 +128,14 @@ return {epoch, tostring(top), complete, entries}
 // expiry (Config.HistoryTTL) and publishes. It returns the event's offset
 // and the log's epoch.
 func (c *Cluster) Publish(ctx context.Context, streamID string, payload []byte, fence LeaseFence) (offset uint64, epoch string, err error) {
+	return c.publishAfter(ctx, streamID, payload, fence, 0, "")
+}
+
+// publishAfter is Publish by a writer that last saw the log at (last,
+// lastEpoch): if the log's next entry already is payload (an earlier try
+// whose reply was lost), that entry's offset is returned instead of a
+// second copy.
+func (c *Cluster) publishAfter(ctx context.Context, streamID string, payload []byte, fence LeaseFence, last uint64, lastEpoch string) (offset uint64, epoch string, err error) {
 	if err := checkStreamID(streamID); err != nil {
 		return 0, "", err
 	}
@@ -123,7 +143,7 @@ func (c *Cluster) Publish(ctx context.Context, streamID string, payload []byte, 
 	res, err := publishScript.Run(ctx, c.rdb,
 		[]string{k.Meta(streamID), k.Events(streamID), k.Record(streamID)},
 		payload, c.cfg.ReplayWindow, c.cfg.HistoryTTL.Milliseconds(),
-		fence.Node, fence.Epoch, randomHex(8), k.Channel(streamID)).Slice()
+		fence.Node, fence.Epoch, randomHex(8), k.Channel(streamID), last, lastEpoch).Slice()
 	if err != nil {
 		return 0, "", fmt.Errorf("cluster: publish to %s: %w", streamID, scriptError(err))
 	}

@@ -24,14 +24,21 @@ type Heartbeat struct {
 	validUntil time.Time // start of the last successful renewal + TTL
 	err        error     // last renewal error, nil after a success
 	renewed    bool      // a renewal has succeeded
-	onLost     []func()  // WhenStoreLost callbacks
+	heldSince  time.Time // start of the renewal that took the lease after a lapse
+	// incarnation is the Keys.Incarnation value this node last saw;
+	// checkDue says it must be read again.
+	incarnation string
+	checkDue    bool
+	onLost      []func() // WhenStoreLost callbacks
 }
 
-// WhenStoreLost registers f to run (in the heartbeat's goroutine) when a
-// renewal finds the node's lease key gone although the lease was valid:
+// WhenStoreLost registers f to run (in the heartbeat's goroutine) when
 // Redis lost its data (restarted without persistence, or flushed), so what
-// this node had registered is gone too and must be written again. f must
-// not block for long: the next renewal waits for it.
+// this node had registered is gone too and must be written again: a
+// renewal finds the node's lease key gone although the lease was valid,
+// or, after the lease lapsed (a Redis outage longer than the TTL), finds
+// the cluster's incarnation key gone or changed. f must not block for
+// long: the next renewal waits for it.
 func (h *Heartbeat) WhenStoreLost(f func()) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -80,8 +87,30 @@ func (h *Heartbeat) renew(ctx context.Context) error {
 	}
 	h.mu.Lock()
 	lost := missing && h.renewed && start.Before(h.validUntil)
+	if err == nil && (!h.renewed || missing) {
+		// The first lease, or the key was gone: lost (above) or expired
+		// after a lapse, which only the incarnation key can tell apart
+		// from a data loss. Checked until a check succeeds.
+		h.checkDue = true
+	}
+	check := err == nil && h.checkDue
+	h.mu.Unlock()
+	if check {
+		if changed, ierr := h.checkIncarnation(ctx); ierr == nil {
+			h.mu.Lock()
+			h.checkDue = false
+			h.mu.Unlock()
+			lost = lost || changed
+		}
+	}
+	h.mu.Lock()
 	h.err = err
 	if err == nil {
+		// The SET applied before now, not surely before start: the lease
+		// was held throughout only if the previous one still held now.
+		if now := time.Now(); !h.renewed || !now.Before(h.validUntil) {
+			h.heldSince = now // first lease, or the last one lapsed
+		}
 		h.validUntil, h.renewed = start.Add(h.c.cfg.LeaseTTL), true
 	}
 	callbacks := h.onLost
@@ -94,6 +123,25 @@ func (h *Heartbeat) renew(ctx context.Context) error {
 	return err
 }
 
+// checkIncarnation reads the cluster's incarnation key, creating it when
+// missing, and reports whether it differs from the one this node saw last
+// (false the first time).
+func (h *Heartbeat) checkIncarnation(ctx context.Context) (bool, error) {
+	key := h.c.keys.Incarnation()
+	if err := h.c.rdb.SetNX(ctx, key, randomHex(8), 0).Err(); err != nil {
+		return false, fmt.Errorf("cluster: incarnation: %w", err)
+	}
+	v, err := h.c.rdb.Get(ctx, key).Result()
+	if err != nil {
+		return false, fmt.Errorf("cluster: incarnation: %w", err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	changed := h.incarnation != "" && h.incarnation != v
+	h.incarnation = v
+	return changed, nil
+}
+
 // Valid reports whether the node's lease is certainly still held. Once it
 // is false, survivors may have claimed the node's streams, and the node
 // must stop acting as their owner (issue 18, split brain); its fences are
@@ -102,6 +150,18 @@ func (h *Heartbeat) Valid() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return time.Now().Before(h.validUntil)
+}
+
+// Steady reports whether the node has held its lease without a lapse for
+// at least one lease TTL. Only then may it judge other nodes dead by their
+// expired leases: after a Redis outage every node's lease has lapsed, and
+// each needs a renewal interval to take it again; a node that came back
+// first must not take the others' streams meanwhile.
+func (h *Heartbeat) Steady() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := time.Now()
+	return h.renewed && now.Before(h.validUntil) && now.Sub(h.heldSince) >= h.c.cfg.LeaseTTL
 }
 
 // Err is the last renewal's error, nil after a successful one.

@@ -33,6 +33,7 @@ const (
 type EventPublisher struct {
 	c      *Cluster
 	fences Fences
+	hub    *Hub // this node's, for provisional deliveries; nil = none
 	log    *slog.Logger
 	// Fenced, when set (before the first Open), is told of a stream whose
 	// log this node may no longer write: another node owns the stream.
@@ -42,7 +43,8 @@ type EventPublisher struct {
 	queues map[string]*publishQueueState
 	closed bool
 
-	dropped atomic.Uint64
+	dropped     atomic.Uint64
+	provisional atomic.Uint64
 }
 
 type publishQueueState struct {
@@ -62,9 +64,11 @@ type Fences interface {
 	Fence(streamID string) (LeaseFence, bool)
 }
 
-// NewEventPublisher returns the cluster-mode gateway.Publisher.
-func (c *Cluster) NewEventPublisher(fences Fences, log *slog.Logger) *EventPublisher {
-	return &EventPublisher{c: c, fences: fences, log: log, queues: map[string]*publishQueueState{}}
+// NewEventPublisher returns the cluster-mode gateway.Publisher. hub is
+// this node's Hub, through which its own subscribers get a stream's events
+// while Redis does not answer (nil: they wait for Redis).
+func (c *Cluster) NewEventPublisher(fences Fences, hub *Hub, log *slog.Logger) *EventPublisher {
+	return &EventPublisher{c: c, fences: fences, hub: hub, log: log, queues: map[string]*publishQueueState{}}
 }
 
 // Open starts the stream's queue. It is idempotent.
@@ -153,6 +157,10 @@ func (p *EventPublisher) Subscribers(topic string) int {
 // Dropped counts events lost because Redis stayed away with a full queue.
 func (p *EventPublisher) Dropped() uint64 { return p.dropped.Load() }
 
+// Provisional counts events this node's subscribers got before Redis had
+// them (during an outage).
+func (p *EventPublisher) Provisional() uint64 { return p.provisional.Load() }
+
 // Close stops every queue without waiting for Redis. It is idempotent.
 func (p *EventPublisher) Close() {
 	p.mu.Lock()
@@ -169,21 +177,63 @@ func (p *EventPublisher) Close() {
 // drain writes the stream's queue to its log in order, retrying while
 // Redis does not answer; a stale fence (another node owns the stream now)
 // or a vanished record ends it: this node must not write that log again.
+//
+// While Redis does not answer, the events keep coming off the queue into
+// a pending list (up to publishQueue more) and go to this node's own
+// subscribers at once with the offsets Redis will give them (Hub.provisional):
+// this node is the stream's only writer, so the log's next offsets are
+// known. They reach the log in the same order when Redis is back; if they
+// cannot (fenced), the subscribers are reset (Hub.abandon).
 func (p *EventPublisher) drain(topic string, q *publishQueueState) {
 	defer close(q.done)
-	for {
-		var data []byte
-		select {
-		case <-q.ctx.Done():
-			return
-		case data = <-q.ch:
+	var (
+		pending   [][]byte
+		delivered int    // how many of pending the local subscribers got
+		top       uint64 // the log's last offset and epoch, from the last publish
+		epoch     string
+		fenced    bool // the registry gave a fence for the stream
+	)
+	defer func() {
+		if delivered > 0 && p.hub != nil {
+			p.hub.abandon(topic) // stopped before they reached Redis
 		}
-		fence, _ := p.fences.Fence(topic)
+	}()
+	take := func(data []byte) { pending = append(pending, data) }
+	for {
+		if len(pending) == 0 {
+			select {
+			case <-q.ctx.Done():
+				return
+			case data := <-q.ch:
+				take(data)
+			}
+		}
+		fence, ok := p.fences.Fence(topic)
+		switch {
+		case ok:
+			fenced = true
+		case fenced:
+			// The registry forgot the fence it gave: the stream moved to
+			// another node (a state save met the new owner's fence). Its
+			// log is the new owner's now; a zero fence would write into it
+			// unchecked (an end marker there ends every mirror).
+			p.log.Warn("cluster: this node no longer owns the stream's log; its events are not published",
+				slog.String("stream", short(topic)))
+			q.cancel()
+			return
+		}
 		for wait := 50 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
 			ctx, cancel := context.WithTimeout(q.ctx, 2*time.Second)
-			_, _, err := p.c.Publish(ctx, topic, data, fence)
+			off, ep, err := p.c.publishAfter(ctx, topic, pending[0], fence, top, epoch)
 			cancel()
 			if err == nil {
+				if len(pending[0]) == 0 {
+					return // the end marker is written: the log is complete
+				}
+				top, epoch = off, ep
+				pending[0] = nil
+				pending = pending[1:]
+				delivered = max(delivered-1, 0)
 				break
 			}
 			// ErrNotRegistered is retried like an outage: Redis may have
@@ -199,16 +249,42 @@ func (p *EventPublisher) drain(topic string, q *publishQueueState) {
 				return
 			}
 			p.log.Debug("cluster: publishing an event, retrying", slog.String("error", err.Error()))
-			select {
-			case <-q.ctx.Done():
-				return
-			case <-time.After(wait):
+			delivered = p.deliverLocally(topic, pending, delivered, top, epoch)
+			t := time.NewTimer(wait)
+		waiting:
+			for {
+				ch := q.ch
+				if len(pending) >= publishQueue {
+					ch = nil // full: the queue fills, Publish waits
+				}
+				select {
+				case <-q.ctx.Done():
+					t.Stop()
+					return
+				case data := <-ch:
+					take(data)
+					delivered = p.deliverLocally(topic, pending, delivered, top, epoch)
+				case <-t.C:
+					break waiting
+				}
 			}
 		}
-		if len(data) == 0 {
-			return // the end marker is written: the log is complete
-		}
 	}
+}
+
+// deliverLocally hands the pending events the local subscribers did not
+// get yet to them (Hub.provisional), and returns how many they have got.
+// It needs the log's position (a first publish must have succeeded) and
+// stops at the end marker, which only the log may carry.
+func (p *EventPublisher) deliverLocally(topic string, pending [][]byte, delivered int, top uint64, epoch string) int {
+	if p.hub == nil || epoch == "" {
+		return delivered
+	}
+	for ; delivered < len(pending) && len(pending[delivered]) > 0; delivered++ {
+		p.hub.provisional(topic, Event{Offset: top + uint64(delivered) + 1, Epoch: epoch, Payload: pending[delivered]})
+		p.provisional.Add(1)
+	}
+	return delivered
 }
 
 // short is a stream id as logs show it: its first 8 characters.

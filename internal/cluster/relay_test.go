@@ -71,7 +71,7 @@ func TestRelay_EventsFromTheOwnerOnAnotherNode(t *testing.T) {
 	owner := newNode(t, srv, Config{Node: "a"})
 	other := newNode(t, srv, Config{Node: "b", LeaseRenew: 100 * time.Millisecond, LeaseTTL: time.Second})
 	fences := &fixedFences{m: map[string]LeaseFence{}}
-	pub := owner.NewEventPublisher(fences, log)
+	pub := owner.NewEventPublisher(fences, nil, log)
 	defer pub.Close()
 	broker := sse.NewBroker(sse.WithReplaySize(10))
 	defer broker.Close()
@@ -138,7 +138,7 @@ func TestRelay_LingerThenStop(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	c := newNode(t, srv, Config{Node: "a"})
 	fences := &fixedFences{m: map[string]LeaseFence{}}
-	pub := c.NewEventPublisher(fences, log)
+	pub := c.NewEventPublisher(fences, nil, log)
 	defer pub.Close()
 	broker := sse.NewBroker()
 	defer broker.Close()
@@ -178,7 +178,7 @@ func TestRelay_RedisRestartIsAResetForLiveSubscribers(t *testing.T) {
 	owner := newNode(t, srv, Config{Node: "a"})
 	other := newNode(t, srv, Config{Node: "b", PingInterval: 100 * time.Millisecond})
 	fences := &fixedFences{m: map[string]LeaseFence{}}
-	pub := owner.NewEventPublisher(fences, log) // unfenced: the record dies with Redis's data
+	pub := owner.NewEventPublisher(fences, nil, log) // unfenced: the record dies with Redis's data
 	defer pub.Close()
 	broker := sse.NewBroker()
 	defer broker.Close()

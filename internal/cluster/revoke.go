@@ -108,8 +108,8 @@ func (w *RevocationWatch) run(ctx context.Context) {
 			return
 		case <-w.l.wake:
 			r = Revocation{Resync: true}
-		case raw := <-w.l.inbox:
-			ms, jti, ok := strings.Cut(raw, ",")
+		case f := <-w.l.inbox:
+			ms, jti, ok := strings.Cut(f.raw, ",")
 			until, err := strconv.ParseInt(ms, 10, 64)
 			if !ok || err != nil || jti == "" {
 				continue // not a revocation this package wrote

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"sync"
 	"time"
@@ -101,18 +102,31 @@ func (s *Subscription) run(ctx, parent context.Context, pos uint64, epoch string
 	}
 }
 
-// loop is the merge: pos/epoch is the last delivered position.
+// position is where a Subscription is: pos/epoch is the last event it
+// delivered; confirmed is the last of those known to be in the log. The
+// ones after it (prov, offsets confirmed+1..pos) are provisional events its
+// node's publisher handed over while Redis did not answer; each is
+// confirmed when the log shows the same payload at its offset, and a
+// different one (another node owns the stream now) resets the subscriber
+// to the log's version.
+type position struct {
+	pos, confirmed uint64
+	epoch          string
+	prov           []Event
+}
+
+// loop is the merge, starting after (pos, epoch).
 func (s *Subscription) loop(ctx context.Context, pos uint64, epoch string) error {
+	p := &position{pos: pos, confirmed: pos, epoch: epoch}
 	resync, synced := true, false
 	for {
 		if resync {
-			var err error
-			if pos, epoch, err = s.catchUp(ctx, pos, epoch); err != nil {
+			if err := s.catchUp(ctx, p); err != nil {
 				return err
 			}
 			resync = false
 			if !synced {
-				if err := s.emit(ctx, Event{Offset: pos, Epoch: epoch, Synced: true}); err != nil {
+				if err := s.emit(ctx, Event{Offset: p.pos, Epoch: p.epoch, Synced: true}); err != nil {
 					return err
 				}
 				synced = true
@@ -123,43 +137,99 @@ func (s *Subscription) loop(ctx context.Context, pos uint64, epoch string) error
 			return ctx.Err()
 		case <-s.l.wake:
 			resync = true
-		case raw := <-s.l.inbox:
-			ev, err := parseFrame(raw)
-			switch {
-			case err != nil:
-				// Not ours to judge: the log is the truth, re-read it.
-				resync = true
-			case ev.Epoch != epoch:
-				resync = true // a new life of the log: catchUp reports the reset
-			case ev.Offset <= pos:
-				// Already delivered from history: the duplicate the
-				// subscribe-then-read order produces.
-			case ev.Offset == pos+1:
-				if err := s.emit(ctx, ev); err != nil {
-					return err
-				}
-				pos = ev.Offset
-			default:
-				resync = true // a gap: something was missed, the log has it
+		case f := <-s.l.inbox:
+			var err error
+			if f.local != nil {
+				resync, err = s.local(ctx, p, f.local)
+			} else {
+				resync, err = s.live(ctx, p, f.raw)
+			}
+			if err != nil {
+				return err
 			}
 		}
 	}
 }
 
-// catchUp delivers the log after (pos, epoch), preceded by a Reset when
-// that position cannot be continued, and returns the new position. Redis
-// errors are retried (the Hub's reconnect will resync us again anyway)
-// until ctx ends.
-func (s *Subscription) catchUp(ctx context.Context, pos uint64, epoch string) (uint64, string, error) {
+// live takes one pub/sub message; true means "re-read the log".
+func (s *Subscription) live(ctx context.Context, p *position, raw string) (bool, error) {
+	ev, err := parseFrame(raw)
+	switch {
+	case err != nil:
+		return true, nil // not ours to judge: the log is the truth, re-read it
+	case ev.Epoch != p.epoch:
+		return true, nil // a new life of the log: catchUp reports the reset
+	case ev.Offset <= p.confirmed:
+		// Already delivered from history: the duplicate the
+		// subscribe-then-read order produces.
+		return false, nil
+	case ev.Offset == p.confirmed+1:
+		return false, s.fromLog(ctx, p, ev)
+	default:
+		return true, nil // a gap: something was missed, the log has it
+	}
+}
+
+// local takes what this node's publisher handed over during an outage.
+func (s *Subscription) local(ctx context.Context, p *position, lf *localFrame) (bool, error) {
+	if lf.abandon {
+		if len(p.prov) == 0 {
+			return false, nil
+		}
+		// What the subscriber got after confirmed will never be in the
+		// log: reset it to confirmed and carry on from the log.
+		p.pos, p.prov = p.confirmed, nil
+		return true, s.emit(ctx, Event{Offset: p.confirmed, Epoch: p.epoch, Reset: true})
+	}
+	ev := lf.ev
+	if ev.Epoch != p.epoch || ev.Offset != p.pos+1 {
+		return false, nil // out of step (a dropped frame): the log delivers it later
+	}
+	if err := s.emit(ctx, ev); err != nil {
+		return false, err
+	}
+	p.pos = ev.Offset
+	p.prov = append(p.prov, ev)
+	return false, nil
+}
+
+// fromLog delivers ev, the log's event at confirmed+1: a provisional event
+// with the same payload was delivered already and is now confirmed; one
+// with another payload was never published (the stream changed owner), so
+// the subscriber is reset to the log's version first.
+func (s *Subscription) fromLog(ctx context.Context, p *position, ev Event) error {
+	if len(p.prov) > 0 {
+		if bytes.Equal(p.prov[0].Payload, ev.Payload) {
+			p.confirmed = ev.Offset
+			p.prov[0] = Event{}
+			p.prov = p.prov[1:]
+			return nil
+		}
+		if err := s.emit(ctx, Event{Offset: p.confirmed, Epoch: p.epoch, Reset: true}); err != nil {
+			return err
+		}
+		p.pos, p.prov = p.confirmed, nil
+	}
+	if err := s.emit(ctx, ev); err != nil {
+		return err
+	}
+	p.pos, p.confirmed = ev.Offset, ev.Offset
+	return nil
+}
+
+// catchUp delivers the log after the confirmed position, preceded by a
+// Reset when that position cannot be continued. Redis errors are retried
+// (the Hub's reconnect will resync us again anyway) until ctx ends.
+func (s *Subscription) catchUp(ctx context.Context, p *position) error {
 	var h History
 	for wait := 50 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
 		var err error
-		if h, err = s.c.ReadAfter(ctx, s.stream, pos, epoch); err == nil {
+		if h, err = s.c.ReadAfter(ctx, s.stream, p.confirmed, p.epoch); err == nil {
 			break
 		}
 		select {
 		case <-ctx.Done():
-			return pos, epoch, ctx.Err()
+			return ctx.Err()
 		case <-time.After(wait):
 		}
 	}
@@ -168,7 +238,7 @@ func (s *Subscription) catchUp(ctx context.Context, pos uint64, epoch string) (u
 		// The reset waits for the log's next life, so that it names that
 		// epoch and comes once (a reset into "no epoch" would be followed
 		// by a second one at the first event).
-		return pos, epoch, nil
+		return nil
 	}
 	if !h.Complete {
 		// As sse's reset: its offset is the one before the first event that
@@ -178,21 +248,20 @@ func (s *Subscription) catchUp(ctx context.Context, pos uint64, epoch string) (u
 			reset = h.Events[0].Offset - 1
 		}
 		if err := s.emit(ctx, Event{Offset: reset, Epoch: h.Epoch, Reset: true}); err != nil {
-			return pos, epoch, err
+			return err
 		}
-		pos = reset
+		p.pos, p.confirmed, p.prov = reset, reset, nil
 	}
-	epoch = h.Epoch
+	p.epoch = h.Epoch
 	for _, ev := range h.Events {
-		if ev.Offset <= pos {
+		if ev.Offset <= p.confirmed {
 			continue
 		}
-		if err := s.emit(ctx, ev); err != nil {
-			return pos, epoch, err
+		if err := s.fromLog(ctx, p, ev); err != nil {
+			return err
 		}
-		pos = ev.Offset
 	}
-	return pos, epoch, nil
+	return nil
 }
 
 func (s *Subscription) emit(ctx context.Context, ev Event) error {

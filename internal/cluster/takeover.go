@@ -97,6 +97,7 @@ type Takeover struct {
 	c      *Cluster
 	log    *slog.Logger
 	adopt  Adopter
+	steady func() bool
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -112,11 +113,13 @@ const lostReason = "the gateway node holding the stream stopped; log in again"
 // runs after).
 const adoptTimeout = 30 * time.Second
 
-// StartTakeover sweeps every interval until Stop; adopt nil marks every
-// claimed stream lost.
-func (c *Cluster) StartTakeover(interval time.Duration, adopt Adopter, log *slog.Logger) *Takeover {
+// StartTakeover sweeps every interval until Stop, while beat is Steady (a
+// node whose own lease lapsed, as every node's does in a Redis outage,
+// first holds it again for a TTL: the others need that long to come back
+// too); adopt nil marks every claimed stream lost.
+func (c *Cluster) StartTakeover(interval time.Duration, beat *Heartbeat, adopt Adopter, log *slog.Logger) *Takeover {
 	ctx, cancel := context.WithCancel(context.Background())
-	t := &Takeover{c: c, log: log, adopt: adopt, cancel: cancel, done: make(chan struct{})}
+	t := &Takeover{c: c, log: log, adopt: adopt, steady: beat.Steady, cancel: cancel, done: make(chan struct{})}
 	go t.run(ctx, interval) // exits when Stop cancels ctx
 	return t
 }
@@ -130,7 +133,9 @@ func (t *Takeover) run(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			t.sweep(ctx)
+			if t.steady() {
+				t.sweep(ctx)
+			}
 		}
 	}
 }

@@ -1,5 +1,5 @@
 // Package redistest runs a throwaway redis-server for tests: loopback only,
-// a free port, no persistence (--save "" --appendonly no), its own working
+// a free port, no persistence unless asked (--save "" --appendonly no), its own working
 // directory and its output kept for failure messages. Restart brings it back
 // on the same port with empty data (what a Redis restarted without
 // persistence looks like to the gateway); Pause/Resume (SIGSTOP/SIGCONT) and
@@ -45,6 +45,10 @@ type Options struct {
 	Dir  string   // working dir (redis-server's --dir); "" = new temp dir, removed on Stop
 	Port int      // port on 127.0.0.1; 0 = pick a free one
 	Args []string // extra redis-server arguments, e.g. "--maxmemory", "10mb"
+	// Persist turns the append-only file on, fsynced at every write: a
+	// Kill and Restart then keep every acknowledged write (a Redis outage,
+	// not a data loss).
+	Persist bool
 }
 
 // Server is a redis-server process owned by this package. Its exported
@@ -77,6 +81,10 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("redistest: invalid port %d", opts.Port)
 	}
 	s := &Server{bin: bin, args: opts.Args, out: &tail{}}
+	if opts.Persist {
+		// Later arguments win: these override the defaults' "no".
+		s.args = append([]string{"--appendonly", "yes", "--appendfsync", "always"}, opts.Args...)
+	}
 	if opts.Dir == "" {
 		dir, err := os.MkdirTemp("", "redis-")
 		if err != nil {
@@ -240,7 +248,7 @@ func (s *Server) Pid() int {
 }
 
 // Kill sends SIGKILL, as in a crash, and waits until the process is gone.
-// Restart brings the server back (empty: nothing is persisted).
+// Restart brings the server back (empty unless Options.Persist).
 func (s *Server) Kill() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -248,7 +256,8 @@ func (s *Server) Kill() error {
 }
 
 // Restart kills redis-server if it runs and starts it again on the same
-// port, returning once it answers PING. All data is gone afterwards.
+// port, returning once it answers PING. All data is gone afterwards,
+// unless the server was started with Options.Persist.
 func (s *Server) Restart(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
