@@ -4,14 +4,18 @@ SWAG := go run github.com/swaggo/swag/cmd/swag@$(SWAG_VERSION)
 SWAG_ARGS := init -g doc.go -d api,gateway,fastpath --parseInternal --outputTypes json,yaml,go --packageName openapi
 DEV_DIR := .dev
 GO_TEST_FLAGS ?= -race -count=1 -timeout 12m
+# Integration packages that run once per supported XMPP server (issue 23):
+# the REST/SSE suite and the cluster tests (~1.5 min more on ejabberd);
+# every other package runs once, on Prosody.
+XMPP_PKGS := ./api/ ./cmd/xmppgw/
 
-.PHONY: help deps build run test test-unit test-e2e e2e-deps swagger-ui docker vet fmt fmt-check openapi openapi-check clean fuzz
+.PHONY: help deps build run test test-ejabberd test-unit test-e2e e2e-deps swagger-ui docker vet fmt fmt-check openapi openapi-check clean fuzz
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-deps: ## install what the tests and `make run` need (Prosody and Redis from Debian)
-	@bash scripts/install-deps.sh prosody redis
+deps: ## install what the tests and `make run` need (Prosody, ejabberd and Redis from Debian)
+	@bash scripts/install-deps.sh prosody redis ejabberd
 
 build: ## build bin/xmppgw
 	CGO_ENABLED=0 go build -trimpath -o bin/xmppgw ./cmd/xmppgw
@@ -19,8 +23,13 @@ build: ## build bin/xmppgw
 run: deps ## start a local Prosody (alice, bob, carol / demo) and the gateway on 127.0.0.1:8080
 	@bash scripts/run-dev.sh
 
-test: deps fmt-check vet openapi-check bench-smoke test-e2e ## everything CI runs: format, vet, spec drift, browser tests, unit + integration tests with -race
-	go test $(GO_TEST_FLAGS) ./...
+test: deps fmt-check vet openapi-check bench-smoke test-e2e ## everything CI runs: format, vet, spec drift, browser tests, unit + integration tests with -race on Prosody and ejabberd
+	XMPPGW_TEST_XMPP=prosody go test $(GO_TEST_FLAGS) ./...
+	XMPPGW_TEST_XMPP=ejabberd go test $(GO_TEST_FLAGS) $(XMPP_PKGS)
+
+test-ejabberd: ## only the integration tests on ejabberd (and the ejabberd harness's own)
+	@bash scripts/install-deps.sh ejabberd
+	XMPPGW_TEST_XMPP=ejabberd go test $(GO_TEST_FLAGS) $(XMPP_PKGS) ./internal/ejabberd/ ./internal/testxmpp/
 
 test-unit: ## only the packages whose tests need no Prosody
 	go test $(GO_TEST_FLAGS) ./sse/ ./gateway/ ./cmd/xmppgw/

@@ -3,8 +3,10 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -316,4 +318,32 @@ func TestShutdown_ClosesStreamsWithFinalEvent(t *testing.T) {
 	events.waitEnd(t, 2*time.Second)
 	res, body := e.do(http.MethodPost, "/restapi/v1/chat/"+e.xmpp.Domain+"/login", "", strings.NewReader("x"), "text/plain")
 	requireError(t, res, body, http.StatusServiceUnavailable)
+}
+
+// An admin logging in on behalf of an account that does not exist gets a
+// clear 404 on every server, though the servers refuse differently
+// (Prosody's token module in SASL, ejabberd not at all: the gateway's
+// account probe finds out); no stream is left behind.
+func TestAdmin_OnBehalfLoginOfNoAccountIs404(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	typo := fmt.Sprintf("nosuchuser%d-%d", os.Getpid()%1000, userSeq.Add(1))
+	res, body := e.doH(http.MethodPost, "/restapi/v1/chat/"+typo+"/login", adminHeader(), nil, "")
+	er := requireError(t, res, body, http.StatusNotFound)
+	require.Equal(t, 40405, er.Code)
+	for _, st := range e.mgr.Streams() {
+		require.NotEqual(t, typo, st.User().Localpart(), "no stream left for a missing account")
+	}
+
+	// The account's existence is the only difference: once it exists the
+	// same login works, and its stream gets ordinary messages but not the
+	// probe a second on-behalf login sends.
+	user, _ := e.newUser("probed")
+	first := e.adminLogin(user)
+	ev := e.subscribe("/restapi/v1/chat/"+first.StreamID+"/events", bearerHeader(first.Token))
+	e.adminLogin(user)
+	other := e.login(e.newUser("sender"))
+	e.post(other, http.MethodPost, "/messages/"+bare(first.JID), "after the probe", http.StatusAccepted)
+	_, m := ev.next(t, func(m map[string]any) bool { return m["type"] == "chat" || m["type"] == "headline" })
+	require.Equal(t, "after the probe", m["body"], "the probe is no event")
 }

@@ -23,24 +23,22 @@ import (
 
 	"github.com/xmppgw/xmppgw/gateway"
 	"github.com/xmppgw/xmppgw/internal/cluster"
-	"github.com/xmppgw/xmppgw/internal/prosody"
+	"github.com/xmppgw/xmppgw/internal/testxmpp"
 	"github.com/xmppgw/xmppgw/sse"
 )
 
-// sharedXMPP is one real Prosody for the tests that do not restart it.
-var sharedXMPP *prosody.Server
+// sharedXMPP is one real XMPP server (Prosody, or ejabberd with
+// XMPPGW_TEST_XMPP=ejabberd) for the tests that do not restart it.
+var sharedXMPP *testxmpp.Server
 
 func TestMain(m *testing.M) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	srv, err := prosody.Start(ctx, prosody.Options{JWTSecret: string(xmppTokenSecret)})
-	if err == nil {
-		err = srv.Register(ctx, notifyAccount, "unused-password-for-notify")
-	}
-	cancel()
+	srv, err := testxmpp.StartForMain(testxmpp.Options{JWTSecret: string(xmppTokenSecret),
+		Users: map[string]string{notifyAccount: "unused-password-for-notify"}})
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "integration tests need a real Prosody: %v\n", err)
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	fmt.Fprintf(os.Stderr, "api integration tests on %s %s\n", srv.Kind, srv.Version)
 	sharedXMPP = srv
 	code := m.Run()
 	_ = srv.Stop()
@@ -59,7 +57,7 @@ func TestMain(m *testing.M) {
 // talking to a real Prosody.
 type testEnv struct {
 	t      *testing.T
-	xmpp   *prosody.Server
+	xmpp   *testxmpp.Server
 	mgr    *gateway.Manager
 	broker *sse.Broker
 	srv    *Server
@@ -68,7 +66,7 @@ type testEnv struct {
 }
 
 type envOptions struct {
-	xmpp           *prosody.Server
+	xmpp           *testxmpp.Server
 	replay         int
 	idle           time.Duration
 	tokenTTL       time.Duration
@@ -169,6 +167,10 @@ func newEnv(t *testing.T, o envOptions) *testEnv {
 	})
 	return e
 }
+
+// onEjabberd reports whether the tests run on ejabberd, for the few
+// assertions where ejabberd's documented behaviour differs from Prosody's.
+func (e *testEnv) onEjabberd() bool { return e.xmpp.Kind == testxmpp.Ejabberd }
 
 var userSeq atomic.Int64
 
@@ -412,14 +414,14 @@ func gatewayLimits(perUser int) gateway.Config {
 	return gateway.Config{MaxStreamsPerUser: perUser}
 }
 
-// prosodyForTest is a Prosody of the test's own (for tests that restart it),
-// with the token auth module like the shared one.
-func prosodyForTest(t *testing.T) *prosody.Server {
-	return prosody.ForTest(t, prosody.Options{JWTSecret: string(xmppTokenSecret)})
+// xmppForTest is an XMPP server of the test's own (for tests that restart
+// it), of the selected kind and with token logins like the shared one.
+func xmppForTest(t *testing.T) *testxmpp.Server {
+	return testxmpp.ForTest(t, testxmpp.Options{JWTSecret: string(xmppTokenSecret)})
 }
 
-// killAndRestart crashes Prosody and starts it again on the same port.
-func killAndRestart(t *testing.T, xs *prosody.Server) {
+// killAndRestart crashes the XMPP server and starts it again on the same port.
+func killAndRestart(t *testing.T, xs *testxmpp.Server) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

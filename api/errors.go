@@ -97,6 +97,7 @@ var (
 	errXMPPNotFound       = tableErr(40402, http.StatusNotFound, "the XMPP server knows no such item")
 	errNotInRoom          = tableErr(40403, http.StatusNotFound, "not in that room: join it first")
 	errNotSubscribed      = tableErr(40404, http.StatusNotFound, "no such pubsub subscription of this stream")
+	errNoSuchAccount      = tableErr(40405, http.StatusNotFound, "the XMPP server has no such account")
 	errWorkgroupNotFound  = tableErr(40420, http.StatusNotFound, "no such workgroup")
 	errTicketNotFound     = tableErr(40421, http.StatusNotFound, "no such ticket")
 	errOfferNotFound      = tableErr(40422, http.StatusNotFound, "no such offer")
@@ -147,6 +148,8 @@ func toAPIError(err error) *apiError {
 		return errStreamNotFound
 	case errors.Is(err, gateway.ErrStreamLost):
 		return errStreamLost
+	case errors.Is(err, gateway.ErrNoSuchAccount):
+		return errNoSuchAccount
 	case errors.Is(err, gateway.ErrAuthFailed):
 		return errBadCredentials
 	case errors.Is(err, gateway.ErrInvalidAddress):

@@ -46,6 +46,7 @@ func TestToAPIError(t *testing.T) {
 		{"too many streams", gateway.ErrTooManyStreams, 42902, 429},
 		{"capacity", gateway.ErrCapacity, 50303, 503},
 		{"on behalf disabled", gateway.ErrOnBehalfDisabled, 50304, 503},
+		{"on-behalf login of no account", fmt.Errorf("%w: typo@localhost", gateway.ErrNoSuchAccount), 40405, 404},
 		{"anything else", errors.New("boom: secret detail"), 50000, 500},
 	}
 	for _, tt := range tests {

@@ -39,7 +39,8 @@ type routeCase struct {
 	// fresh: the request ends a stream, so every identity gets new ones.
 	fresh bool
 	// path overrides the route pattern (to aim {jid} at a peer, say);
-	// placeholders {streamid}, {username}, {jid}, {peer}, {room}, ... are filled in.
+	// placeholders {streamid}, {username}, {jid}, {peer}, {room}, {ident}
+	// (the identity's name), ... are filled in.
 	path string
 	body string
 	ct   string
@@ -112,7 +113,7 @@ var matrix = map[string]routeCase{
 	"GET /restapi/v1/chat/rooms/{room}/occupants":                     {fresh: true, want: [6]int{401, 404, 404, 401, 401, 400}},
 	"GET /restapi/v1/chat/rooms/{room}/config":                        {want: [6]int{401, 403, 200, 401, 401, 400}},
 	"PUT /restapi/v1/chat/rooms/{room}/config":                        {body: `{"description":"d"}`, ct: "application/json", want: [6]int{401, 403, 204, 401, 401, 400}},
-	"POST /restapi/v1/chat/rooms/{room}/destroy":                      {path: "/restapi/v1/chat/rooms/gone{room}/destroy", want: [6]int{401, 404, 404, 401, 401, 400}},
+	"POST /restapi/v1/chat/rooms/{room}/destroy":                      {path: "/restapi/v1/chat/rooms/gone{ident}{room}/destroy", want: [6]int{401, 404, 404, 401, 401, 400}},
 	"PUT /restapi/v1/chat/rooms/{room}/affiliations/{jid}":            {path: "/restapi/v1/chat/rooms/{room}/affiliations/{peer}", body: `{"affiliation":"member"}`, ct: "application/json", want: [6]int{401, 403, 204, 401, 401, 400}},
 	"PUT /restapi/v1/chat/rooms/{room}/roles/{nick}":                  {path: "/restapi/v1/chat/rooms/{room}/roles/nobody", body: `{"role":"none"}`, ct: "application/json", want: [6]int{401, 404, 404, 401, 401, 400}},
 	"GET /restapi/v1/chat/rooms/{room}/messages":                      {want: [6]int{401, 200, 200, 401, 401, 400}},
@@ -131,7 +132,7 @@ var matrix = map[string]routeCase{
 	"GET /restapi/v1/chat/{streamid}/rooms/{room}/occupants":          {fresh: true, want: [6]int{401, 404, 404, 401, 401, 404}},
 	"GET /restapi/v1/chat/{streamid}/rooms/{room}/config":             {want: [6]int{401, 404, 200, 401, 401, 200}},
 	"PUT /restapi/v1/chat/{streamid}/rooms/{room}/config":             {body: `{"description":"d"}`, ct: "application/json", want: [6]int{401, 404, 204, 401, 401, 204}},
-	"POST /restapi/v1/chat/{streamid}/rooms/{room}/destroy":           {path: "/restapi/v1/chat/{streamid}/rooms/gone{room}/destroy", want: [6]int{401, 404, 404, 401, 401, 404}},
+	"POST /restapi/v1/chat/{streamid}/rooms/{room}/destroy":           {path: "/restapi/v1/chat/{streamid}/rooms/gone{ident}{room}/destroy", want: [6]int{401, 404, 404, 401, 401, 404}},
 	"PUT /restapi/v1/chat/{streamid}/rooms/{room}/affiliations/{jid}": {path: "/restapi/v1/chat/{streamid}/rooms/{room}/affiliations/{peer}", body: `{"affiliation":"member"}`, ct: "application/json", want: [6]int{401, 404, 204, 401, 401, 204}},
 	"PUT /restapi/v1/chat/{streamid}/rooms/{room}/roles/{nick}":       {path: "/restapi/v1/chat/{streamid}/rooms/{room}/roles/nobody", body: `{"role":"none"}`, ct: "application/json", want: [6]int{401, 404, 404, 401, 401, 404}},
 	"GET /restapi/v1/chat/{streamid}/rooms/{room}/messages":           {want: [6]int{401, 404, 200, 401, 401, 200}},
@@ -152,6 +153,27 @@ var matrix = map[string]routeCase{
 	"DELETE /restapi/v1/admin/streams/{streamid}": {fresh: true, want: [6]int{401, 403, 403, 401, 401, 204}},
 	"POST /restapi/v1/admin/notifications/{username}": {body: `{"body":"hi"}`, ct: "application/json",
 		want: [6]int{401, 403, 403, 401, 401, 202}},
+}
+
+// ejabberdMatrix overrides matrix where ejabberd 23.01 answers the same
+// request differently from Prosody; authorization (the 401/403/400
+// columns) is the same on both, only what the server does with an
+// authorized request differs.
+var ejabberdMatrix = map[string][6]int{
+	// Removing a JID that is not in the roster: Prosody item-not-found
+	// (RFC 6121 §2.5.3), ejabberd a result.
+	"DELETE /restapi/v1/chat/contacts/{jid}":            {401, 204, 204, 401, 401, 400},
+	"DELETE /restapi/v1/chat/{streamid}/contacts/{jid}": {401, 404, 204, 401, 401, 204},
+	// Destroying a room that does not exist: Prosody item-not-found,
+	// ejabberd a result.
+	"POST /restapi/v1/chat/rooms/{room}/destroy":            {401, 204, 204, 401, 401, 400},
+	"POST /restapi/v1/chat/{streamid}/rooms/{room}/destroy": {401, 404, 204, 401, 401, 204},
+	// A role for a nick nobody has: Prosody item-not-found, ejabberd
+	// not-acceptable (XEP-0045 §9.6 leaves it open).
+	"PUT /restapi/v1/chat/rooms/{room}/roles/{nick}":            {401, 400, 400, 401, 401, 400},
+	"PUT /restapi/v1/chat/{streamid}/rooms/{room}/roles/{nick}": {401, 404, 400, 401, 401, 400},
+	// ejabberd has a user directory (mod_vcard search), Prosody none.
+	"GET /restapi/v1/chat/users": {401, 200, 200, 401, 401, 400},
 }
 
 func TestAuthorizationMatrix(t *testing.T) {
@@ -184,6 +206,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 			t.Errorf("route %q has no entry in the authorization matrix", route)
 			continue
 		}
+		if w, ok := ejabberdMatrix[route]; ok && e.onEjabberd() {
+			rc.want = w
+		}
 		method, routePattern, _ := strings.Cut(route, " ")
 		for _, id := range identities {
 			pattern := routePattern
@@ -193,7 +218,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 			}
 			fill := strings.NewReplacer("{streamid}", owner.StreamID, "{username}", aliceUser,
 				"{jid}", bare(owner.JID), "{state}", "composing", "{id}", "m1", "{marker}", "received",
-				"{room}", roomName, "{peer}", "peer@"+e.xmpp.Domain)
+				"{room}", roomName, "{peer}", "peer@"+e.xmpp.Domain,
+				// A room of its own per identity: ejabberd may leave a request to
+				// a room it is just destroying unanswered (seen: 504).
+				"{ident}", strings.ReplaceAll(id.String(), "-", ""))
 			if rc.path != "" {
 				pattern = rc.path
 			}

@@ -135,12 +135,12 @@ func (s *Server) subscribePubSub(w http.ResponseWriter, r *http.Request, _ *prin
 // unsubscribePubSub godoc
 //
 //	@Summary		Unsubscribe this stream from a node
-//	@Description	Removes the subscription {subid} of the stream's full JID; "-" names its subscription on services that assign no subscription ids. 404 when this stream has no such subscription.
+//	@Description	Removes the subscription {subid} of the stream's full JID; "-" names this stream's one subscription to the node, with whatever subid the service gave it (ejabberd assigns one to every subscription, Prosody none). 404 when this stream has no such subscription; 400 for "-" when it has several (name one).
 //	@Tags			pubsub
 //	@Param			streamid	path	string	true	"stream id"
 //	@Param			service		path	string	true	"pubsub service JID (or a bare JID for PEP)"
 //	@Param			node		path	string	true	"node name"
-//	@Param			subid		path	string	true	"subscription id, or - for none"
+//	@Param			subid		path	string	true	"subscription id, or - for this stream's subscription"
 //	@Success		204
 //	@Failure		400	{object}	ErrorResponse
 //	@Failure		401	{object}	ErrorResponse

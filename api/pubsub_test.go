@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -45,23 +44,13 @@ func init() {
 	}
 }
 
-// createPubSubNode creates a node on Prosody's pubsub component through
-// its admin console (ordinary users may not create nodes there) and makes
-// publisher (a bare JID) its publisher.
+// createPubSubNode creates a node on the server's pubsub service that
+// publisher (a bare JID) may publish to (testxmpp.CreatePubSubNode).
 func createPubSubNode(t *testing.T, e *testEnv, node, publisher string) {
 	t.Helper()
-	ctl, err := exec.LookPath("prosodyctl")
-	require.NoError(t, err)
-	lua := fmt.Sprintf(`> local s = prosody.hosts[%q].modules.pubsub.service; assert(s:create(%q, true)); assert(s:set_affiliation(%q, true, %q, "publisher")); return "created"`,
-		e.xmpp.PubSubDomain, node, node, publisher)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, ctl, "--config", e.xmpp.ConfigFile, "shell")
-	cmd.Dir = e.xmpp.Dir
-	cmd.Stdin = strings.NewReader(lua + "\n")
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	require.Contains(t, string(out), "created", "%s", out)
+	require.NoError(t, e.xmpp.CreatePubSubNode(ctx, node, publisher))
 }
 
 func pubsubPath(service, node string) string {
@@ -88,6 +77,7 @@ func TestPubSub_ServiceSubscribePublishReuseUnsubscribe(t *testing.T) {
 	require.Equal(t, "subscribed", sub["state"])
 	require.Equal(t, p.alice.JID, sub["jid"], "the full JID subscribes")
 	require.Nil(t, sub["reused"])
+	requireSubID(t, e, sub)
 
 	// bob publishes JSON; alice's stream gets the notification.
 	pub := decodeInto[PublishResponse](t, e.post(p.bob, http.MethodPost, path+"/items",
@@ -153,6 +143,7 @@ func TestPubSub_PEP(t *testing.T) {
 	e.post(p.bob, http.MethodPost, path+"/items", map[string]any{"id": "current", "payload": `<status xmlns="urn:example:status">busy</status>`, "access_model": "open"}, http.StatusCreated)
 	sub := decodeInto[map[string]any](t, e.post(p.alice, http.MethodPost, path+"/subscriptions", nil, http.StatusOK))
 	require.Equal(t, "subscribed", sub["state"])
+	requireSubID(t, e, sub)
 	e.post(p.bob, http.MethodPost, path+"/items", map[string]any{"id": "current", "payload": `<status xmlns="urn:example:status">free</status>`}, http.StatusCreated)
 	_, ev := p.aliceEv.next(t, func(m map[string]any) bool {
 		return m["type"] == "pubsub" && strings.Contains(fmt.Sprint(m["items"]), "free")
@@ -162,5 +153,42 @@ func TestPubSub_PEP(t *testing.T) {
 	items := decodeInto[[]map[string]any](t, e.post(p.alice, http.MethodGet, path+"/items", nil, http.StatusOK))
 	require.Len(t, items, 1)
 	require.Contains(t, items[0]["payload"], "free")
+	// "-" is this stream's subscription whatever its subid.
 	e.post(p.alice, http.MethodDelete, path+"/subscriptions/-", nil, http.StatusNoContent)
+	require.Empty(t, decodeInto[[]map[string]any](t, e.post(p.alice, http.MethodGet, path+"/subscriptions", nil, http.StatusOK)))
+	e.post(p.alice, http.MethodDelete, path+"/subscriptions/-", nil, http.StatusNotFound)
+}
+
+// requireSubID asserts each server's documented subscription ids: ejabberd
+// gives every subscription one (pubsub service and PEP), Prosody none.
+func requireSubID(t *testing.T, e *testEnv, sub map[string]any) {
+	t.Helper()
+	if e.onEjabberd() {
+		require.NotEmpty(t, sub["subid"], "ejabberd assigns a subid")
+	} else {
+		require.Nil(t, sub["subid"], "Prosody assigns no subid")
+	}
+}
+
+// Publishing to a node of the pubsub service that nobody created: Prosody
+// refuses with forbidden (its component lets only admins create nodes),
+// ejabberd creates the node with the publisher as owner (XEP-0060 §7.1.4
+// auto-create, on by default), so the item is there afterwards.
+func TestPubSub_PublishToMissingNodePerServer(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	p := newPair(t, e)
+	path := pubsubPath(e.xmpp.PubSubDomain, "auto/"+p.bob.user)
+	res, body := e.do(http.MethodPost, "/restapi/v1/chat/"+p.bob.StreamID+path+"/items", p.bob.Token,
+		jsonBody(map[string]any{"id": "first", "payload_json": 1}), "application/json")
+	if !e.onEjabberd() {
+		er := requireError(t, res, body, http.StatusForbidden)
+		require.Contains(t, er.Error, "forbidden")
+		e.post(p.alice, http.MethodGet, path+"/items", nil, http.StatusNotFound)
+		return
+	}
+	require.Equal(t, http.StatusCreated, res.StatusCode, body)
+	items := decodeInto[[]map[string]any](t, e.post(p.alice, http.MethodGet, path+"/items", nil, http.StatusOK))
+	require.Len(t, items, 1)
+	require.Equal(t, "first", items[0]["id"])
 }

@@ -200,7 +200,7 @@ func TestHistory_PagesForwardAndBackward(t *testing.T) {
 
 func TestHistory_GapFillAfterRestartDeliversExactlyOnce(t *testing.T) {
 	t.Parallel()
-	xs := prosodyForTest(t)
+	xs := xmppForTest(t)
 	fast := newEnv(t, envOptions{xmpp: xs})
 	slow := newEnv(t, envOptions{xmpp: xs, gateway: gateway.Config{ReconnectMin: 2 * time.Second, ReconnectMax: 3 * time.Second}})
 	alice := fast.login(fast.newUser("alice"))

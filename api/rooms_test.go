@@ -183,7 +183,7 @@ func TestRooms_DirectoryAndInfo(t *testing.T) {
 
 func TestRooms_RejoinedAfterServerRestart(t *testing.T) {
 	t.Parallel()
-	xs := prosodyForTest(t)
+	xs := xmppForTest(t)
 	e := newEnv(t, envOptions{xmpp: xs})
 	alice := e.login(e.newUser("alice"))
 	bob := e.login(e.newUser("bob"))

@@ -48,6 +48,7 @@ type LoginResponse struct {
 //	@Success		200			{object}	LoginResponse
 //	@Failure		400			{object}	ErrorResponse
 //	@Failure		401			{object}	ErrorResponse	"wrong username or password"
+//	@Failure		404			{object}	ErrorResponse	"on-behalf login: the XMPP server has no such account (40405)"
 //	@Failure		413			{object}	ErrorResponse
 //	@Failure		415			{object}	ErrorResponse
 //	@Failure		429			{object}	ErrorResponse	"too many failed logins or streams"

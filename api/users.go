@@ -23,7 +23,7 @@ func asUsers(st Stream) userStream { return st }
 // searchUsers godoc
 //
 //	@Summary		Search the user directory
-//	@Description	XEP-0055 jabber:iq:search on the server or the directory component it advertises (disco). 501 when the XMPP server has none: Prosody has no directory in core (the community module mod_vjud adds one); ejabberd offers one with mod_vcard.
+//	@Description	XEP-0055 jabber:iq:search on the server or the directory component it advertises (disco). The gateway first fetches the directory's search form and submits the term in the field it offers (nick, else user, fn, first, last, email; as an XEP-0004 data form when the directory sends one, as ejabberd's mod_vcard does). Each result carries the directory's fields by name, jid always. 501 when the XMPP server has no directory: Prosody has none in core (the community module mod_vjud adds one); ejabberd offers one with mod_vcard (search: true), which finds accounts by their vCard.
 //	@Tags			users
 //	@Produce		json
 //	@Param			search	query		string	true	"text to search for"

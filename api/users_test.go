@@ -3,6 +3,8 @@ package api
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -45,13 +47,38 @@ func TestProfile_BookmarksAndAutojoin(t *testing.T) {
 	e.post(s, http.MethodPut, "/bookmarks", []map[string]any{{"room": "not a jid"}}, http.StatusBadRequest)
 }
 
-func TestUsers_SearchWithoutDirectoryIs501(t *testing.T) {
+// User search (XEP-0055) on each server's documented directory: Prosody
+// has none in core (501); ejabberd's mod_vcard answers with a data form
+// only, which the gateway fills in and submits.
+func TestUsers_Search(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})
 	s := e.login(e.newUser("search"))
-	res, body := e.do(http.MethodGet, "/restapi/v1/chat/users?search=bob", s.Token, nil, "")
-	er := requireError(t, res, body, http.StatusNotImplemented)
-	require.Contains(t, er.Error, "jabber:iq:search")
-	res, body = e.do(http.MethodGet, "/restapi/v1/chat/users", s.Token, nil, "")
+	res, body := e.do(http.MethodGet, "/restapi/v1/chat/users", s.Token, nil, "")
 	requireError(t, res, body, http.StatusBadRequest)
+	if !e.onEjabberd() {
+		res, body = e.do(http.MethodGet, "/restapi/v1/chat/users?search=bob", s.Token, nil, "")
+		er := requireError(t, res, body, http.StatusNotImplemented)
+		require.Contains(t, er.Error, "jabber:iq:search")
+		return
+	}
+	// ejabberd indexes accounts by their vCard: one with a nickname is
+	// found by it, one without is not found at all.
+	found := e.login(e.newUser("findme"))
+	nick := "Nick" + strings.ReplaceAll(found.user, "-", "")
+	e.post(found, http.MethodPut, "/vcard", map[string]any{"fn": "Found Person", "nickname": nick}, http.StatusNoContent)
+	search := func(term string) []map[string]string {
+		t.Helper()
+		res, body := e.do(http.MethodGet, "/restapi/v1/chat/users?search="+url.QueryEscape(term), s.Token, nil, "")
+		require.Equal(t, http.StatusOK, res.StatusCode, body)
+		var hits []map[string]string
+		require.NoError(t, json.Unmarshal([]byte(body), &hits), body)
+		return hits
+	}
+	hits := search(nick)
+	require.Len(t, hits, 1)
+	require.Equal(t, bare(found.JID), hits[0]["jid"])
+	require.Equal(t, nick, hits[0]["nick"])
+	require.Equal(t, "Found Person", hits[0]["fn"])
+	require.Empty(t, search("NoSuchNick"+nick))
 }

@@ -34,6 +34,14 @@ func (s *Stream) handle(c conn, n xmlNode) {
 }
 
 func (s *Stream) handleMessage(n xmlNode) {
+	if n.attr("type") == "error" && s.probes.bounced(n) {
+		return
+	}
+	if isAccountProbe(n) && s.mgr.trustedNotifier(n.attr("from")) {
+		// The gateway's service account checking that this account
+		// exists (account.go): no event.
+		return
+	}
 	if r := n.child(nsMAM, "result"); r != nil {
 		s.deliverArchived(r, n.attr("from"))
 		return
@@ -132,6 +140,10 @@ func readParts(n xmlNode, ownBare string) messageParts {
 			p.thread = c.Text
 		case local == "error" && (space == nsClient || space == ""):
 			p.errNode = c
+		case space == "urn:xmpp:mam:tmp" && local == "archived":
+			// The archive id of early XEP-0313 drafts, before XEP-0359's
+			// <stanza-id/>, which ejabberd's mod_mam still adds next to it:
+			// the same id, kept from clients like the stanza-id itself.
 		case space == "urn:xmpp:sid:0" && local == "origin-id":
 			p.originID = c.attr("id")
 		case space == "urn:xmpp:sid:0" && local == "stanza-id":

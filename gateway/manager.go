@@ -241,8 +241,43 @@ func (m *Manager) LoginAs(ctx context.Context, username, resource string) (*Stre
 	if err != nil {
 		return nil, err
 	}
+	if svc := m.probingStream(ctx, user); svc != nil {
+		exists, err := svc.accountExists(ctx, user) // account.go
+		if err != nil {
+			return nil, err
+		}
+		if !exists {
+			return nil, fmt.Errorf("%w: %s", ErrNoSuchAccount, user)
+		}
+	}
 	creds := tokenCredentials{user: user, key: m.cfg.TokenSecret, ttl: m.cfg.XMPPTokenTTL}
-	return m.open(ctx, &Stream{user: user, creds: creds, onBehalf: true}, resource)
+	s, err := m.open(ctx, &Stream{user: user, creds: creds, onBehalf: true}, resource)
+	if errors.Is(err, ErrAuthFailed) && m.probingStream(ctx, user) != nil {
+		// The service account's token login works, so the secret and the
+		// clock are right: Prosody's mod_auth_xmppgw_jwt refuses such a
+		// token only for an account that does not exist (account.go).
+		return nil, fmt.Errorf("%w: %s (the server refused a valid token for it)", ErrNoSuchAccount, user)
+	}
+	return s, err
+}
+
+// probingStream is the service account's stream, which checks other
+// accounts for on-behalf logins (account.go) and whose token login shows
+// the gateway's tokens work; nil for the service account itself, without
+// one configured, or when it cannot log in.
+func (m *Manager) probingStream(ctx context.Context, user jid.JID) *Stream {
+	if m.cfg.ServiceAccount == "" {
+		return nil
+	}
+	svc, err := UserJID(m.cfg.ServiceAccount, m.cfg.Domain)
+	if err != nil || svc.Equal(user.Bare()) {
+		return nil
+	}
+	s, err := m.serviceStream(ctx)
+	if err != nil {
+		return nil
+	}
+	return s
 }
 
 // StreamRegistry records streams beyond this process (cluster mode).

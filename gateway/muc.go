@@ -432,6 +432,13 @@ func (s *Stream) handleRoomPresence(n xmlNode, ev PresenceEvent) bool {
 		}
 		return true
 	}
+	if nick == "" {
+		// The room's own presence, not an occupant's: ejabberd sends one
+		// from the room's bare JID on join to announce the room avatar
+		// (vcard-temp:x:update, XEP-0153). Nothing to fold in.
+		s.rooms.mu.Unlock()
+		return true
+	}
 	oe := OccupantEvent{Type: EventOccupant, Room: key, Occupant: Occupant{Nick: nick, Show: ev.Show, Status: ev.Status},
 		Available: ev.PresenceType == "available"}
 	if x := n.child(nsMUCUser, "x"); x != nil {

@@ -176,6 +176,13 @@ func (s *Stream) autojoinBookmarks(ctx context.Context) {
 
 // SearchUsers searches the server's user directory (XEP-0055), found via
 // service discovery; ErrNoDirectory when there is none.
+//
+// The search is built from what the directory's own form offers (§2,
+// §3): servers differ here. ejabberd's mod_vcard answers the request
+// for the form with an XEP-0004 data form only and rejects the simple
+// fields with bad-request "Incorrect data form", so the term goes into
+// one field of that form; a directory that lists simple fields gets the
+// simple query.
 func (s *Stream) SearchUsers(ctx context.Context, term string) ([]map[string]string, error) {
 	if err := checkText("search", term); err != nil || term == "" {
 		return nil, fmt.Errorf("%w: search must be a non-empty text", ErrInvalidInput)
@@ -184,30 +191,131 @@ func (s *Stream) SearchUsers(ctx context.Context, term string) ([]map[string]str
 	if err != nil {
 		return nil, err
 	}
-	// The simple (non-form) fields of XEP-0055 §2: every server that offers
-	// jabber:iq:search understands them.
-	q := elem(nsSearch, "query")
-	nick := elem(nsSearch, "nick")
-	nick.Text = term
-	q.Children = []xmlNode{nick}
+	form, err := s.request(ctx, "get", service.String(), elem(nsSearch, "query"))
+	if err != nil {
+		return nil, err
+	}
+	q, err := searchQuery(form.child(nsSearch, "query"), term)
+	if err != nil {
+		return nil, err
+	}
 	res, err := s.request(ctx, "set", service.String(), q)
 	if err != nil {
 		return nil, err
 	}
+	return searchResults(res.child(nsSearch, "query")), nil
+}
+
+// searchFields are the fields the term goes into, best first: nick is
+// what the gateway always searched; ejabberd's form names the username
+// "user" and the full name "fn". One field only, as directories AND the
+// fields of a search (ejabberd does).
+var searchFields = []string{"nick", "user", "fn", "first", "last", "email"}
+
+// searchQuery builds the search request from the directory's answer to
+// the form request (nil: it sent none): a submitted data form when it
+// offered one, else the simple fields.
+func searchQuery(form *xmlNode, term string) (xmlNode, error) {
+	q := elem(nsSearch, "query")
+	var x *xmlNode
+	if form != nil {
+		x = form.child(nsDataForms, "x")
+	}
+	if x == nil {
+		// Simple fields (§2): the first of searchFields the directory
+		// lists, nick when it lists none of them.
+		name := "nick"
+		if form != nil {
+			for _, f := range searchFields {
+				if form.child(nsSearch, f) != nil {
+					name = f
+					break
+				}
+			}
+		}
+		field := elem(nsSearch, name)
+		field.Text = term
+		q.Children = []xmlNode{field}
+		return q, nil
+	}
+	offered := map[string]string{} // var -> type
+	formType := ""
+	for _, f := range x.Children {
+		if f.XMLName.Local != "field" {
+			continue
+		}
+		offered[f.attr("var")] = f.attr("type")
+		if f.attr("var") == "FORM_TYPE" {
+			formType = f.childText(nsDataForms, "value")
+		}
+	}
+	name := ""
+	for _, f := range searchFields {
+		if t, ok := offered[f]; ok && (t == "" || t == "text-single") {
+			name = f
+			break
+		}
+	}
+	if name == "" {
+		return xmlNode{}, fmt.Errorf("%w: the directory's search form has none of the fields %v", ErrNoDirectory, searchFields)
+	}
+	submit := elem(nsDataForms, "x", "type", "submit")
+	if formType != "" {
+		// XEP-0004 §3.4 / XEP-0068: a form with a FORM_TYPE is submitted with it.
+		ft := formField("FORM_TYPE", formType)
+		ft.Attrs = append(ft.Attrs, xmlAttr("type", "hidden"))
+		submit.Children = append(submit.Children, ft)
+	}
+	submit.Children = append(submit.Children, formField(name, term))
+	q.Children = []xmlNode{submit}
+	return q, nil
+}
+
+// formField is an XEP-0004 field with one value.
+func formField(name, value string) xmlNode {
+	f := elem(nsDataForms, "field", "var", name)
+	v := elem(nsDataForms, "value")
+	v.Text = value
+	f.Children = []xmlNode{v}
+	return f
+}
+
+// searchResults reads either answer of §2 (items with simple fields) or §3
+// (a result data form, one <item> of fields per match) into one map per
+// match; "jid" is always set.
+func searchResults(rq *xmlNode) []map[string]string {
 	out := []map[string]string{}
-	if rq := res.child(nsSearch, "query"); rq != nil {
-		for _, item := range rq.Children {
+	if rq == nil {
+		return out
+	}
+	if x := rq.child(nsDataForms, "x"); x != nil {
+		for _, item := range x.Children {
 			if item.XMLName.Local != "item" {
 				continue
 			}
-			m := map[string]string{"jid": item.attr("jid")}
+			m := map[string]string{}
 			for _, f := range item.Children {
-				m[f.XMLName.Local] = f.Text
+				if name := f.attr("var"); f.XMLName.Local == "field" && name != "" {
+					m[name] = f.childText(nsDataForms, "value")
+				}
 			}
-			out = append(out, m)
+			if m["jid"] != "" {
+				out = append(out, m)
+			}
 		}
+		return out
 	}
-	return out, nil
+	for _, item := range rq.Children {
+		if item.XMLName.Local != "item" {
+			continue
+		}
+		m := map[string]string{"jid": item.attr("jid")}
+		for _, f := range item.Children {
+			m[f.XMLName.Local] = f.Text
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 func (s *Stream) searchService(ctx context.Context) (jid.JID, error) {

@@ -408,25 +408,33 @@ func (s *Stream) configureSubscription(ctx context.Context, service jid.JID, sub
 }
 
 // Unsubscribe removes this stream's subscription to a node. subid names
-// it; "" (or "-") is the one subscription of this full JID on services
-// that assign no subscription ids.
+// it; "-" (or "") is this full JID's one subscription to the node, whatever
+// its subid: services differ in assigning them (Prosody none, ejabberd one
+// per subscription, pubsub service and PEP alike), and XEP-0060 §6.2.1
+// makes the subid mandatory in the request once the service has one.
 func (s *Stream) Unsubscribe(ctx context.Context, service jid.JID, node, subid string) error {
-	if subid == "-" {
-		subid = ""
-	}
-	if err := checkItemID(subid); err != nil {
-		return err
+	own := subid == "-" || subid == ""
+	if !own {
+		if err := checkItemID(subid); err != nil {
+			return err
+		}
 	}
 	subs, err := s.PubSubSubscriptions(ctx, service, node)
 	if err != nil {
 		return err
 	}
-	found := false
-	for _, sub := range subs {
-		found = found || sub.SubID == subid
-	}
-	if !found {
-		return fmt.Errorf("%w: %s on node %q", ErrNotSubscribed, subidOrDefault(subid), node)
+	if own {
+		if subid, err = ownSubID(subs, node); err != nil {
+			return err
+		}
+	} else {
+		found := false
+		for _, sub := range subs {
+			found = found || sub.SubID == subid
+		}
+		if !found {
+			return fmt.Errorf("%w: %s on node %q", ErrNotSubscribed, subidOrDefault(subid), node)
+		}
 	}
 	u := elem(nsPubSub, "unsubscribe", "node", node, "jid", s.JID())
 	if subid != "" {
@@ -437,6 +445,20 @@ func (s *Stream) Unsubscribe(ctx context.Context, service jid.JID, node, subid s
 	}
 	s.pubsub.forget(service, node, subid)
 	return nil
+}
+
+// ownSubID picks the subid of this full JID's one subscription among subs
+// (already filtered to the stream's JID): "" when the service assigns none.
+// Several subscriptions (XEP-0060 §6.1.6 multiple subscriptions) are
+// ambiguous, so the client has to name one.
+func ownSubID(subs []PubSubSubscription, node string) (string, error) {
+	switch len(subs) {
+	case 0:
+		return "", fmt.Errorf("%w: %s on node %q", ErrNotSubscribed, subidOrDefault(""), node)
+	case 1:
+		return subs[0].SubID, nil
+	}
+	return "", fmt.Errorf("%w: this stream has %d subscriptions to node %q: name one by its subid", ErrInvalidInput, len(subs), node)
 }
 
 func subidOrDefault(subid string) string {

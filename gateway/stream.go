@@ -49,6 +49,7 @@ type Stream struct {
 	catchUp  catchUp
 	commands pendingCommands
 	iqs      iqTracker
+	probes   accountProbes // account.go
 	archive  archiveState
 	contacts presenceBook
 	rooms    rooms

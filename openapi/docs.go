@@ -1040,7 +1040,7 @@ const docTemplate = `{
                         "BasicAuth": []
                     }
                 ],
-                "description": "XEP-0055 jabber:iq:search on the server or the directory component it advertises (disco). 501 when the XMPP server has none: Prosody has no directory in core (the community module mod_vjud adds one); ejabberd offers one with mod_vcard.",
+                "description": "XEP-0055 jabber:iq:search on the server or the directory component it advertises (disco). The gateway first fetches the directory's search form and submits the term in the field it offers (nick, else user, fn, first, last, email; as an XEP-0004 data form when the directory sends one, as ejabberd's mod_vcard does). Each result carries the directory's fields by name, jid always. 501 when the XMPP server has no directory: Prosody has none in core (the community module mod_vjud adds one); ejabberd offers one with mod_vcard (search: true), which finds accounts by their vCard.",
                 "produces": [
                     "application/json"
                 ],
@@ -3506,7 +3506,7 @@ const docTemplate = `{
                         "BasicAuth": []
                     }
                 ],
-                "description": "Removes the subscription {subid} of the stream's full JID; \"-\" names its subscription on services that assign no subscription ids. 404 when this stream has no such subscription.",
+                "description": "Removes the subscription {subid} of the stream's full JID; \"-\" names this stream's one subscription to the node, with whatever subid the service gave it (ejabberd assigns one to every subscription, Prosody none). 404 when this stream has no such subscription; 400 for \"-\" when it has several (name one).",
                 "tags": [
                     "pubsub"
                 ],
@@ -3535,7 +3535,7 @@ const docTemplate = `{
                     },
                     {
                         "type": "string",
-                        "description": "subscription id, or - for none",
+                        "description": "subscription id, or - for this stream's subscription",
                         "name": "subid",
                         "in": "path",
                         "required": true
@@ -5385,6 +5385,12 @@ const docTemplate = `{
                     },
                     "401": {
                         "description": "wrong username or password",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "404": {
+                        "description": "on-behalf login: the XMPP server has no such account (40405)",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the tests and `make run` need, from Debian packages.
 #   scripts/install-deps.sh              # = prosody
-#   scripts/install-deps.sh prosody redis chromium
+#   scripts/install-deps.sh prosody redis ejabberd chromium
 # Idempotent and silent when everything is present. The harnesses
-# (internal/prosody, internal/redistest) run their own throwaway servers, so
-# a system service started by a package is stopped and disabled again.
+# (internal/prosody, internal/ejabberd, internal/redistest) run their own
+# throwaway servers, so a system service started by a package is stopped
+# and disabled again (and policy-rc.d keeps it from starting meanwhile).
 set -euo pipefail
 
 # name -> apt package; name -> command(s) whose presence means "installed".

@@ -13,8 +13,8 @@ import (
 	"github.com/xmppo/go-xmpp"
 
 	"github.com/xmppgw/xmppgw/api"
-	"github.com/xmppgw/xmppgw/internal/prosody"
 	"github.com/xmppgw/xmppgw/internal/redistest"
+	"github.com/xmppgw/xmppgw/internal/testxmpp"
 )
 
 // Three gateway processes, one Redis, one Prosody (issue 17's cluster
@@ -482,7 +482,7 @@ func sendChats(cl *xmpp.Client, to, room string, total int, interval time.Durati
 func takeoverCluster(t *testing.T, name string, redisOpts ...redistest.Options) *testCluster {
 	t.Helper()
 	secret := strings.Repeat("x", 32)
-	c := newTestClusterWith(t, name, prosody.Options{JWTSecret: secret}, map[string]string{"XMPPGW_XMPP_TOKEN_SECRET": secret}, redisOpts...)
+	c := newTestClusterWith(t, name, testxmpp.Options{JWTSecret: secret}, map[string]string{"XMPPGW_XMPP_TOKEN_SECRET": secret}, redisOpts...)
 	registerAliceAndBob(t, c)
 	return c
 }

@@ -17,8 +17,8 @@ import (
 
 	"github.com/xmppgw/xmppgw/api"
 	"github.com/xmppgw/xmppgw/internal/childproc"
-	"github.com/xmppgw/xmppgw/internal/prosody"
 	"github.com/xmppgw/xmppgw/internal/redistest"
+	"github.com/xmppgw/xmppgw/internal/testxmpp"
 )
 
 // gatewayNode is one gateway process of a test cluster: this test binary
@@ -33,27 +33,28 @@ type gatewayNode struct {
 	proc     *childproc.Process
 }
 
-// testCluster is one Redis, one Prosody and the nodes started on them.
+// testCluster is one Redis, one XMPP server (Prosody unless
+// XMPPGW_TEST_XMPP says otherwise) and the nodes started on them.
 type testCluster struct {
 	t     *testing.T
 	redis *redistest.Server
-	xmpp  *prosody.Server
+	xmpp  *testxmpp.Server
 	base  map[string]string
 }
 
 func newTestCluster(t *testing.T, name string) *testCluster {
 	t.Helper()
-	return newTestClusterWith(t, name, prosody.Options{}, nil)
+	return newTestClusterWith(t, name, testxmpp.Options{}, nil)
 }
 
-// newTestClusterWith is newTestCluster with Prosody options, more
+// newTestClusterWith is newTestCluster with XMPP server options, more
 // environment for every node and, optionally, Redis options.
-func newTestClusterWith(t *testing.T, name string, opts prosody.Options, env map[string]string, redisOpts ...redistest.Options) *testCluster {
+func newTestClusterWith(t *testing.T, name string, opts testxmpp.Options, env map[string]string, redisOpts ...redistest.Options) *testCluster {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	xmpp, err := prosody.Start(ctx, opts)
-	require.NoError(t, err, "the cluster tests need a real Prosody: `make deps` installs it")
+	xmpp, err := testxmpp.Start(ctx, opts)
+	require.NoError(t, err, "the cluster tests need a real XMPP server: `make deps` installs Prosody")
 	t.Cleanup(func() { _ = xmpp.Stop() })
 	r := redistest.ForTest(t, redisOpts...)
 	base := clusterEnv(r.URL, map[string]string{

@@ -21,6 +21,7 @@ import (
 
 	prosodyauth "github.com/xmppgw/xmppgw/deploy/prosody"
 	"github.com/xmppgw/xmppgw/internal/childproc"
+	"github.com/xmppgw/xmppgw/internal/testcert"
 )
 
 // DefaultDomain is the XMPP domain used when Options.Domain is empty.
@@ -163,14 +164,14 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if domain != "localhost" {
 		names = append(names, "localhost")
 	}
-	if err := ensureCert(s.CertFile, s.KeyFile, names); err != nil {
+	if err := testcert.Ensure(s.CertFile, s.KeyFile, names); err != nil {
 		return fail(fmt.Errorf("prosody: certificate: %w", err))
 	}
 	if s.JWTSecret != "" {
 		if err := os.MkdirAll(s.pluginDir(), 0o755); err != nil {
 			return fail(fmt.Errorf("prosody: %w", err))
 		}
-		if err := writeFileAtomic(filepath.Join(s.pluginDir(), prosodyauth.FileName), prosodyauth.Module, 0o644); err != nil {
+		if err := testcert.WriteFileAtomic(filepath.Join(s.pluginDir(), prosodyauth.FileName), prosodyauth.Module, 0o644); err != nil {
 			return fail(fmt.Errorf("prosody: installing %s: %w", prosodyauth.FileName, err))
 		}
 	}
@@ -186,7 +187,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		}
 		s.Port = port
 		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		if err := writeFileAtomic(s.ConfigFile, []byte(s.configText()), s.configMode()); err != nil {
+		if err := testcert.WriteFileAtomic(s.ConfigFile, []byte(s.configText()), s.configMode()); err != nil {
 			return fail(fmt.Errorf("prosody: writing config: %w", err))
 		}
 		if attempt == 1 {

@@ -1,4 +1,7 @@
-package prosody
+// Package testcert writes the self-signed certificates the throwaway XMPP
+// servers of the test harness (internal/prosody, internal/ejabberd) offer
+// for STARTTLS.
+package testcert
 
 import (
 	"crypto/ecdsa"
@@ -15,11 +18,11 @@ import (
 	"time"
 )
 
-// ensureCert writes a self-signed ECDSA P-256 certificate and key for the
+// Ensure writes a self-signed ECDSA P-256 certificate and key for the
 // given names unless certFile already holds one that covers all of them and
 // stays valid for at least another week (so a persistent dev directory keeps
 // a stable certificate a client may have been told to trust).
-func ensureCert(certFile, keyFile string, dnsNames []string) error {
+func Ensure(certFile, keyFile string, dnsNames []string) error {
 	if certUsable(certFile, keyFile, dnsNames) {
 		return nil
 	}
@@ -34,7 +37,7 @@ func ensureCert(certFile, keyFile string, dnsNames []string) error {
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: dnsNames[0], Organization: []string{"xmppgw test Prosody"}},
+		Subject:               pkix.Name{CommonName: dnsNames[0], Organization: []string{"xmppgw test XMPP server"}},
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.AddDate(1, 0, 0),
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
@@ -52,10 +55,10 @@ func ensureCert(certFile, keyFile string, dnsNames []string) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+	if err := WriteFileAtomic(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
 		return err
 	}
-	return writeFileAtomic(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	return WriteFileAtomic(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 }
 
 func certUsable(certFile, keyFile string, dnsNames []string) bool {
@@ -85,9 +88,9 @@ func certUsable(certFile, keyFile string, dnsNames []string) bool {
 	return cert.VerifyHostname("127.0.0.1") == nil
 }
 
-// writeFileAtomic writes data to a temporary file next to name and renames
+// WriteFileAtomic writes data to a temporary file next to name and renames
 // it into place.
-func writeFileAtomic(name string, data []byte, perm os.FileMode) error {
+func WriteFileAtomic(name string, data []byte, perm os.FileMode) error {
 	tmp := name + ".tmp"
 	if err := os.WriteFile(tmp, data, perm); err != nil {
 		return err
