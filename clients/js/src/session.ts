@@ -15,8 +15,9 @@ export interface SessionOptions extends ClientOptions {
   /** The XMPP resource to bind (login with a password only). */
   resource?: string;
   /**
-   * Refresh the token before it expires (default true): at 80 % of its
-   * lifetime, at least a minute early. Event streams move to the new token.
+   * Refresh the token before it expires (default true): a minute early, or
+   * at 80 % of its lifetime when that is shorter. Event streams move to the
+   * new token.
    */
   autoRefresh?: boolean;
   signal?: AbortSignal;
@@ -145,7 +146,8 @@ export class Session {
     if (!this.#autoRefresh || this.#ended) return;
     const left = this.expiresAt.getTime() - Date.now();
     if (!Number.isFinite(left)) return;
-    const wait = Math.max(1000, Math.min(left * 0.8, left - 60000));
+    // A minute early, or at 80 % of the lifetime for short-lived tokens.
+    const wait = Math.max(1000, left - Math.min(60000, left * 0.2));
     const t = setTimeout(() => { this.refreshToken().catch(() => { /* events() sees the 401 */ }); }, Math.min(wait, 2 ** 31 - 1));
     (t as { unref?: () => void }).unref?.(); // never keeps a Node process alive
     this.#refreshTimer = t;

@@ -246,6 +246,9 @@ export class EventStream implements AsyncIterable<GatewayEvent> {
     this.#stop.abort();
     this.#conn?.abort();
     this.#failPending(new GatewayError(0, undefined, undefined, 'event stream closed'));
+    // close() drops what was not read yet; after an error the queued events
+    // are still handed out before the iterator throws.
+    if (!err && this.#queue) this.#queue.length = 0;
     for (const w of this.#waiters.splice(0)) {
       if (err) w.reject(err); else w.resolve({ value: undefined, done: true });
     }
