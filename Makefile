@@ -5,7 +5,7 @@ SWAG_ARGS := init -g doc.go -d api,gateway,fastpath --parseInternal --outputType
 DEV_DIR := .dev
 GO_TEST_FLAGS ?= -race -count=1 -timeout 12m
 
-.PHONY: help deps build run test test-unit test-e2e e2e-deps swagger-ui docker vet fmt fmt-check openapi openapi-check clean fuzz
+.PHONY: help deps build run test test-unit test-e2e e2e-deps swagger-ui docker vet fmt fmt-check openapi openapi-check clean fuzz js-deps js-types js-build js-check test-js
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -19,7 +19,7 @@ build: ## build bin/xmppgw
 run: deps ## start a local Prosody (alice, bob, carol / demo) and the gateway on 127.0.0.1:8080
 	@bash scripts/run-dev.sh
 
-test: deps fmt-check vet openapi-check bench-smoke test-e2e ## everything CI runs: format, vet, spec drift, browser tests, unit + integration tests with -race
+test: deps fmt-check vet openapi-check js-check bench-smoke test-e2e test-js ## everything CI runs: format, vet, spec drift, browser tests, unit + integration tests with -race
 	go test $(GO_TEST_FLAGS) ./...
 
 test-unit: ## only the packages whose tests need no Prosody
@@ -35,6 +35,35 @@ e2e-deps: e2e/node_modules/.package-lock.json ## install chromium (Debian) and t
 # code at install time (swagger-ui-dist's analytics dependency would).
 e2e/node_modules/.package-lock.json: e2e/package.json e2e/package-lock.json
 	cd e2e && SCARF_ANALYTICS=false npm ci --ignore-scripts --no-audit --no-fund
+
+# --- the JavaScript/TypeScript client (clients/js, issue 21) ---
+# Its build is checked in under web/ui/xmppgw/ (the demo page imports it), so
+# `go build` needs no npm; js-check fails when that copy, the generated types
+# or the package's file list are stale.
+JS := clients/js
+JS_WEB := web/ui/xmppgw
+js-deps: $(JS)/node_modules/.package-lock.json ## install the client's pinned dev dependencies (npm ci)
+
+$(JS)/node_modules/.package-lock.json: $(JS)/package.json $(JS)/package-lock.json
+	cd $(JS) && npm ci --ignore-scripts --no-audit --no-fund
+
+js-types: js-deps ## regenerate clients/js/src/generated/openapi.ts from openapi/swagger.json
+	cd $(JS) && node scripts/gen-types.mjs
+
+js-build: js-deps ## compile clients/js (dist/) and refresh its copy in web/ui/xmppgw/
+	cd $(JS) && rm -rf dist && node_modules/.bin/tsc -p tsconfig.json
+	rm -rf $(JS_WEB) && mkdir -p $(JS_WEB) && cp $(JS)/dist/*.js $(JS_WEB)/
+	cd $(JS) && npm pack --dry-run --json --ignore-scripts 2>/dev/null | node scripts/pack-files.mjs > pack-files.txt
+
+js-check: js-deps ## fail if the client's generated types, web/ui/xmppgw/ or pack-files.txt are stale; type-checks it
+	@cd $(JS) && node scripts/gen-types.mjs --check
+	@tmp=$$(mktemp -d); cd $(JS) && node_modules/.bin/tsc -p tsconfig.json --outDir $$tmp || { rm -rf $$tmp; exit 1; }; \
+	  cd ../..; if ! diff -r -q -x generated -x '*.d.ts' $$tmp $(JS_WEB) >/dev/null; then echo "$(JS_WEB)/ is stale: run 'make js-build'"; diff -r -q -x generated -x '*.d.ts' $$tmp $(JS_WEB); rm -rf $$tmp; exit 1; fi; \
+	  rm -rf $(JS)/dist && mv $$tmp $(JS)/dist; echo "$(JS_WEB)/ is up to date"
+	@cd $(JS) && npm pack --dry-run --json --ignore-scripts 2>/dev/null | node scripts/pack-files.mjs --check pack-files.txt
+
+test-js: deps js-deps e2e-deps ## the client's tests: Node against a real gateway + Prosody, and headless chromium
+	cd $(JS) && node --experimental-websocket --test --test-concurrency=1 --test-timeout=120000 test/client.test.mjs test/browser.test.mjs
 
 SWAGGER_UI_FILES := swagger-ui-bundle.js swagger-ui-bundle.js.LICENSE.txt swagger-ui.css LICENSE NOTICE favicon-32x32.png
 swagger-ui: e2e/node_modules/.package-lock.json ## re-vendor web/swagger/ from the swagger-ui-dist pinned in e2e/package.json
