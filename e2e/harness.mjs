@@ -79,7 +79,8 @@ function stop(proc) {
  * devprosody's token auth shares with the gateway, or XMPPGW_ADMIN_USER);
  * logs go to ARTIFACTS/<logPrefix>devprosody.log and <logPrefix>gateway.log.
  * stack.restartGateway() stops the gateway (SIGTERM) and starts it again on
- * the same address.
+ * the same address; stack.addGateway(name, env) starts another one on the
+ * same Prosody ({url, addr, proc, stop(), restart()}).
  */
 export async function startStack({ users = 'alice:demo,bob:demo', env: extraEnv = {}, logPrefix = '' } = {}) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'xmppgw-e2e-'));
@@ -113,29 +114,42 @@ export async function startStack({ users = 'alice:demo,bob:demo', env: extraEnv 
       XMPPGW_XMPP_CA_FILE: path.join(dir, 'prosody', 'cert.pem'),
       XMPPGW_WEB_UI: 'true',
     };
-    const startGateway = async (listen, flags = 'w') => {
-      const gw = spawn(path.join(dir, 'xmppgw'), [], { env: { ...gwEnv, XMPPGW_LISTEN: listen }, stdio: ['ignore', 'ignore', 'pipe'] });
-      procs.push(gw);
-      const gwLog = createWriteStream(path.join(ARTIFACTS, `${logPrefix}gateway.log`), { flags });
-      gw.stderr.pipe(gwLog);
-      const [, addr] = await waitForLine(gw.stderr, /"msg":"xmppgw listening"[^\n]*"addr":"([^"]+)"/, 'gateway', 20000, gw);
-      stack.url = `http://${addr}`;
-      stack.addr = addr;
-      stack.gateway = gw;
-      for (let i = 0; ; i++) {
-        const res = await fetch(`${stack.url}/readyz`).catch(() => null);
-        if (res && res.ok) break;
-        if (i > 100) throw new Error('gateway /readyz never answered 200');
-        await new Promise((r) => setTimeout(r, 100));
-      }
+    // One gateway process, restartable on its address; env adds to gwEnv.
+    const gateway = async (name, nodeEnv = {}) => {
+      const node = { name };
+      const start = async (listen, flags) => {
+        const proc = spawn(path.join(dir, 'xmppgw'), [], { env: { ...gwEnv, ...nodeEnv, XMPPGW_LISTEN: listen }, stdio: ['ignore', 'ignore', 'pipe'] });
+        procs.push(proc);
+        proc.stderr.pipe(createWriteStream(path.join(ARTIFACTS, `${logPrefix}${name}.log`), { flags }));
+        const [, addr] = await waitForLine(proc.stderr, /"msg":"xmppgw listening"[^\n]*"addr":"([^"]+)"/, name, 20000, proc);
+        Object.assign(node, { proc, addr, url: `http://${addr}` });
+        for (let i = 0; ; i++) {
+          const res = await fetch(`${node.url}/readyz`).catch(() => null);
+          if (res && res.ok) break;
+          if (i > 100) throw new Error(`${name}: /readyz never answered 200`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      };
+      node.stop = async () => {
+        await stop(node.proc);
+        procs.splice(procs.indexOf(node.proc), 1);
+      };
+      // Stops it (SIGTERM) and starts it again on the same address.
+      // whileDown runs after the process has exited, before the new one starts.
+      node.restart = async ({ downMs = 0, whileDown } = {}) => {
+        await node.stop();
+        if (downMs) await new Promise((r) => setTimeout(r, downMs));
+        if (whileDown) await whileDown();
+        await start(node.addr, 'a');
+      };
+      await start(nodeEnv.XMPPGW_LISTEN || '127.0.0.1:0', 'w');
+      return node;
     };
-    await startGateway('127.0.0.1:0');
-    stack.restartGateway = async ({ downMs = 0 } = {}) => {
-      await stop(stack.gateway);
-      procs.splice(procs.indexOf(stack.gateway), 1);
-      if (downMs) await new Promise((r) => setTimeout(r, downMs));
-      await startGateway(stack.addr, 'a');
-    };
+    const primary = await gateway('gateway');
+    Object.assign(stack, { url: primary.url, addr: primary.addr, gateway: primary });
+    stack.restartGateway = (o) => primary.restart(o);
+    // Another gateway on the same Prosody (e.g. a second cluster node).
+    stack.addGateway = (name, nodeEnv) => gateway(name, nodeEnv);
     return stack;
   } catch (err) {
     await stack.stop();
