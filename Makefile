@@ -55,8 +55,9 @@ js-build: js-deps ## compile clients/js (dist/) and refresh its copy in web/ui/x
 	rm -rf $(JS_WEB) && mkdir -p $(JS_WEB) && cp $(JS)/dist/*.js $(JS_WEB)/
 	cd $(JS) && npm pack --dry-run --json --ignore-scripts 2>/dev/null | node scripts/pack-files.mjs > pack-files.txt
 
-js-check: js-deps ## fail if the client's generated types, web/ui/xmppgw/ or pack-files.txt are stale; type-checks it
+js-check: js-deps ## fail if the client's generated types, web/ui/xmppgw/ or pack-files.txt are stale, or its type checks fail
 	@cd $(JS) && node scripts/gen-types.mjs --check
+	@cd $(JS) && node_modules/.bin/tsc -p tsconfig.check.json && echo "clients/js type checks pass (test/types.check.ts)"
 	@tmp=$$(mktemp -d); cd $(JS) && node_modules/.bin/tsc -p tsconfig.json --outDir $$tmp || { rm -rf $$tmp; exit 1; }; \
 	  cd ../..; if ! diff -r -q -x generated -x '*.d.ts' $$tmp $(JS_WEB) >/dev/null; then echo "$(JS_WEB)/ is stale: run 'make js-build'"; diff -r -q -x generated -x '*.d.ts' $$tmp $(JS_WEB); rm -rf $$tmp; exit 1; fi; \
 	  rm -rf $(JS)/dist && mv $$tmp $(JS)/dist; echo "$(JS_WEB)/ is up to date"

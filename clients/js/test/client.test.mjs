@@ -4,7 +4,8 @@
 //   make test-js     (or: cd clients/js && node --experimental-websocket --test test/)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import path from 'node:path';
 import { startProxy, startStack } from '../../../e2e/harness.mjs';
 import { ADMIN, USERS, clientPrerequisites, clientStackEnv, until } from './helpers.mjs';
@@ -579,4 +580,12 @@ test('AbortSignal: a stream closed by its signal; logoff ends the stream', async
   assert.ok(err instanceof gw.GatewayError, `ended with ${err}`);
   const after = await carol.sendMessage('bob@localhost', 'x').catch((e) => e);
   assert.equal(after.status, 401);
+});
+
+test('the README example (examples/chat.mjs) runs against the gateway', async () => {
+  const { stdout } = await promisify(execFile)(process.execPath, ['--experimental-websocket', 'examples/chat.mjs', stack.url + '/'],
+    { cwd: new URL('..', import.meta.url), timeout: 30000 });
+  assert.match(stdout, /bob got a chat from alice@localhost\/\S+: Hello Bob!/);
+  assert.match(stdout, /history page: \d+ messages/);
+  assert.match(stdout, /wrong password: HTTP 401, code 40104/);
 });
