@@ -500,16 +500,59 @@ test('SSE reconnect: connection cut, messages sent meanwhile are replayed with L
   be.close();
 });
 
-test('reset: resuming from an id older than the replay window yields a typed reset event first', async () => {
+test('429 on sends (retryAfter), and reset: resuming from an id older than the replay window yields a typed reset first', async () => {
+  const alice = await loginAs('alice');
   const bob = await loginAs('bob');
-  // An id from another life of the stream's log (an epoch this node never had).
-  const be = events(bob, { lastEventId: '1.stale-epoch' });
-  const first = await be.seen('reset', undefined).catch((e) => e);
-  be.close();
-  assert.ok(!(first instanceof Error), `a reset event (${first})`);
-  assert.equal(first.type, 'reset');
-  assert.equal(first.last_event_id, '1.stale-epoch');
-  assert.equal(typeof first.oldest_id, 'number');
+  const be1 = events(bob);
+  await until(() => be1.state === 'open');
+  await alice.sendMessage('bob@localhost', 'mark');
+  const L = (await be1.seen('chat', (e) => e.body === 'mark')).event_id;
+  be1.close();
+
+  // 40 sends at once while bob is away: over XMPPGW_SENDS_PER_SECOND (10, burst 20), so
+  // some are refused with 429 and Retry-After; those are sent again later.
+  const bodies = Array.from({ length: 40 }, (_, i) => `flood ${i}`);
+  const results = await Promise.all(bodies.map((b) => alice.sendMessage('bob@localhost', b).then(() => null, (e) => e)));
+  const limited = results.map((e, i) => [e, bodies[i]]).filter(([e]) => e);
+  assert.ok(limited.length > 0, 'some sends were over the limit');
+  for (const [e] of limited) {
+    assert.ok(e instanceof gw.GatewayError, String(e));
+    assert.equal(e.status, 429);
+    assert.equal(Math.floor(e.code / 100), 429);
+    assert.ok(e.retryAfter >= 1, `retryAfter (${e.retryAfter})`);
+  }
+  // Sent again after Retry-After, then at the allowed rate (a 429 on the
+  // way waits its own Retry-After).
+  await new Promise((r) => setTimeout(r, limited[0][0].retryAfter * 1000));
+  for (const [, b] of limited) {
+    for (;;) {
+      const e = await alice.sendMessage('bob@localhost', b).then(() => null, (err) => {
+        if (err.status !== 429) throw err;
+        return err;
+      });
+      if (!e) break;
+      await new Promise((r) => setTimeout(r, e.retryAfter * 1000));
+    }
+    await new Promise((r) => setTimeout(r, 110));
+  }
+
+  // XMPPGW_SSE_REPLAY=32 < 40 events since L: the gateway says so first.
+  const be2 = events(bob, { lastEventId: L });
+  const log = collect(be2);
+  const reset = await be2.seen('reset');
+  assert.equal(reset.last_event_id, L);
+  assert.ok(reset.oldest_id > Number(L) + 1, `oldest retained ${reset.oldest_id} is past ${L}`);
+  assert.equal(log[0].type, 'reset', 'the reset comes before the retained events');
+  await be2.seen('chat', (e) => e.body === limited.at(-1)[1]);
+  const chats = log.filter((e) => e.type === 'chat');
+  assert.ok(chats.length > 0 && chats.length <= 32, `only retained events follow (${chats.length})`);
+  be2.close();
+
+  // An id from another life of the stream's log (an epoch this node never had): also a reset.
+  const be3 = events(bob, { lastEventId: '1.stale-epoch' });
+  const r3 = await be3.seen('reset');
+  assert.equal(r3.last_event_id, '1.stale-epoch');
+  be3.close();
 });
 
 test('WebSocket: typed events, commands resolved by reply-to, error replies, timeouts, revocation', async () => {

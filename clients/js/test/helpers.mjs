@@ -45,6 +45,9 @@ export function clientStackEnv({ tokenTTL = '6s' } = {}) {
     // Short-lived tokens: every event stream lives through refreshes.
     XMPPGW_TOKEN_TTL: tokenTTL,
     XMPPGW_LOGIN_FAILURES_PER_USER: '2',
+    // A small replay window, so a test can exceed it (reset).
+    XMPPGW_SSE_REPLAY: '32',
+    XMPPGW_SENDS_PER_SECOND: '10',
   };
 }
 
