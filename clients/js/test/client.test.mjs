@@ -282,7 +282,7 @@ test('pubsub on a PEP node: publish, items, item, subscribe, notifications, unsu
   assert.deepEqual(item.payload_json, { hello: 'world' });
 
   const sub = await alice.pubsub.subscribe('alice@localhost', node);
-  assert.match(sub.state ?? sub.subscription ?? '', /subscribed/);
+  assert.equal(sub.state, 'subscribed');
   const subs = await alice.pubsub.subscriptions('alice@localhost', node);
   assert.ok(subs.length >= 1);
   await alice.pubsub.publish('alice@localhost', node, { id: 'i2', payload_json: { n: 2 } });
@@ -309,9 +309,10 @@ test('rooms: create, join, message, subject, occupants, config, invite, history,
 
   assert.ok((await alice.joinedRooms()).some((r) => r.room === room));
   const info = await alice.roomInfo(name, service);
-  assert.ok(info);
+  assert.equal(info.jid, room);
+  assert.ok(info.features.includes('http://jabber.org/protocol/muc'), `MUC features: ${info.features}`);
   const pub = await alice.publicRooms(service);
-  assert.ok(Array.isArray(pub));
+  assert.ok(Array.isArray(pub), `public rooms: ${JSON.stringify(pub)}`);
 
   const sent = await alice.sendRoomMessage(room, 'hi room');
   assert.match(sent.id, /\S+/);
@@ -362,9 +363,9 @@ test('fastpath: agent online, ask, offer, accept, ticket, transcript, reject, ca
   const ce = events(carol);
   await until(() => be.state === 'open' && ce.state === 'open');
   await bob.fastpath.online('support');
-  assert.ok((await bob.fastpath.assists()).workgroup.some((w) => (w.name ?? w.workgroup ?? w) === 'support' || JSON.stringify(w).includes('support')));
+  assert.deepEqual((await bob.fastpath.assists()).workgroup, ['support']);
   const queues = await bob.fastpath.queues();
-  assert.ok(Array.isArray(queues.queue));
+  assert.equal(queues.queue.find((q) => q.name === 'support')?.status, 'open');
 
   // First request: rejected by the agent, then cancelled by the user.
   const t1 = await carol.fastpath.ask({ workgroup: 'support', question: 'first?', nickname: 'carol', emailAddress: 'carol@example.com' });
@@ -384,7 +385,9 @@ test('fastpath: agent online, ask, offer, accept, ticket, transcript, reject, ca
   const offered = await ce.seen('offer', (e) => e.ticket === t2.ticket);
   assert.equal(offered.mucRoom, acc.room);
   const transcript = await carol.fastpath.transcript(t2.ticket).catch((e) => e);
-  assert.ok(transcript instanceof gw.GatewayError ? transcript.code >= 40000 : Array.isArray(transcript.messages ?? []), String(transcript));
+  assert.ok(!(transcript instanceof Error), String(transcript));
+  assert.ok(Array.isArray(transcript.messages));
+  assert.equal(transcript.complete, true);
   await bob.fastpath.offline('support');
   be.close();
   ce.close();
@@ -414,7 +417,8 @@ test('admin (Basic and admin token): streams, on-behalf login, notifications, wo
   await admin.createWorkgroup({ name: 'sales', members: ['carol@localhost'] });
   assert.equal((await admin.workgroup('sales')).name, 'sales');
   await admin.updateWorkgroup('sales', { name: 'sales', members: ['carol@localhost', 'bob@localhost'] });
-  assert.ok((await admin.workgroups()).workgroups?.some?.((w) => w.name === 'sales') ?? JSON.stringify(await admin.workgroups()).includes('sales'));
+  const wgs = (await admin.workgroups()).workgroups;
+  assert.deepEqual(wgs.find((w) => w.name === 'sales')?.members, ['carol@localhost', 'bob@localhost']);
   await admin.deleteWorkgroup('sales');
   assert.equal((await admin.workgroup('sales').catch((e) => e)).status, 404);
 
@@ -571,6 +575,16 @@ test('WebSocket: typed events, commands resolved by reply-to, error replies, tim
   assert.equal((await ws.send({ type: 'ping' })).type, 'ok');
   await ws.send({ type: 'presence', presence: { show: 'dnd', status: 'busy' } });
   await ws.send({ type: 'chatstate', to: 'bob@localhost', state: 'composing' });
+
+  const room = `ws${Date.now()}`;
+  await ws.send({ type: 'join', room, nick: 'alice' });
+  const inRoom = await ws.send({ type: 'room_message', room, body: 'hello room, over the socket' });
+  await ws.seen('groupchat', (e) => e.id === inRoom.id && e.body === 'hello room, over the socket');
+  await ws.send({ type: 'leave', room });
+  const toMark = await bob.sendMessage('alice@localhost', { body: 'mark me', markable: true });
+  await ws.seen('chat', (e) => e.id === toMark.id);
+  await ws.send({ type: 'marker', to: 'bob@localhost', marker: 'displayed', message_id: toMark.id });
+  await be.seen('marker', (e) => e.id === toMark.id && e.marker === 'displayed');
 
   const bad = await ws.send({ type: 'message', to: '', body: 'x' }).catch((e) => e);
   assert.ok(bad instanceof gw.GatewayError, String(bad));
