@@ -640,7 +640,7 @@ test('AbortSignal: a stream closed by its signal; logoff ends the stream', async
 });
 
 test('the README example (examples/chat.mjs) runs against the gateway', async () => {
-  const { stdout } = await promisify(execFile)(process.execPath, ['--experimental-websocket', 'examples/chat.mjs', stack.url + '/'],
+  const { stdout } = await promisify(execFile)(process.execPath, [...process.execArgv.filter((a) => a.startsWith('--experimental')), 'examples/chat.mjs', stack.url + '/'],
     { cwd: new URL('..', import.meta.url), timeout: 30000 });
   assert.match(stdout, /bob got a chat from alice@localhost\/\S+: Hello Bob!/);
   assert.match(stdout, /history page: \d+ messages/);
