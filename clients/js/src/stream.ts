@@ -326,7 +326,8 @@ export class EventStream implements AsyncIterable<GatewayEvent> {
 
   async #sse(signal: AbortSignal, markOpen: () => void) {
     const s = this.#session;
-    const headers: Record<string, string> = { Accept: 'text/event-stream', 'Cache-Control': 'no-cache' };
+    // Only headers the gateway's CORS setup allows (Authorization, Last-Event-ID).
+    const headers: Record<string, string> = { Accept: 'text/event-stream' };
     if (this.lastEventId) headers['Last-Event-ID'] = this.lastEventId;
     const res = await s.http.send({ method: 'GET', path: `chat/${encodeURIComponent(s.streamid)}/events`, auth: `Bearer ${s.token}`, signal }, headers);
     if (!res.body) throw new Error('event stream without a body');
@@ -398,6 +399,8 @@ export class EventStream implements AsyncIterable<GatewayEvent> {
       // side, which answers 401/404 for a dead token or stream (and
       // refreshes the token when it is merely old).
       await s.refreshToken({ signal });
+      // The refresh moved every stream to the new token, this one included.
+      if (signal.aborted) return;
     }
     const url = s.http.url(`chat/${encodeURIComponent(s.streamid)}/ws`, { token: s.token, last_event_id: this.lastEventId || undefined });
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -406,7 +409,13 @@ export class EventStream implements AsyncIterable<GatewayEvent> {
     await new Promise<void>((resolve, reject) => {
       let open = false;
       let idle: ReturnType<typeof setTimeout> | undefined;
-      const kick = () => { clearTimeout(idle); idle = setTimeout(() => ws.close(4000, 'idle'), this.#opts.idleTimeout); };
+      let last = Date.now();
+      const kick = () => { last = Date.now(); clearTimeout(idle); idle = setTimeout(() => ws.close(4000, 'idle'), this.#opts.idleTimeout); };
+      // Pages cannot see WebSocket pings, so a quiet socket is probed with
+      // the gateway's ping command; its answer counts as traffic.
+      const probe = setInterval(() => {
+        if (open && Date.now() - last >= this.#opts.idleTimeout / 3) this.send({ type: 'ping' }, { timeout: this.#opts.idleTimeout }).catch(() => {});
+      }, this.#opts.idleTimeout / 3);
       const onAbort = () => ws.close(1000, 'closed by client');
       signal.addEventListener('abort', onAbort, { once: true });
       ws.onopen = () => {
@@ -433,6 +442,7 @@ export class EventStream implements AsyncIterable<GatewayEvent> {
       ws.onerror = () => { /* the close event follows */ };
       ws.onclose = (c: CloseEvent) => {
         clearTimeout(idle);
+        clearInterval(probe);
         signal.removeEventListener('abort', onAbort);
         this.#ws = null;
         this.#wsOpen = null;

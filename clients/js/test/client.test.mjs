@@ -621,6 +621,17 @@ test('WebSocket: typed events, commands resolved by reply-to, error replies, tim
   be.close();
 });
 
+test('WebSocket keepalive: a quiet socket is probed with ping commands instead of being dropped as idle', async () => {
+  const erin = await loginAs('erin');
+  const ws = events(erin, { transport: 'websocket', idleTimeout: 900 });
+  await until(() => ws.state === 'open');
+  // Three idle timeouts without an event: the probes' answers keep it open.
+  await new Promise((r) => setTimeout(r, 2700));
+  assert.equal(ws.state, 'open');
+  assert.equal(ws.connects, 1, 'never reconnected');
+  ws.close();
+});
+
 test('AbortSignal: a stream closed by its signal; logoff ends the stream', async () => {
   const carol = await loginAs('carol');
   const ac = new AbortController();

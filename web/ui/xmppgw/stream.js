@@ -308,7 +308,8 @@ export class EventStream {
     }
     async #sse(signal, markOpen) {
         const s = this.#session;
-        const headers = { Accept: 'text/event-stream', 'Cache-Control': 'no-cache' };
+        // Only headers the gateway's CORS setup allows (Authorization, Last-Event-ID).
+        const headers = { Accept: 'text/event-stream' };
         if (this.lastEventId)
             headers['Last-Event-ID'] = this.lastEventId;
         const res = await s.http.send({ method: 'GET', path: `chat/${encodeURIComponent(s.streamid)}/events`, auth: `Bearer ${s.token}`, signal }, headers);
@@ -394,6 +395,9 @@ export class EventStream {
             // side, which answers 401/404 for a dead token or stream (and
             // refreshes the token when it is merely old).
             await s.refreshToken({ signal });
+            // The refresh moved every stream to the new token, this one included.
+            if (signal.aborted)
+                return;
         }
         const url = s.http.url(`chat/${encodeURIComponent(s.streamid)}/ws`, { token: s.token, last_event_id: this.lastEventId || undefined });
         url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -402,7 +406,14 @@ export class EventStream {
         await new Promise((resolve, reject) => {
             let open = false;
             let idle;
-            const kick = () => { clearTimeout(idle); idle = setTimeout(() => ws.close(4000, 'idle'), this.#opts.idleTimeout); };
+            let last = Date.now();
+            const kick = () => { last = Date.now(); clearTimeout(idle); idle = setTimeout(() => ws.close(4000, 'idle'), this.#opts.idleTimeout); };
+            // Pages cannot see WebSocket pings, so a quiet socket is probed with
+            // the gateway's ping command; its answer counts as traffic.
+            const probe = setInterval(() => {
+                if (open && Date.now() - last >= this.#opts.idleTimeout / 3)
+                    this.send({ type: 'ping' }, { timeout: this.#opts.idleTimeout }).catch(() => { });
+            }, this.#opts.idleTimeout / 3);
             const onAbort = () => ws.close(1000, 'closed by client');
             signal.addEventListener('abort', onAbort, { once: true });
             ws.onopen = () => {
@@ -438,6 +449,7 @@ export class EventStream {
             ws.onerror = () => { };
             ws.onclose = (c) => {
                 clearTimeout(idle);
+                clearInterval(probe);
                 signal.removeEventListener('abort', onAbort);
                 this.#ws = null;
                 this.#wsOpen = null;
