@@ -65,7 +65,8 @@ js-check: js-deps ## fail if the client's generated types, web/ui/xmppgw/ or pac
 
 # Node 20 has a global WebSocket only with this flag (Node 22 has it anyway).
 NODE_WS_FLAG = $(shell node -e "process.exit(typeof WebSocket === 'undefined' ? 0 : 1)" 2>/dev/null && echo --experimental-websocket)
-test-js: deps js-deps e2e-deps ## the client's tests: Node against a real gateway + Prosody, and headless chromium
+test-js: deps js-deps e2e-deps ## the client's tests: Node against a real gateway + Prosody (+ Redis), and headless chromium
+	cd $(JS) && rm -rf dist && node_modules/.bin/tsc -p tsconfig.json
 	cd $(JS) && node $(NODE_WS_FLAG) --test --test-concurrency=1 --test-timeout=120000 test/client.test.mjs test/restart.test.mjs test/browser.test.mjs
 
 SWAGGER_UI_FILES := swagger-ui-bundle.js swagger-ui-bundle.js.LICENSE.txt swagger-ui.css LICENSE NOTICE favicon-32x32.png
