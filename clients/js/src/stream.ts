@@ -118,8 +118,8 @@ export class EventStream implements AsyncIterable<GatewayEvent> {
   #resolveClosed!: () => void;
   #rejectClosed!: (e: unknown) => void;
   #ws: WebSocket | null = null;
-  #wsOpen: { promise: Promise<void>; resolve: () => void } | null = null;
-  readonly #pending = new Map<string, { resolve: (r: WsReply) => void; reject: (e: unknown) => void; timer: ReturnType<typeof setTimeout> }>();
+  #wsOpen: { promise: Promise<void>; resolve: () => void; settled: boolean } | null = null;
+  readonly #pending = new Map<string, { resolve: (r: WsReply) => void; reject: (e: unknown) => void; timer: ReturnType<typeof setTimeout>; sent: boolean }>();
   #reconnectNow = false;
   #unsubToken: () => void;
 
@@ -206,11 +206,14 @@ export class EventStream implements AsyncIterable<GatewayEvent> {
         resolve: (r) => { clearTimeout(timer); opts.signal?.removeEventListener('abort', onAbort); this.#pending.delete(id); resolve(r); },
         reject: fail,
         timer,
+        sent: false,
       });
       const write = () => {
-        if (!this.#pending.has(id)) return;
+        const p = this.#pending.get(id);
+        if (!p) return;
         if (!this.#ws || this.#ws.readyState !== 1) { void this.#whenOpen().then(write); return; }
         this.#ws.send(JSON.stringify({ ...cmd, id }));
+        p.sent = true;
       };
       write();
     });
@@ -256,8 +259,9 @@ export class EventStream implements AsyncIterable<GatewayEvent> {
     if (err) this.#rejectClosed(err); else this.#resolveClosed();
   }
 
-  #failPending(err: GatewayError) {
-    for (const p of [...this.#pending.values()]) p.reject(err);
+  /** Rejects the commands waiting for an answer (onlySent: not those still waiting for a socket). */
+  #failPending(err: GatewayError, onlySent = false) {
+    for (const p of [...this.#pending.values()]) if (p.sent || !onlySent) p.reject(err);
   }
 
   #deliver(ev: GatewayEvent) {
@@ -381,11 +385,16 @@ export class EventStream implements AsyncIterable<GatewayEvent> {
     this.#deliver(ev);
   }
 
+  /**
+   * Resolves when a socket is open. Never an already-resolved promise for a
+   * socket that is closing: send() would spin on it in microtasks and starve
+   * the event loop (the close event could then never arrive).
+   */
   #whenOpen(): Promise<void> {
-    if (!this.#wsOpen) {
+    if (!this.#wsOpen || (this.#wsOpen.settled && this.#ws?.readyState !== 1)) {
       let resolve!: () => void;
       const promise = new Promise<void>((r) => { resolve = r; });
-      this.#wsOpen = { promise, resolve };
+      this.#wsOpen = { promise, resolve, settled: false };
     }
     return this.#wsOpen.promise;
   }
@@ -414,7 +423,7 @@ export class EventStream implements AsyncIterable<GatewayEvent> {
       // Pages cannot see WebSocket pings, so a quiet socket is probed with
       // the gateway's ping command; its answer counts as traffic.
       const probe = setInterval(() => {
-        if (open && Date.now() - last >= this.#opts.idleTimeout / 3) this.send({ type: 'ping' }, { timeout: this.#opts.idleTimeout }).catch(() => {});
+        if (open && ws.readyState === 1 && Date.now() - last >= this.#opts.idleTimeout / 3) this.send({ type: 'ping' }, { timeout: this.#opts.idleTimeout }).catch(() => {});
       }, this.#opts.idleTimeout / 3);
       const onAbort = () => ws.close(1000, 'closed by client');
       signal.addEventListener('abort', onAbort, { once: true });
@@ -424,6 +433,7 @@ export class EventStream implements AsyncIterable<GatewayEvent> {
         markOpen();
         this.#whenOpen();
         this.#wsOpen!.resolve();
+        this.#wsOpen!.settled = true;
       };
       ws.onmessage = (m: MessageEvent) => {
         kick();
@@ -445,8 +455,8 @@ export class EventStream implements AsyncIterable<GatewayEvent> {
         clearInterval(probe);
         signal.removeEventListener('abort', onAbort);
         this.#ws = null;
-        this.#wsOpen = null;
-        this.#failPending(new GatewayError(0, undefined, undefined, `websocket closed (${c.code}) before the answer`));
+        if (this.#wsOpen?.settled) this.#wsOpen = null; // an unsettled one waits for the next socket
+        this.#failPending(new GatewayError(0, undefined, undefined, `websocket closed (${c.code}) before the answer`), true);
         if (c.code === 4401) reject(new GatewayError(401, { code: 40103, http: 401, error: c.reason || 'token revoked' }));
         else if (c.code === 4402) reject(new GatewayError(401, { code: 40102, http: 401, error: c.reason || 'token expired' }));
         else if (!open) reject(new Error(`websocket handshake failed (${c.code})`));

@@ -8,7 +8,7 @@ import { execFileSync, execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import path from 'node:path';
 import { startProxy, startStack } from '../../../e2e/harness.mjs';
-import { ADMIN, USERS, clientPrerequisites, clientStackEnv, until } from './helpers.mjs';
+import { ADMIN, USERS, clientPrerequisites, clientStackEnv, until, within } from './helpers.mjs';
 
 let gw; // the client module
 let stack;
@@ -161,7 +161,7 @@ test('messages over SSE: send, edit, delete, markers, chat states arrive as type
   await until(() => got.some((e) => e.body === 'last one'), 10000, 'last one');
   bobEvents.close();
   aliceEvents.close();
-  await bobEvents.closed;
+  await within(bobEvents.closed, 15000, 'bobEvents to end');
   assert.equal(bobEvents.state, 'closed');
   assert.deepEqual(await it.next(), { value: undefined, done: true });
 });
@@ -435,7 +435,7 @@ test('admin (Basic and admin token): streams, on-behalf login, notifications, wo
   const ce = events(carol, { minBackoff: 50, maxBackoff: 200 });
   await until(() => ce.state === 'open');
   await admin.killStream(carol.streamid);
-  const err = await ce.closed.then(() => null, (e) => e);
+  const err = await within(ce.closed, 15000, 'ce to end').then(() => null, (e) => e);
   assert.ok(err instanceof gw.GatewayError, `ended with ${err}`);
   assert.ok([401, 404].includes(err.status), `401/404, got ${err.status}`);
   be.close();
@@ -616,7 +616,7 @@ test('WebSocket: typed events, commands resolved by reply-to, error replies, tim
 
   // Revoking the token closes the socket (4401) for good.
   await alice.revokeToken();
-  const err = await ws.closed.then(() => null, (e) => e);
+  const err = await within(ws.closed, 15000, 'ws to end').then(() => null, (e) => e);
   assert.ok(err instanceof gw.GatewayError && err.status === 401, `ended with ${err}`);
   be.close();
 });
@@ -632,19 +632,41 @@ test('WebSocket keepalive: a quiet socket is probed with ping commands instead o
   ws.close();
 });
 
+test('WebSocket: a command sent while the socket is closing waits for the next socket (the event loop keeps running)', async () => {
+  const alice = await gw.login({ baseUrl: proxy.url }, 'alice', 'demo');
+  sessions.push(alice);
+  const ws = events(alice, { transport: 'websocket', idleTimeout: 600, minBackoff: 100, maxBackoff: 300 });
+  await until(() => ws.state === 'open');
+  const before = ws.connects;
+  // Nothing gets through: the probes go unanswered, the client closes the
+  // socket as idle, and the close handshake cannot finish (CLOSING).
+  proxy.freeze(true);
+  await new Promise((r) => setTimeout(r, 900));
+  const reply = ws.send({ type: 'ping' }, { timeout: 10000 });
+  const t0 = Date.now();
+  const late = await new Promise((r) => setTimeout(() => r(Date.now() - t0), 50));
+  assert.ok(late < 1000, `timers still fire (${late} ms)`);
+  proxy.freeze(false);
+  proxy.cut(); // ends the half-closed socket: the client reconnects and sends the command there
+  const r = await reply;
+  assert.equal(r.type, 'ok');
+  assert.ok(ws.connects > before, `reconnected (${ws.connects})`);
+  ws.close();
+});
+
 test('AbortSignal: a stream closed by its signal; logoff ends the stream', async () => {
   const carol = await loginAs('carol');
   const ac = new AbortController();
   const ce = events(carol, { signal: ac.signal });
   await until(() => ce.state === 'open');
   ac.abort();
-  await ce.closed;
+  await within(ce.closed, 15000, 'ce to end');
   assert.equal(ce.state, 'closed');
 
   const ce2 = events(carol, { minBackoff: 50, maxBackoff: 200 });
   await until(() => ce2.state === 'open');
   await carol.logoff();
-  const err = await ce2.closed.then(() => null, (e) => e);
+  const err = await within(ce2.closed, 15000, 'ce2 to end').then(() => null, (e) => e);
   assert.ok(err instanceof gw.GatewayError, `ended with ${err}`);
   const after = await carol.sendMessage('bob@localhost', 'x').catch((e) => e);
   assert.equal(after.status, 401);

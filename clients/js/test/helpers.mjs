@@ -63,3 +63,10 @@ export async function until(cond, ms = 10000, what = 'condition') {
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** p, or a rejection naming what did not happen within ms. */
+export function within(p, ms, what) {
+  let t;
+  return Promise.race([p, new Promise((_, reject) => { t = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms); })])
+    .finally(() => clearTimeout(t));
+}

@@ -152,15 +152,18 @@ export class EventStream {
                 resolve: (r) => { clearTimeout(timer); opts.signal?.removeEventListener('abort', onAbort); this.#pending.delete(id); resolve(r); },
                 reject: fail,
                 timer,
+                sent: false,
             });
             const write = () => {
-                if (!this.#pending.has(id))
+                const p = this.#pending.get(id);
+                if (!p)
                     return;
                 if (!this.#ws || this.#ws.readyState !== 1) {
                     void this.#whenOpen().then(write);
                     return;
                 }
                 this.#ws.send(JSON.stringify({ ...cmd, id }));
+                p.sent = true;
             };
             write();
         });
@@ -215,9 +218,11 @@ export class EventStream {
         else
             this.#resolveClosed();
     }
-    #failPending(err) {
+    /** Rejects the commands waiting for an answer (onlySent: not those still waiting for a socket). */
+    #failPending(err, onlySent = false) {
         for (const p of [...this.#pending.values()])
-            p.reject(err);
+            if (p.sent || !onlySent)
+                p.reject(err);
     }
     #deliver(ev) {
         if (ev.event_id) {
@@ -377,11 +382,16 @@ export class EventStream {
         ev.event_id = id;
         this.#deliver(ev);
     }
+    /**
+     * Resolves when a socket is open. Never an already-resolved promise for a
+     * socket that is closing: send() would spin on it in microtasks and starve
+     * the event loop (the close event could then never arrive).
+     */
     #whenOpen() {
-        if (!this.#wsOpen) {
+        if (!this.#wsOpen || (this.#wsOpen.settled && this.#ws?.readyState !== 1)) {
             let resolve;
             const promise = new Promise((r) => { resolve = r; });
-            this.#wsOpen = { promise, resolve };
+            this.#wsOpen = { promise, resolve, settled: false };
         }
         return this.#wsOpen.promise;
     }
@@ -411,7 +421,7 @@ export class EventStream {
             // Pages cannot see WebSocket pings, so a quiet socket is probed with
             // the gateway's ping command; its answer counts as traffic.
             const probe = setInterval(() => {
-                if (open && Date.now() - last >= this.#opts.idleTimeout / 3)
+                if (open && ws.readyState === 1 && Date.now() - last >= this.#opts.idleTimeout / 3)
                     this.send({ type: 'ping' }, { timeout: this.#opts.idleTimeout }).catch(() => { });
             }, this.#opts.idleTimeout / 3);
             const onAbort = () => ws.close(1000, 'closed by client');
@@ -422,6 +432,7 @@ export class EventStream {
                 markOpen();
                 this.#whenOpen();
                 this.#wsOpen.resolve();
+                this.#wsOpen.settled = true;
             };
             ws.onmessage = (m) => {
                 kick();
@@ -452,8 +463,9 @@ export class EventStream {
                 clearInterval(probe);
                 signal.removeEventListener('abort', onAbort);
                 this.#ws = null;
-                this.#wsOpen = null;
-                this.#failPending(new GatewayError(0, undefined, undefined, `websocket closed (${c.code}) before the answer`));
+                if (this.#wsOpen?.settled)
+                    this.#wsOpen = null; // an unsettled one waits for the next socket
+                this.#failPending(new GatewayError(0, undefined, undefined, `websocket closed (${c.code}) before the answer`), true);
                 if (c.code === 4401)
                     reject(new GatewayError(401, { code: 40103, http: 401, error: c.reason || 'token revoked' }));
                 else if (c.code === 4402)
