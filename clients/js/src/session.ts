@@ -368,6 +368,13 @@ export class Session {
     reject: async (workgroup: string, offerId: string, opts: CallOptions = {}): Promise<void> => {
       await this.call('DELETE', `/assists/${seg(workgroup)}/${seg(offerId)}`, opts);
     },
+    /** POST …/offer/{offerId}: accepts an offer (the ancestor's form of accept). */
+    acceptOffer: (offerId: string, opts: CallOptions = {}): Promise<AcceptResponse> =>
+      this.call('POST', `/offer/${seg(offerId)}`, opts),
+    /** DELETE …/offer/{offerId}: rejects an offer (the ancestor's form of reject). */
+    rejectOffer: async (offerId: string, opts: CallOptions = {}): Promise<void> => {
+      await this.call('DELETE', `/offer/${seg(offerId)}`, opts);
+    },
     /** POST /ask?streamid=: asks a workgroup for an expert; the queue events follow on this stream. */
     ask: (req: AskRequest, opts: CallOptions = {}): Promise<TicketInfo> =>
       this.http.call({ method: 'POST', path: 'ask', query: { streamid: this.streamid }, json: req, auth: `Bearer ${this.token}`, ...opts }),

@@ -388,6 +388,17 @@ test('fastpath: agent online, ask, offer, accept, ticket, transcript, reject, ca
   assert.ok(!(transcript instanceof Error), String(transcript));
   assert.ok(Array.isArray(transcript.messages));
   assert.equal(transcript.complete, true);
+  // The ancestor's offer routes: reject one request, accept another.
+  const t3 = await carol.fastpath.ask({ workgroup: 'support', question: 'third?', nickname: 'carol', emailAddress: 'carol@example.com' });
+  const offer3 = await be.seen('offerReceived', (e) => ![offer1.id, offer2.id].includes(e.id));
+  await bob.fastpath.rejectOffer(offer3.id);
+  await carol.fastpath.cancel(t3.ticket);
+  const erin = await loginAs('erin');
+  const t4 = await erin.fastpath.ask({ workgroup: 'support', question: 'fourth?', nickname: 'erin', emailAddress: 'erin@example.com' });
+  const offer4 = await be.seen('offerReceived', (e) => ![offer1.id, offer2.id, offer3.id].includes(e.id), { timeout: 15000 });
+  const acc4 = await bob.fastpath.acceptOffer(offer4.id);
+  assert.equal(acc4.ticket, t4.ticket);
+  assert.match(acc4.room, /@/);
   await bob.fastpath.offline('support');
   be.close();
   ce.close();

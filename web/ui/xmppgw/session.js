@@ -313,6 +313,12 @@ export class Session {
         reject: async (workgroup, offerId, opts = {}) => {
             await this.call('DELETE', `/assists/${seg(workgroup)}/${seg(offerId)}`, opts);
         },
+        /** POST …/offer/{offerId}: accepts an offer (the ancestor's form of accept). */
+        acceptOffer: (offerId, opts = {}) => this.call('POST', `/offer/${seg(offerId)}`, opts),
+        /** DELETE …/offer/{offerId}: rejects an offer (the ancestor's form of reject). */
+        rejectOffer: async (offerId, opts = {}) => {
+            await this.call('DELETE', `/offer/${seg(offerId)}`, opts);
+        },
         /** POST /ask?streamid=: asks a workgroup for an expert; the queue events follow on this stream. */
         ask: (req, opts = {}) => this.http.call({ method: 'POST', path: 'ask', query: { streamid: this.streamid }, json: req, auth: `Bearer ${this.token}`, ...opts }),
         /** GET /ask/{ticket}. */
