@@ -9,7 +9,7 @@ GO_TEST_FLAGS ?= -race -count=1 -timeout 12m
 # every other package runs once, on Prosody.
 XMPP_PKGS := ./api/ ./cmd/xmppgw/
 
-.PHONY: help deps build run test test-ejabberd test-unit test-e2e e2e-deps swagger-ui docker vet fmt fmt-check openapi openapi-check clean fuzz
+.PHONY: help deps build run test test-ejabberd test-unit test-e2e e2e-deps swagger-ui docker vet fmt fmt-check openapi openapi-check clean fuzz js-deps js-types js-build js-check test-js
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -23,7 +23,7 @@ build: ## build bin/xmppgw
 run: deps ## start a local Prosody (alice, bob, carol / demo) and the gateway on 127.0.0.1:8080
 	@bash scripts/run-dev.sh
 
-test: deps fmt-check vet openapi-check bench-smoke test-e2e ## everything CI runs: format, vet, spec drift, browser tests, unit + integration tests with -race on Prosody and ejabberd
+test: deps fmt-check vet openapi-check js-check bench-smoke test-e2e test-js ## everything CI runs: format, vet, spec drift, JS client, browser tests, unit + integration tests with -race on Prosody and ejabberd
 	XMPPGW_TEST_XMPP=prosody go test $(GO_TEST_FLAGS) ./...
 	XMPPGW_TEST_XMPP=ejabberd go test $(GO_TEST_FLAGS) $(XMPP_PKGS)
 
@@ -44,6 +44,39 @@ e2e-deps: e2e/node_modules/.package-lock.json ## install chromium (Debian) and t
 # code at install time (swagger-ui-dist's analytics dependency would).
 e2e/node_modules/.package-lock.json: e2e/package.json e2e/package-lock.json
 	cd e2e && SCARF_ANALYTICS=false npm ci --ignore-scripts --no-audit --no-fund
+
+# --- the JavaScript/TypeScript client (clients/js, issue 21) ---
+# Its build is checked in under web/ui/xmppgw/ (the demo page imports it), so
+# `go build` needs no npm; js-check fails when that copy, the generated types
+# or the package's file list are stale.
+JS := clients/js
+JS_WEB := web/ui/xmppgw
+js-deps: $(JS)/node_modules/.package-lock.json ## install the client's pinned dev dependencies (npm ci)
+
+$(JS)/node_modules/.package-lock.json: $(JS)/package.json $(JS)/package-lock.json
+	cd $(JS) && npm ci --ignore-scripts --no-audit --no-fund
+
+js-types: js-deps ## regenerate clients/js/src/generated/openapi.ts from openapi/swagger.json
+	cd $(JS) && node scripts/gen-types.mjs
+
+js-build: js-deps ## compile clients/js (dist/) and refresh its copy in web/ui/xmppgw/
+	cd $(JS) && rm -rf dist && node_modules/.bin/tsc -p tsconfig.json
+	rm -rf $(JS_WEB) && mkdir -p $(JS_WEB) && cp $(JS)/dist/*.js $(JS_WEB)/
+	cd $(JS) && npm pack --dry-run --json --ignore-scripts 2>/dev/null | node scripts/pack-files.mjs > pack-files.txt
+
+js-check: js-deps ## fail if the client's generated types, web/ui/xmppgw/ or pack-files.txt are stale, or its type checks fail
+	@cd $(JS) && node scripts/gen-types.mjs --check
+	@cd $(JS) && node_modules/.bin/tsc -p tsconfig.check.json && echo "clients/js type checks pass (test/types.check.ts)"
+	@tmp=$$(mktemp -d); cd $(JS) && node_modules/.bin/tsc -p tsconfig.json --outDir $$tmp || { rm -rf $$tmp; exit 1; }; \
+	  cd ../..; if ! diff -r -q -x generated -x '*.d.ts' $$tmp $(JS_WEB) >/dev/null; then echo "$(JS_WEB)/ is stale: run 'make js-build'"; diff -r -q -x generated -x '*.d.ts' $$tmp $(JS_WEB); rm -rf $$tmp; exit 1; fi; \
+	  rm -rf $(JS)/dist && mv $$tmp $(JS)/dist; echo "$(JS_WEB)/ is up to date"
+	@cd $(JS) && npm pack --dry-run --json --ignore-scripts 2>/dev/null | node scripts/pack-files.mjs --check pack-files.txt
+
+# Node 20 has a global WebSocket only with this flag (Node 22 has it anyway).
+NODE_WS_FLAG = $(shell node -e "process.exit(typeof WebSocket === 'undefined' ? 0 : 1)" 2>/dev/null && echo --experimental-websocket)
+test-js: deps js-deps e2e-deps ## the client's tests: Node against a real gateway + Prosody (+ Redis), and headless chromium
+	cd $(JS) && rm -rf dist && node_modules/.bin/tsc -p tsconfig.json
+	cd $(JS) && node $(NODE_WS_FLAG) --test --test-concurrency=1 --test-timeout=120000 test/client.test.mjs test/restart.test.mjs test/browser.test.mjs
 
 SWAGGER_UI_FILES := swagger-ui-bundle.js swagger-ui-bundle.js.LICENSE.txt swagger-ui.css LICENSE NOTICE favicon-32x32.png
 swagger-ui: e2e/node_modules/.package-lock.json ## re-vendor web/swagger/ from the swagger-ui-dist pinned in e2e/package.json

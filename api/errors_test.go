@@ -147,6 +147,7 @@ func TestCORS_PreflightAndHeaders(t *testing.T) {
 	require.Equal(t, "default-src 'none'; frame-ancestors 'none'", rec.Header().Get("Content-Security-Policy"))
 	require.Equal(t, "no-store", rec.Header().Get("Cache-Control"))
 	require.Equal(t, "DENY", rec.Header().Get("X-Frame-Options"))
+	require.Contains(t, rec.Header().Get("Access-Control-Expose-Headers"), "Retry-After", "pages on another origin can read when to retry a 429")
 }
 
 // The error table is one sorted list of unique codes, each its HTTP status

@@ -228,11 +228,14 @@ func (s *Server) Routes() http.Handler {
 	r := chi.NewRouter()
 	r.Use(requestID, s.logRequests, s.recoverPanics, securityHeaders)
 	if len(s.cfg.CORSOrigins) > 0 {
+		// Retry-After is exposed because it is not a CORS-safelisted
+		// response header: a page on another origin could not read when to
+		// retry a 429/503 otherwise.
 		r.Use(cors.Handler(cors.Options{
 			AllowedOrigins:   s.cfg.CORSOrigins,
 			AllowedMethods:   []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodOptions},
 			AllowedHeaders:   []string{"Authorization", "Content-Type", "Last-Event-ID", "X-Request-Id"},
-			ExposedHeaders:   []string{"X-Request-Id", "WWW-Authenticate"},
+			ExposedHeaders:   []string{"X-Request-Id", "WWW-Authenticate", "Retry-After"},
 			AllowCredentials: !contains(s.cfg.CORSOrigins, "*"),
 			MaxAge:           600,
 		}))

@@ -73,8 +73,16 @@ function stop(proc) {
   });
 }
 
-/** Builds ./cmd/xmppgw and ./cmd/devprosody and starts both. */
-export async function startStack({ users = 'alice:demo,bob:demo' } = {}) {
+/**
+ * Builds ./cmd/xmppgw and ./cmd/devprosody and starts both. env adds
+ * variables for both processes (e.g. XMPPGW_XMPP_TOKEN_SECRET, which
+ * devprosody's token auth shares with the gateway, or XMPPGW_ADMIN_USER);
+ * logs go to ARTIFACTS/<logPrefix>devprosody.log and <logPrefix>gateway.log.
+ * stack.restartGateway() stops the gateway (SIGTERM) and starts it again on
+ * the same address; stack.addGateway(name, env) starts another one on the
+ * same Prosody ({url, addr, proc, stop(), restart()}).
+ */
+export async function startStack({ users = 'alice:demo,bob:demo', env: extraEnv = {}, logPrefix = '' } = {}) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'xmppgw-e2e-'));
   const procs = [];
   const stack = {
@@ -88,39 +96,60 @@ export async function startStack({ users = 'alice:demo,bob:demo' } = {}) {
     for (const cmd of ['xmppgw', 'devprosody']) {
       execFileSync('go', ['build', '-o', path.join(dir, cmd), `./cmd/${cmd}`], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
     }
-    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('XMPPGW_')));
+    const env = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('XMPPGW_'))), ...extraEnv };
 
     const prosody = spawn(path.join(dir, 'devprosody'), ['-dir', path.join(dir, 'prosody'), '-port', '0',
       '-domain', 'localhost'], { env: { ...env, DEVPROSODY_USERS: users }, stdio: ['ignore', 'pipe', 'pipe'] });
     procs.push(prosody);
-    const prosodyLog = createWriteStream(path.join(ARTIFACTS, 'devprosody.log'));
+    const prosodyLog = createWriteStream(path.join(ARTIFACTS, `${logPrefix}devprosody.log`));
     prosody.stderr.pipe(prosodyLog);
     const [, xmppAddr] = await waitForLine(prosody.stdout, /prosody ready on (\S+)/, 'prosody', 30000, prosody);
 
-    const gw = spawn(path.join(dir, 'xmppgw'), [], {
-      env: {
-        ...env,
-        XMPPGW_LISTEN: '127.0.0.1:0',
-        XMPPGW_XMPP_ADDR: xmppAddr,
-        XMPPGW_XMPP_DOMAIN: 'localhost',
-        XMPPGW_XMPP_TLS: 'starttls',
-        XMPPGW_XMPP_CA_FILE: path.join(dir, 'prosody', 'cert.pem'),
-        XMPPGW_WEB_UI: 'true',
-      },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    procs.push(gw);
-    const gwLog = createWriteStream(path.join(ARTIFACTS, 'gateway.log'));
-    gw.stderr.pipe(gwLog);
-    const [, addr] = await waitForLine(gw.stderr, /"msg":"xmppgw listening"[^\n]*"addr":"([^"]+)"/, 'gateway', 20000, gw);
-    stack.url = `http://${addr}`;
-    stack.addr = addr;
-    for (let i = 0; ; i++) {
-      const res = await fetch(`${stack.url}/readyz`).catch(() => null);
-      if (res && res.ok) break;
-      if (i > 100) throw new Error('gateway /readyz never answered 200');
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    const gwEnv = {
+      ...env,
+      XMPPGW_LISTEN: '127.0.0.1:0',
+      XMPPGW_XMPP_ADDR: xmppAddr,
+      XMPPGW_XMPP_DOMAIN: 'localhost',
+      XMPPGW_XMPP_TLS: 'starttls',
+      XMPPGW_XMPP_CA_FILE: path.join(dir, 'prosody', 'cert.pem'),
+      XMPPGW_WEB_UI: 'true',
+    };
+    // One gateway process, restartable on its address; env adds to gwEnv.
+    const gateway = async (name, nodeEnv = {}) => {
+      const node = { name };
+      const start = async (listen, flags) => {
+        const proc = spawn(path.join(dir, 'xmppgw'), [], { env: { ...gwEnv, ...nodeEnv, XMPPGW_LISTEN: listen }, stdio: ['ignore', 'ignore', 'pipe'] });
+        procs.push(proc);
+        proc.stderr.pipe(createWriteStream(path.join(ARTIFACTS, `${logPrefix}${name}.log`), { flags }));
+        const [, addr] = await waitForLine(proc.stderr, /"msg":"xmppgw listening"[^\n]*"addr":"([^"]+)"/, name, 20000, proc);
+        Object.assign(node, { proc, addr, url: `http://${addr}` });
+        for (let i = 0; ; i++) {
+          const res = await fetch(`${node.url}/readyz`).catch(() => null);
+          if (res && res.ok) break;
+          if (i > 100) throw new Error(`${name}: /readyz never answered 200`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      };
+      node.stop = async () => {
+        await stop(node.proc);
+        procs.splice(procs.indexOf(node.proc), 1);
+      };
+      // Stops it (SIGTERM) and starts it again on the same address.
+      // whileDown runs after the process has exited, before the new one starts.
+      node.restart = async ({ downMs = 0, whileDown } = {}) => {
+        await node.stop();
+        if (downMs) await new Promise((r) => setTimeout(r, downMs));
+        if (whileDown) await whileDown();
+        await start(node.addr, 'a');
+      };
+      await start(nodeEnv.XMPPGW_LISTEN || '127.0.0.1:0', 'w');
+      return node;
+    };
+    const primary = await gateway('gateway');
+    Object.assign(stack, { url: primary.url, addr: primary.addr, gateway: primary });
+    stack.restartGateway = (o) => primary.restart(o);
+    // Another gateway on the same Prosody (e.g. a second cluster node).
+    stack.addGateway = (name, nodeEnv) => gateway(name, nodeEnv);
     return stack;
   } catch (err) {
     await stack.stop();
@@ -130,7 +159,8 @@ export async function startStack({ users = 'alice:demo,bob:demo' } = {}) {
 
 /**
  * A TCP proxy in front of the gateway. cut() resets every open connection
- * (the SSE one included); while down, new connections are refused.
+ * (the SSE one included); while down, new connections are refused; while
+ * frozen, open connections carry nothing.
  */
 export async function startProxy(targetAddr) {
   const [host, port] = [targetAddr.slice(0, targetAddr.lastIndexOf(':')), Number(targetAddr.slice(targetAddr.lastIndexOf(':') + 1))];
@@ -156,6 +186,12 @@ export async function startProxy(targetAddr) {
       pairs.clear();
     },
     setDown(v) { down = v; },
+    /** Stops (true) or resumes (false) forwarding on the open connections, which stay open. */
+    freeze(v) {
+      for (const { client, upstream } of pairs) {
+        if (v) { client.unpipe(upstream); upstream.unpipe(client); client.pause(); upstream.pause(); } else { client.pipe(upstream); upstream.pipe(client); }
+      }
+    },
     close() { this.cut(); return new Promise((resolve) => server.close(resolve)); },
   };
 }

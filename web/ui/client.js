@@ -1,46 +1,26 @@
-// A small client for xmppgw's REST + Server-Sent Events API, written to be
-// read. The rules it shows:
+// The demo page's glue to the gateway: a thin adapter over the typed
+// client package (clients/js, built into ui/xmppgw/ by `make js-build`), so
+// the page exercises exactly what applications get. What the package does:
 //
-//  * fetch() carries the token as "Authorization: Bearer <token>".
-//  * EventSource cannot send headers, so the events URL carries ?token=.
-//    (Alternatively log in with ?cookie=true and let the HttpOnly cookie do it.)
-//  * EventSource reconnects by itself and sends Last-Event-ID; the gateway
-//    replays exactly what was missed. When the browser gives up (an HTTP
-//    error such as 401), or when we switch to a refreshed token, we open a new
-//    EventSource with ?last_event_id= so nothing is lost either way.
-//  * Tokens expire: refresh before that with POST /chat/{streamid}/token and
-//    reopen the event stream with the new token.
+//  * fetch() carries the token as "Authorization: Bearer <token>", the event
+//    stream included (SSE over fetch, so the token never goes in a URL).
+//  * The event stream reconnects with backoff and Last-Event-ID; the gateway
+//    replays exactly what was missed (or sends a typed `reset`).
+//  * Tokens expire: the session refreshes before that and moves the event
+//    stream to the new token without losing anything.
 //
 // Every URL is relative to the page, so it also works behind a path prefix.
+import * as gw from './xmppgw/index.js';
 
-export const API = 'restapi/v1/chat';
+/** An error answer of the gateway: status, code (stable), requestId, retryAfter. */
+export const ApiError = gw.GatewayError;
 
-/** An error answer of the gateway: {code, http, error, request_id}. */
-export class ApiError extends Error {
-  constructor(status, body) {
-    super((body && body.error) || `HTTP ${status}`);
-    this.status = status;
-    this.code = body && body.code;
-    this.requestId = body && body.request_id;
-  }
-}
-
-async function parse(res) {
-  if (res.status === 204) return null;
-  const type = res.headers.get('Content-Type') || '';
-  const body = type.includes('json') ? await res.json().catch(() => null) : null;
-  if (!res.ok) throw new ApiError(res.status, body);
-  return body;
-}
+const options = () => ({ baseUrl: new URL('.', document.baseURI) });
 
 /** Logs in with a password; resolves to {streamid, jid, token, expires_at}. */
 export async function login(username, password, resource = 'web') {
-  const res = await fetch(`${API}/${encodeURIComponent(username)}/login`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ password, resource }),
-  });
-  return parse(res);
+  const s = await gw.login({ ...options(), resource, autoRefresh: false }, username, password);
+  return s.toJSON();
 }
 
 export const bare = (jid) => String(jid || '').split('/')[0];
@@ -53,38 +33,34 @@ export const bare = (jid) => String(jid || '').split('/')[0];
  * state: connecting | live | reconnecting | ended
  */
 export class Session extends EventTarget {
-  #es = null;
-  #retries = 0;
-  #reopenTimer = 0;
-  #refreshTimer = 0;
+  #s;
+  #events = null;
   #resumeFrom = 0;
 
   /** @param saved {streamid, jid, token, expires_at, lastEventId?} */
   constructor(saved) {
     super();
-    Object.assign(this, saved);
+    this.#s = new gw.Session(options(), saved);
+    this.streamid = saved.streamid;
+    this.jid = saved.jid;
     this.lastEventId = saved.lastEventId || '';
     this.state = 'connecting';
+    this.#s.onToken(() => this.dispatchEvent(new Event('saved')));
   }
 
   get bareJid() { return bare(this.jid); }
+  get token() { return this.#s.token; }
+  /** The package's typed Session (every route as a method). */
+  get client() { return this.#s; }
 
   toJSON() {
-    const { streamid, jid, token, expires_at, lastEventId } = this;
-    return { streamid, jid, token, expires_at, lastEventId };
+    return { ...this.#s.toJSON(), lastEventId: this.lastEventId };
   }
 
   /** A REST call on this stream: path is relative to /chat/{streamid}. */
   async call(method, path, { json, text, query } = {}) {
-    const url = new URL(`${API}/${this.streamid}${path}`, document.baseURI);
-    for (const [k, v] of Object.entries(query || {})) url.searchParams.set(k, v);
-    const headers = { Authorization: `Bearer ${this.token}` };
-    let body;
-    if (json !== undefined) { headers['Content-Type'] = 'application/json'; body = JSON.stringify(json); }
-    else if (text !== undefined) { headers['Content-Type'] = 'text/plain; charset=utf-8'; body = text; }
-    const res = await fetch(url, { method, headers, body });
     try {
-      return await parse(res);
+      return await this.#s.call(method, path, { json, text, query });
     } catch (err) {
       // 401: token revoked or expired; 40401: the stream is gone (logoff,
       // admin kill, idle expiry). Either way this session is over.
@@ -93,11 +69,9 @@ export class Session extends EventTarget {
     }
   }
 
-  sendMessage(to, fields) {
-    return this.call('POST', `/messages/${encodeURIComponent(to)}`, { json: fields });
-  }
+  sendMessage(to, fields) { return this.#s.sendMessage(to, fields); }
 
-  setPresence(fields) { return this.call('POST', '/presence', { json: fields }); }
+  setPresence(fields) { return this.#s.setPresence(fields); }
 
   /**
    * Opens the event stream. After a page reload, pass resumeFrom = the last
@@ -106,92 +80,39 @@ export class Session extends EventTarget {
    * flagged as replayed (so messages are not shown twice).
    */
   connect({ resumeFrom } = {}) {
-    if (resumeFrom) { this.#resumeFrom = Number(resumeFrom); this.lastEventId = ''; }
-    this.#open();
-    this.#scheduleRefresh();
+    if (resumeFrom) { this.#resumeFrom = Number(String(resumeFrom).split('.')[0]); this.lastEventId = ''; }
+    this.#events?.close();
+    const events = this.#s.events({ lastEventId: this.lastEventId || undefined, maxBackoff: 15000 });
+    this.#events = events;
+    events.onState((st, err) => {
+      if (events !== this.#events) return;
+      if (st === 'open') this.#setState('live');
+      else if (st === 'reconnecting') this.#setState('reconnecting');
+      else if (st === 'closed' && err) this.#end('expired');
+    });
+    events.on('*', (event) => {
+      const id = event.event_id;
+      const replayed = Boolean(this.#resumeFrom && id && Number(id.split('.')[0]) <= this.#resumeFrom);
+      if (id) this.lastEventId = id;
+      this.dispatchEvent(new CustomEvent('event', { detail: { event, id, replayed } }));
+      if (event.type === 'stream' && event.state === 'offline') this.#end('offline');
+      this.dispatchEvent(new Event('saved'));
+    });
   }
 
-  #open() {
-    this.#es?.close();
-    const q = new URLSearchParams({ token: this.token });
-    if (this.lastEventId) q.set('last_event_id', this.lastEventId);
-    const es = new EventSource(`${API}/${this.streamid}/events?${q}`);
-    this.#es = es;
-    es.onopen = () => { this.#retries = 0; this.#setState('live'); };
-    es.onmessage = (e) => this.#onMessage(e);
-    es.onerror = () => {
-      if (es !== this.#es || this.state === 'ended') return;
-      if (es.readyState === EventSource.CONNECTING) {
-        // The browser retries by itself, sending Last-Event-ID.
-        this.#setState('reconnecting');
-        return;
-      }
-      // CLOSED: the browser gave up (an HTTP error: 401 after the token
-      // expired or was revoked, 429 too many subscribers, ...). Get a fresh
-      // token and reopen with ?last_event_id=.
-      es.close();
-      this.#setState('reconnecting');
-      this.#scheduleReopen();
-    };
-  }
-
-  #onMessage(e) {
-    const id = e.lastEventId;
-    let event;
-    try { event = JSON.parse(e.data); } catch { return; }
-    // Ids are increasing per stream: anything at or below the last one seen
-    // is a duplicate from overlapping reconnects.
-    if (id && this.lastEventId && event.type !== 'reset' && Number(id) <= Number(this.lastEventId)) return;
-    const replayed = Boolean(this.#resumeFrom && id && Number(id) <= this.#resumeFrom);
-    if (id) this.lastEventId = id;
-    this.dispatchEvent(new CustomEvent('event', { detail: { event, id, replayed } }));
-    if (event.type === 'stream' && event.state === 'offline') this.#end('offline');
-    this.dispatchEvent(new Event('saved'));
-  }
-
-  #scheduleReopen() {
-    clearTimeout(this.#reopenTimer);
-    const delay = Math.min(15000, 1000 * 2 ** this.#retries++) + Math.random() * 250;
-    this.#reopenTimer = setTimeout(async () => {
-      try {
-        await this.refresh(false);
-        this.#open();
-      } catch (err) {
-        if (this.state !== 'ended') this.#scheduleReopen(); // network down: try again later
-      }
-    }, delay);
-  }
-
-  /** Trades the token for a fresh one, then (by default) reopens the events. */
-  async refresh(reopen = true) {
-    const r = await this.call('POST', '/token');
-    this.token = r.token;
-    this.expires_at = r.expires_at;
-    this.dispatchEvent(new Event('saved'));
-    this.#scheduleRefresh();
-    // An EventSource ends when the token that opened it expires, so move
-    // it to the new token now; Last-Event-ID makes the switch lossless.
-    if (reopen && this.state !== 'ended') this.#open();
-  }
-
-  #scheduleRefresh() {
-    clearTimeout(this.#refreshTimer);
-    const left = new Date(this.expires_at).getTime() - Date.now();
-    if (!Number.isFinite(left)) return;
-    // Well before expiry: at 80% of what is left, and at least a minute early.
-    const wait = Math.max(1000, Math.min(left * 0.8, left - 60000));
-    this.#refreshTimer = setTimeout(() => this.refresh().catch(() => {}), Math.min(wait, 2 ** 31 - 1));
+  /** Trades the token for a fresh one; the event stream moves to it by itself. */
+  async refresh() {
+    await this.#s.refreshToken();
   }
 
   async logoff() {
-    try { await this.call('POST', '/logoff'); } finally { this.#end('logoff'); }
+    try { await this.#s.logoff(); } finally { this.#end('logoff'); }
   }
 
   close() {
-    clearTimeout(this.#reopenTimer);
-    clearTimeout(this.#refreshTimer);
-    this.#es?.close();
-    this.#es = null;
+    this.#events?.close();
+    this.#events = null;
+    this.#s.close();
   }
 
   #setState(state) {
