@@ -3621,7 +3621,7 @@ export interface paths {
         post?: never;
         /**
          * Unsubscribe this stream from a node
-         * @description Removes the subscription {subid} of the stream's full JID; "-" names its subscription on services that assign no subscription ids. 404 when this stream has no such subscription.
+         * @description Removes the subscription {subid} of the stream's full JID; "-" names this stream's one subscription to the node, with whatever subid the service gave it (ejabberd assigns one to every subscription, Prosody none). 404 when this stream has no such subscription; 400 for "-" when it has several (name one).
          */
         delete: {
             parameters: {
@@ -3634,7 +3634,7 @@ export interface paths {
                     service: string;
                     /** @description stream id */
                     streamid: string;
-                    /** @description subscription id, or - for none */
+                    /** @description subscription id, or - for this stream's subscription */
                     subid: string;
                 };
                 cookie?: never;
@@ -5622,6 +5622,15 @@ export interface paths {
                         "application/json": components["schemas"]["api.ErrorResponse"];
                     };
                 };
+                /** @description on-behalf login: the XMPP server has no such account (40405) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["api.ErrorResponse"];
+                    };
+                };
                 /** @description Request Entity Too Large */
                 413: {
                     headers: {
@@ -5898,7 +5907,7 @@ export interface paths {
         };
         /**
          * Search the user directory
-         * @description XEP-0055 jabber:iq:search on the server or the directory component it advertises (disco). 501 when the XMPP server has none: Prosody has no directory in core (the community module mod_vjud adds one); ejabberd offers one with mod_vcard.
+         * @description XEP-0055 jabber:iq:search on the server or the directory component it advertises (disco). The gateway first fetches the directory's search form and submits the term in the field it offers (nick, else user, fn, first, last, email; as an XEP-0004 data form when the directory sends one, as ejabberd's mod_vcard does). Each result carries the directory's fields by name, jid always. 501 when the XMPP server has no directory: Prosody has none in core (the community module mod_vjud adds one); ejabberd offers one with mod_vcard (search: true), which finds accounts by their vCard.
          */
         get: {
             parameters: {
