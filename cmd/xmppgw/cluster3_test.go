@@ -13,6 +13,7 @@ import (
 	"github.com/xmppo/go-xmpp"
 
 	"github.com/xmppgw/xmppgw/api"
+	"github.com/xmppgw/xmppgw/gateway"
 	"github.com/xmppgw/xmppgw/internal/redistest"
 	"github.com/xmppgw/xmppgw/internal/testxmpp"
 )
@@ -228,6 +229,27 @@ func befriend(t *testing.T, na *gatewayNode, a api.LoginResponse, nb *gatewayNod
 	} {
 		code, body := step.n.do(http.MethodPost, "/restapi/v1/chat/"+step.login.StreamID+step.path, map[string]any{}, bearer(step.login.Token))
 		require.Contains(t, []int{http.StatusOK, http.StatusCreated, http.StatusNoContent}, code, "%s: %s", step.path, body)
+	}	// The servers settle the subscriptions asynchronously (ejabberd slower
+	// than Prosody): a presence sent before both rosters say "both" is not
+	// broadcast to the other side.
+	for _, side := range []struct {
+		n     *gatewayNode
+		login api.LoginResponse
+		other string
+	}{{na, a, bJID}, {nb, b, aJID}} {
+		require.Eventually(t, func() bool {
+			code, body := side.n.do(http.MethodGet, "/restapi/v1/chat/"+side.login.StreamID+"/contacts", nil, bearer(side.login.Token))
+			var contacts []gateway.Contact
+			if code != http.StatusOK || json.Unmarshal([]byte(body), &contacts) != nil {
+				return false
+			}
+			for _, c := range contacts {
+				if c.JID == side.other && c.Subscription == "both" {
+					return true
+				}
+			}
+			return false
+		}, 10*time.Second, 50*time.Millisecond, "%s and %s become mutual contacts", aJID, bJID)
 	}
 }
 
