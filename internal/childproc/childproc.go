@@ -1,11 +1,12 @@
 // Package childproc runs the servers the test harnesses start (Prosody,
-// redis-server) as child processes in their own process group, and stops
+// ejabberd, redis-server) as child processes in their own process group, and stops
 // them: SIGTERM with a grace period, then SIGKILL to the whole group.
 package childproc
 
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os/exec"
 	"syscall"
 	"time"
@@ -104,4 +105,16 @@ func (p *Process) Stop(graceful bool, grace time.Duration) error {
 		return fmt.Errorf("%w within %v", ErrIgnoredTerm, grace)
 	}
 	return nil
+}
+
+// FreeLoopbackPort asks the kernel for a port on 127.0.0.1 that is free
+// now, for a child process to listen on. Another process may take it
+// before the child binds it; the harnesses retry on a new port.
+func FreeLoopbackPort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	return port, l.Close()
 }

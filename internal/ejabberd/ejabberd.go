@@ -161,8 +161,8 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for attempt := 1; ; attempt++ {
-		if s.Port, err = freePort(); err == nil {
-			s.apiPort, err = freePort()
+		if s.Port, err = childproc.FreeLoopbackPort(); err == nil {
+			s.apiPort, err = childproc.FreeLoopbackPort()
 		}
 		if err != nil {
 			return fail(fmt.Errorf("ejabberd: picking a port: %w", err))
@@ -517,16 +517,6 @@ func tailFile(name string, n int) string {
 		lines = append(lines, sc.Text())
 	}
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
-}
-
-// freePort asks the kernel for a free port on 127.0.0.1.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	return port, l.Close()
 }
 
 func printableASCII(s string) bool {

@@ -181,7 +181,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	for attempt := 1; ; attempt++ {
 		port := opts.Port
 		if port == 0 {
-			if port, err = freePort(); err != nil {
+			if port, err = childproc.FreeLoopbackPort(); err != nil {
 				return fail(fmt.Errorf("prosody: picking a port: %w", err))
 			}
 		}
@@ -491,16 +491,6 @@ func closeStream(conn net.Conn) {
 	}
 	_ = conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
 	_, _ = io.Copy(io.Discard, conn)
-}
-
-// freePort asks the kernel for a free port on 127.0.0.1.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	return port, l.Close()
 }
 
 // checkDomain accepts plain DNS names (lower case), which are safe to put

@@ -99,7 +99,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	for attempt := 1; ; attempt++ {
 		port := opts.Port
 		if port == 0 {
-			if port, err = freePort(); err != nil {
+			if port, err = childproc.FreeLoopbackPort(); err != nil {
 				return nil, s.failStart(fmt.Errorf("redistest: picking a port: %w", err))
 			}
 		}
@@ -318,16 +318,6 @@ func (s *Server) stopLocked(graceful bool) error {
 		return fmt.Errorf("redistest: redis-server: %w", err)
 	}
 	return nil
-}
-
-// freePort asks the kernel for a free port on 127.0.0.1.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	return port, l.Close()
 }
 
 // tail keeps the last logKeep bytes written to it; safe for concurrent use
