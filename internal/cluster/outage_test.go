@@ -231,3 +231,44 @@ func TestEventPublisher_ForgottenFenceWritesNothing(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, h.Events, 1, "nothing written after the fence was forgotten: %v", h.Events)
 }
+
+// An event retried while Redis lost its data is published under the fence
+// Restore gives the stream (epoch 1 again), not the one it had before (a
+// stream once claimed has epoch 2 or more): with the old fence it would be
+// refused as stale and the stream's owner would give it up.
+func TestEventPublisher_RetryUsesTheFenceRestoreGave(t *testing.T) {
+	t.Parallel()
+	srv := redistest.ForTest(t)
+	c := newNode(t, srv, Config{Node: "a"})
+	ctx := t.Context()
+	fences := &fixedFences{m: map[string]LeaseFence{}}
+	fenced := make(chan string, 1)
+	pub := c.NewEventPublisher(fences, nil, slog.New(slog.DiscardHandler))
+	pub.Fenced = func(id string) { fenced <- id }
+	defer pub.Close()
+	rec := StreamRecord{ID: "s1", JID: "u@example.org", Resource: "r"}
+	_, err := c.Register(ctx, rec, Caps{})
+	require.NoError(t, err)
+	claimed, err := c.Claim(ctx, "s1", "a") // as after a takeover: epoch 2
+	require.NoError(t, err)
+	require.EqualValues(t, 2, claimed.Epoch)
+	fences.set("s1", claimed)
+	pub.Open("s1")
+
+	require.NoError(t, srv.Restart(ctx)) // empty: the record is gone
+	pub.Publish("s1", []byte(`{"n":1}`))
+	time.Sleep(200 * time.Millisecond) // retried as not registered meanwhile
+	restored, err := c.Register(ctx, rec, Caps{})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, restored.Epoch)
+	fences.set("s1", restored)
+	require.Eventually(t, func() bool {
+		h, err := c.ReadAfter(ctx, "s1", 0, "")
+		return err == nil && len(h.Events) == 1
+	}, 10*time.Second, 20*time.Millisecond, "the event lands under the restored fence")
+	select {
+	case id := <-fenced:
+		t.Fatalf("stream %s given up as fenced", id)
+	default:
+	}
+}

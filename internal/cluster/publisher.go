@@ -208,21 +208,23 @@ func (p *EventPublisher) drain(topic string, q *publishQueueState) {
 				take(data)
 			}
 		}
-		fence, ok := p.fences.Fence(topic)
-		switch {
-		case ok:
-			fenced = true
-		case fenced:
-			// The registry forgot the fence it gave: the stream moved to
-			// another node (a state save met the new owner's fence). Its
-			// log is the new owner's now; a zero fence would write into it
-			// unchecked (an end marker there ends every mirror).
-			p.log.Warn("cluster: this node no longer owns the stream's log; its events are not published",
-				slog.String("stream", short(topic)))
-			q.cancel()
-			return
-		}
 		for wait := 50 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+			// Looked up for every try: Restore gives a stream a new fence
+			// while its publishes are being retried.
+			fence, ok := p.fences.Fence(topic)
+			switch {
+			case ok:
+				fenced = true
+			case fenced:
+				// The registry forgot the fence it gave: the stream moved to
+				// another node (a state save met the new owner's fence). Its
+				// log is the new owner's now; a zero fence would write into it
+				// unchecked (an end marker there ends every mirror).
+				p.log.Warn("cluster: this node no longer owns the stream's log; its events are not published",
+					slog.String("stream", short(topic)))
+				q.cancel()
+				return
+			}
 			ctx, cancel := context.WithTimeout(q.ctx, 2*time.Second)
 			off, ep, err := p.c.publishAfter(ctx, topic, pending[0], fence, top, epoch)
 			cancel()
