@@ -229,7 +229,8 @@ func befriend(t *testing.T, na *gatewayNode, a api.LoginResponse, nb *gatewayNod
 	} {
 		code, body := step.n.do(http.MethodPost, "/restapi/v1/chat/"+step.login.StreamID+step.path, map[string]any{}, bearer(step.login.Token))
 		require.Contains(t, []int{http.StatusOK, http.StatusCreated, http.StatusNoContent}, code, "%s: %s", step.path, body)
-	} // The servers settle the subscriptions asynchronously (ejabberd slower
+	}
+	// The servers settle the subscriptions asynchronously (ejabberd slower
 	// than Prosody): a presence sent before both rosters say "both" is not
 	// broadcast to the other side.
 	for _, side := range []struct {
