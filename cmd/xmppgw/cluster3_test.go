@@ -219,39 +219,46 @@ func befriend(t *testing.T, na *gatewayNode, a api.LoginResponse, nb *gatewayNod
 	t.Helper()
 	aJID, _, _ := strings.Cut(a.JID, "/")
 	bJID, _, _ := strings.Cut(b.JID, "/")
-	for _, step := range []struct {
+	type step struct {
 		n     *gatewayNode
 		login api.LoginResponse
 		path  string
-	}{
-		{na, a, "/contacts/" + bJID}, {nb, b, "/contacts/" + aJID},
-		{nb, b, "/contacts/" + aJID + "/approve"}, {na, a, "/contacts/" + bJID + "/approve"},
-	} {
-		code, body := step.n.do(http.MethodPost, "/restapi/v1/chat/"+step.login.StreamID+step.path, map[string]any{}, bearer(step.login.Token))
-		require.Contains(t, []int{http.StatusOK, http.StatusCreated, http.StatusNoContent}, code, "%s: %s", step.path, body)
 	}
-	// The servers settle the subscriptions asynchronously (ejabberd slower
-	// than Prosody): a presence sent before both rosters say "both" is not
-	// broadcast to the other side.
-	for _, side := range []struct {
-		n     *gatewayNode
-		login api.LoginResponse
-		other string
-	}{{na, a, bJID}, {nb, b, aJID}} {
-		require.Eventually(t, func() bool {
-			code, body := side.n.do(http.MethodGet, "/restapi/v1/chat/"+side.login.StreamID+"/contacts", nil, bearer(side.login.Token))
-			var contacts []gateway.Contact
-			if code != http.StatusOK || json.Unmarshal([]byte(body), &contacts) != nil {
-				return false
-			}
-			for _, c := range contacts {
-				if c.JID == side.other && c.Subscription == "both" {
-					return true
-				}
-			}
+	post := func(steps ...step) {
+		for _, st := range steps {
+			code, body := st.n.do(http.MethodPost, "/restapi/v1/chat/"+st.login.StreamID+st.path, map[string]any{}, bearer(st.login.Token))
+			require.Contains(t, []int{http.StatusOK, http.StatusCreated, http.StatusNoContent}, code, "%s: %s", st.path, body)
+		}
+	}
+	post(step{na, a, "/contacts/" + bJID}, step{nb, b, "/contacts/" + aJID})
+	approvals := []step{{nb, b, "/contacts/" + aJID + "/approve"}, {na, a, "/contacts/" + bJID + "/approve"}}
+	post(approvals...)
+	// The servers settle the subscriptions asynchronously, and an approval
+	// that reaches ejabberd before the request it answers can be lost: a
+	// presence sent before both rosters say "both" is not broadcast to the
+	// other side. Approving again is harmless.
+	mutual := func(n *gatewayNode, login api.LoginResponse, other string) bool {
+		code, body := n.do(http.MethodGet, "/restapi/v1/chat/"+login.StreamID+"/contacts", nil, bearer(login.Token))
+		var contacts []gateway.Contact
+		if code != http.StatusOK || json.Unmarshal([]byte(body), &contacts) != nil {
 			return false
-		}, 10*time.Second, 50*time.Millisecond, "%s and %s become mutual contacts", aJID, bJID)
+		}
+		for _, c := range contacts {
+			if c.JID == other && c.Subscription == "both" {
+				return true
+			}
+		}
+		return false
 	}
+	require.Eventually(t, func() bool {
+		if mutual(na, a, bJID) && mutual(nb, b, aJID) {
+			return true
+		}
+		for _, st := range approvals { // its answer is judged by the next check
+			st.n.do(http.MethodPost, "/restapi/v1/chat/"+st.login.StreamID+st.path, map[string]any{}, bearer(st.login.Token))
+		}
+		return false
+	}, 15*time.Second, 500*time.Millisecond, "%s and %s become mutual contacts", aJID, bJID)
 }
 
 // Issue 18's scenario: a direct XMPP client (go-xmpp, not the gateway)
