@@ -84,9 +84,11 @@ func setPos[T int | time.Duration](dst *T, v T) {
 
 // Broker fans published events out to the subscribers of each topic and
 // retains recent events for replay. It is safe for concurrent use. Its only
-// goroutines are short-lived writers it owns: the chunks of a large fan-out
-// (joined before Publish returns) and, per connection whose socket buffer is
-// full, one drainer that exits once the backlog is written (Drain waits for them).
+// goroutines are short-lived writers it owns: per topic with more than a
+// few connections, one writer while events are queued (see flushLoop), the
+// chunks of a large fan-out (joined by that writer) and, per connection
+// whose socket buffer is full, one drainer that exits once the backlog is
+// written (Drain waits for them all).
 type Broker struct {
 	replaySize, replayBytes, queueSize, maxSubs int
 	heartbeat, retry, writeTimeout              time.Duration
@@ -121,6 +123,22 @@ type topic struct {
 	epoch  string
 	subs   map[subscriber]struct{}
 	closed bool
+
+	// The topic's writer (flushLoop) runs while flushing is set, in rounds:
+	// each round writes every connection's queued frames, all of them in one
+	// write, while publishers go on queueing for the next round. queued
+	// counts the events offered since the running round began and inRound
+	// those it writes; room (on mu) wakes publishers waiting for the writer
+	// to catch up.
+	flushing        bool
+	queued, inRound int
+	room            sync.Cond
+}
+
+func newTopic() *topic {
+	t := &topic{subs: make(map[subscriber]struct{})}
+	t.room.L = &t.mu
+	return t
 }
 
 type event struct {
@@ -176,7 +194,7 @@ func (b *Broker) Open(name string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !b.closed && b.topics[name] == nil {
-		b.topics[name] = &topic{subs: make(map[subscriber]struct{})}
+		b.topics[name] = newTopic()
 	}
 }
 
@@ -259,25 +277,80 @@ func (b *Broker) deliver(name string, place func(*topic) (uint64, [][]byte), dat
 	if t == nil {
 		return 0, false
 	}
-	id, ok, evicted, writers := t.publish(b, place, data)
+	id, ok, evicted, inline, startWriter := t.publish(b, place, data)
 	for _, s := range evicted {
 		b.evicted.Add(1)
 		b.log.Debug("sse: evicted slow subscriber", "topic", name, "queue_size", b.queueSize)
 		s.evict()
 	}
-	flushAll(writers)
+	flushAll(inline)
+	if startWriter {
+		b.drainers.Add(1) // Drain waits for the last round too
+		go t.flushLoop(b)
+	}
 	return id, ok
+}
+
+// inlineFlushMax is the largest fan-out Publish writes itself. Beyond it
+// the topic's writer goroutine does the writing, so that the publisher (a
+// stream's XMPP reader, parsing the next stanza) and the writes run on two
+// cores, and frames queued while a round is written go out together in the
+// next one: under a backlog each subscriber gets one write with several
+// events instead of one write per event. At or below it a hand-off would
+// cost more than the few writes it moves.
+const inlineFlushMax = 4
+
+// aheadMax is how many events a topic's publishers may queue before its
+// writer has written them; beyond it Publish waits for the current round
+// (backpressure onto the stream, as when Publish wrote itself). Half the
+// queue, so a subscriber that reads keeps room for the events of a round.
+func (b *Broker) aheadMax() int { return max(1, b.queueSize/2) }
+
+// flushLoop is the topic's writer: it writes every connection's queued
+// frames, round after round, until a round starts with nothing new
+// queued. It is started by the publish that finds it not running; the
+// caller counted it in b.drainers.
+func (t *topic) flushLoop(b *Broker) {
+	defer b.drainers.Add(-1)
+	var writers []flusher
+	for {
+		t.mu.Lock()
+		t.inRound = 0
+		if t.queued == 0 || t.closed {
+			t.flushing, t.queued = false, 0
+			t.room.Broadcast()
+			t.mu.Unlock()
+			return
+		}
+		t.inRound, t.queued = t.queued, 0
+		t.room.Broadcast()
+		for s := range t.subs {
+			if f, ok := s.(flusher); ok {
+				writers = append(writers, f)
+			}
+		}
+		t.mu.Unlock()
+		flushAll(writers)
+		clear(writers)
+		writers = writers[:0]
+	}
 }
 
 // publish records the event and offers it (after any frames place returns)
 // to every subscriber under the topic lock; the slow ones (already
-// unsubscribed) and the connections to write are returned, to be dealt
-// with after the lock is released.
-func (t *topic) publish(b *Broker, place func(*topic) (uint64, [][]byte), data []byte) (uint64, bool, []subscriber, []flusher) {
+// unsubscribed) are returned to be evicted after the lock is released, and
+// so are the connections to write when the fan-out is small enough to
+// write inline. Otherwise the topic's writer writes them, and startWriter
+// says it must be started. While the writer is aheadMax events behind,
+// publish waits for it.
+func (t *topic) publish(b *Broker, place func(*topic) (uint64, [][]byte), data []byte) (id uint64, ok bool, evicted []subscriber, inline []flusher, startWriter bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	for t.flushing && t.queued+t.inRound >= b.aheadMax() && !t.closed {
+		t.room.Wait()
+	}
 	if t.closed {
-		return 0, false, nil, nil
+		return 0, false, nil, nil, false
 	}
 	id, frames := place(t)
 	if data != nil {
@@ -294,9 +367,8 @@ func (t *topic) publish(b *Broker, place func(*topic) (uint64, [][]byte), data [
 		frames = append(frames, ev.frame)
 	}
 	if len(frames) == 0 {
-		return id, true, nil, nil
+		return id, true, nil, nil, false
 	}
-	var evicted []subscriber
 	var writers []flusher
 	for s := range t.subs {
 		ok := true
@@ -314,7 +386,16 @@ func (t *topic) publish(b *Broker, place func(*topic) (uint64, [][]byte), data [
 			writers = append(writers, f)
 		}
 	}
-	return id, true, evicted, writers
+	switch {
+	case len(writers) == 0:
+	case t.flushing: // the running writer takes these in its next round
+		t.queued += len(frames)
+	case len(writers) <= inlineFlushMax:
+		inline = writers
+	default:
+		t.flushing, t.queued, startWriter = true, len(frames), true
+	}
+	return id, true, evicted, inline, startWriter
 }
 
 // fanOutChunk is how many connections one goroutine writes in a large
@@ -374,6 +455,7 @@ func (t *topic) close() []subscriber {
 	}
 	t.closed = true // a Publish that already looked the topic up drops its event
 	t.subs, t.events, t.bytes = nil, nil, 0
+	t.room.Broadcast() // publishers waiting for the writer give up
 	return subs
 }
 

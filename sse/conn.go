@@ -29,10 +29,9 @@ type connSubscriber struct {
 	mu        sync.Mutex
 	conn      net.Conn        // nil until the hijack succeeded
 	raw       syscall.RawConn // nil when the connection has no file descriptor (TLS)
-	pending   [][]byte        // frames not yet written; pending[0][off:] goes next
-	off       int
-	draining  bool // one goroutine owns writing (Serve's, then a drainer); flush leaves it alone
-	ending    bool // close once pending is written (CloseTopic)
+	pending   [][]byte        // frames not yet written (pending[0] may be the rest of a frame)
+	draining  bool            // one goroutine owns writing (Serve's, then a drainer); flush leaves it alone
+	ending    bool            // close once pending is written (CloseTopic)
 	closed    bool
 	lastWrite time.Time
 	heartbeat *time.Timer
@@ -173,30 +172,44 @@ func (s *connSubscriber) flush() {
 	}
 }
 
-// writePendingLocked writes queued frames with non-blocking writes until
-// the queue is empty or the socket is full. s.mu must be held.
+// writePendingLocked writes the queued frames with one non-blocking write
+// (writev(2) when there are several: the client then reads them together
+// too), keeping what the socket did not take. s.mu must be held.
 func (s *connSubscriber) writePendingLocked() error {
-	i := 0
-	var err error
-	for i < len(s.pending) {
-		var n int
-		n, err = tryWrite(s.raw, s.pending[i][s.off:])
-		s.off += n
-		if s.off < len(s.pending[i]) {
-			break
-		}
-		i, s.off = i+1, 0
+	if len(s.pending) == 0 {
+		return nil
 	}
-	if i > 0 {
+	var n int
+	var err error
+	if len(s.pending) == 1 {
+		n, err = tryWrite(s.raw, s.pending[0])
+	} else {
+		n, err = tryWritev(s.raw, s.pending)
+	}
+	if n > 0 {
 		s.lastWrite = time.Now()
-		n := copy(s.pending, s.pending[i:]) // keep the backing array: most events find the queue empty
-		clear(s.pending[n:])
-		s.pending = s.pending[:n]
+		s.consumeLocked(n)
 	}
 	if errors.Is(err, errWouldBlock) {
 		return nil
 	}
 	return err
+}
+
+// consumeLocked drops the first n written bytes from the queue. It keeps
+// the backing array: most events find the queue empty.
+func (s *connSubscriber) consumeLocked(n int) {
+	i := 0
+	for i < len(s.pending) && n >= len(s.pending[i]) {
+		n -= len(s.pending[i])
+		i++
+	}
+	if i < len(s.pending) {
+		s.pending[i] = s.pending[i][n:]
+	}
+	k := copy(s.pending, s.pending[i:])
+	clear(s.pending[k:])
+	s.pending = s.pending[:k]
 }
 
 // drain writes the backlog with blocking writes (each bounded by the write
@@ -223,9 +236,8 @@ func (s *connSubscriber) drain() {
 		}
 		bufs := make(net.Buffers, len(s.pending))
 		copy(bufs, s.pending)
-		bufs[0] = bufs[0][s.off:]
 		clear(s.pending)
-		s.pending, s.off = s.pending[:0], 0
+		s.pending = s.pending[:0]
 		s.mu.Unlock()
 
 		_ = s.conn.SetWriteDeadline(time.Now().Add(s.b.writeTimeout))

@@ -10,3 +10,6 @@ func tryWrite(syscall.RawConn, []byte) (int, error) { return 0, errWouldBlock }
 
 // readGone cannot probe here; a dead client is found by a failed write.
 func readGone(syscall.RawConn) bool { return false }
+
+// tryWritev is tryWrite for several buffers: not here either.
+func tryWritev(syscall.RawConn, [][]byte) (int, error) { return 0, errWouldBlock }

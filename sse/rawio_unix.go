@@ -39,6 +39,44 @@ func tryWrite(rc syscall.RawConn, p []byte) (int, error) {
 	return n, nil
 }
 
+// tryWritev is tryWrite for several buffers at once: one writev(2) of as
+// many as the kernel takes in one call (IOV_MAX, 1024 on Linux).
+func tryWritev(rc syscall.RawConn, bufs [][]byte) (int, error) {
+	if rc == nil {
+		return 0, errWouldBlock
+	}
+	bufs = bufs[:min(len(bufs), maxIovecs)]
+	want := 0
+	for _, b := range bufs {
+		want += len(b)
+	}
+	var n int
+	var werr error
+	if err := rc.Write(func(fd uintptr) bool {
+		for {
+			n, werr = writev(int(fd), bufs)
+			if !errors.Is(werr, syscall.EINTR) {
+				return true
+			}
+		}
+	}); err != nil {
+		return 0, err
+	}
+	switch {
+	case errors.Is(werr, syscall.EAGAIN):
+		return 0, errWouldBlock
+	case werr != nil:
+		return 0, werr
+	case n < want:
+		return max(n, 0), errWouldBlock
+	}
+	return n, nil
+}
+
+// maxIovecs bounds the buffers of one writev call (POSIX IOV_MAX is at
+// least 16; Linux and the BSDs allow 1024).
+const maxIovecs = 1024
+
 // readGone reads, without blocking, whatever the client sent and reports
 // whether it has hung up (end of file, reset, or the connection closed). An
 // SSE client sends nothing after its request, so what it reads is dropped.

@@ -19,7 +19,7 @@ type ServeOptions struct {
 	LastEventID string
 	// OnClose, when non-nil, runs exactly once when the subscription ends,
 	// including when Serve returns an error; never with a broker lock held.
-	// It may run on any goroutine (a publisher's, a timer's, another
+	// It may run on any goroutine (a publisher's, the topic writer's, a timer's, another
 	// request's), so it must not block or need a lock held around Publish.
 	OnClose func()
 }

@@ -49,6 +49,8 @@ type config struct {
 	fanoutReaders   []string // "epoll", "http": each fan-out size is run with each
 	fanoutMsgs      int
 	fanoutGap       time.Duration
+	saturated       []SaturatedLoad // fan-out-saturated sizes
+	saturatedDur    time.Duration
 	roomFanout      []int // room fan-out: members M per room; none = off
 	growthPairs     int
 	growthDuration  time.Duration
@@ -88,7 +90,9 @@ func parseFlags(args []string) (*config, error) {
 	fan := fs.String("fanout", "1,100,1000,10000", "fan-out: comma-separated subscriber counts S on one stream")
 	roomFan := fs.String("room-fanout", "", "room fan-out (4b): comma-separated member counts M of one MUC room, every member a gateway stream with one subscriber, against the same with M go-xmpp clients (none: off); uses -fanout-msgs, -fanout-gap and, for the gateway path, -fanout-reader")
 	reader := fs.String("fanout-reader", defaultFanoutReader, "fan-out: how the bench reads the S streams: epoll (raw sockets on GOMAXPROCS epoll loops, Linux only) or http (net/http, a goroutine per subscriber); comma-separated runs each, e.g. epoll,http")
-	scen := fs.String("scenarios", "throughput,latency,fanout,roomfanout,scale,cluster,takeover", "which scenarios to run (roomfanout only with -room-fanout sizes; cluster: single node against three nodes on one redis-server, the largest -pairs, -latency-rate; takeover: -takeover-streams on a node that is killed)")
+	sat := fs.String("saturated", "5000@50,1000@500", "fan-out-saturated: comma-separated S@rate, S subscribers of one stream offered rate events/s (more deliveries than the box makes, so a backlog builds)")
+	fs.DurationVar(&c.saturatedDur, "saturated-duration", 4*time.Second, "fan-out-saturated: how long events are offered per run")
+	scen := fs.String("scenarios", "throughput,latency,fanout,fanout-saturated,roomfanout,scale,cluster,takeover", "which scenarios to run (roomfanout only with -room-fanout sizes; cluster: single node against three nodes on one redis-server, the largest -pairs, -latency-rate; takeover: -takeover-streams on a node that is killed)")
 	fs.IntVar(&c.takeoverStreams, "takeover-streams", 1000, "takeover: streams on the node that is killed")
 	fs.IntVar(&c.runs, "runs", 3, "runs of every scenario (median and spread are reported)")
 	fs.IntVar(&c.scaleRuns, "scale-runs", 0, "runs of the scale scenario (0: -runs); its login bursts alternate their order, so an even number balances it")
@@ -120,7 +124,8 @@ func parseFlags(args []string) (*config, error) {
 		return nil, err
 	}
 	if c.smoke {
-		*pairs, *scale, *fan, *roomFan = "2", "20", "1,10", "3"
+		*pairs, *scale, *fan, *roomFan, *sat = "2", "20", "1,10", "3", "10@50"
+		c.saturatedDur = time.Second
 		c.runs, c.window, c.duration, c.warmup = 1, 4, time.Second, 200*time.Millisecond
 		c.latencyRate, c.latencyPairs, c.latencyDur = 100, 2, time.Second
 		c.idle, c.settle, c.fanoutMsgs, c.growthPairs, c.growthDuration = time.Second, 300*time.Millisecond, 3, 2, time.Second
@@ -130,6 +135,9 @@ func parseFlags(args []string) (*config, error) {
 	var err error
 	if c.pairs, err = ints(*pairs); err != nil {
 		return nil, fmt.Errorf("-pairs: %w", err)
+	}
+	if c.saturated, err = parseSaturated(*sat); err != nil {
+		return nil, fmt.Errorf("-saturated: %w", err)
 	}
 	if c.scale, err = ints(*scale); err != nil {
 		return nil, fmt.Errorf("-scale: %w", err)
@@ -163,7 +171,7 @@ func parseFlags(args []string) (*config, error) {
 	c.scenarios = map[string]bool{}
 	for _, s := range strings.Split(*scen, ",") {
 		switch s = strings.TrimSpace(s); s {
-		case "throughput", "latency", "fanout", "roomfanout", "scale", "cluster", "takeover":
+		case "throughput", "latency", "fanout", "fanout-saturated", "roomfanout", "scale", "cluster", "takeover":
 			c.scenarios[s] = true
 		case "":
 		default:
@@ -387,6 +395,25 @@ func run(ctx context.Context, cfg *config) (*Report, error) {
 			}
 		}
 	}
+	if cfg.scenarios["fanout-saturated"] {
+		for _, load := range cfg.saturated {
+			runs := map[string][]SaturatedRun{}
+			for i := range cfg.runs {
+				for _, reader := range cfg.readerOrder(i) {
+					r, err := e.fanoutSaturated(ctx, load, cfg.saturatedDur, reader)
+					if err != nil {
+						return rep, fmt.Errorf("fanout-saturated S=%d @%.0f/s %s: %w", load.S, load.Rate, reader, err)
+					}
+					logf("fanout-saturated S=%d @%.0f/s run %d %s: %d deliveries in %.2f s, %.0f/s, CPU µs/delivery gateway %.2f clients %.2f, load %s",
+						load.S, load.Rate, i+1, reader, r.Delivered, r.Seconds, r.DeliveriesPerSec, r.GatewayCPUus, r.ClientsCPUus, r.Load)
+					runs[reader] = append(runs[reader], r)
+				}
+			}
+			for _, reader := range cfg.fanoutReaders {
+				rep.Saturated = append(rep.Saturated, summarizeSaturated(load, reader, runs[reader]))
+			}
+		}
+	}
 	if cfg.scenarios["roomfanout"] {
 		for _, m := range cfg.roomFanout {
 			var runs []RoomFanoutRun
@@ -580,6 +607,9 @@ func smokeCheck(cfg *config, rep *Report) error {
 	}
 	if cfg.scenarios["scale"] {
 		check(len(rep.Scale) > 0 && rep.Scale[0].Reached == rep.Scale[0].K && rep.Scale[0].GatewayLogins.Median > 0, "scale did not open every stream")
+	}
+	if cfg.scenarios["fanout-saturated"] {
+		check(len(rep.Saturated) > 0 && rep.Saturated[0].DeliveriesPerSec.Median > 0, "fanout-saturated delivered nothing")
 	}
 	if cfg.scenarios["takeover"] {
 		check(len(rep.Takeover) > 0 && rep.Takeover[0].Lost == 0 && rep.Takeover[0].LastMs > 0, "takeover did not re-open every stream")

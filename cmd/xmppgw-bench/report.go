@@ -22,6 +22,7 @@ type Report struct {
 	Latency    *LatencySummary     `json:"latency,omitempty"`
 	Fanout     []FanoutSummary     `json:"fanout,omitempty"`
 	RoomFanout []RoomFanoutSummary `json:"room_fanout,omitempty"`
+	Saturated  []SaturatedSummary  `json:"fanout_saturated,omitempty"`
 	Scale      []ScaleSummary      `json:"scale,omitempty"`
 	Cluster    *ClusterSummary     `json:"cluster,omitempty"`
 	Takeover   []TakeoverRun       `json:"takeover,omitempty"`
@@ -297,6 +298,7 @@ func (r *Report) markdown() string {
 			"The subscribers share the box with the gateway, so their CPU is taken from it: in production the browsers are elsewhere.")
 		p("")
 	}
+	r.saturatedMarkdown(p)
 	r.roomFanoutMarkdown(p)
 	if len(r.Scale) > 0 {
 		p("### 3. Scale: K streams, each with one open SSE subscriber (and 5. growth)")
@@ -402,4 +404,42 @@ func (r *Report) write(cfg *config) error {
 		return os.WriteFile(cfg.mdOut, out, 0o644)
 	}
 	return nil
+}
+
+// SaturatedSummary is the fan-out-saturated runs of one size and reader.
+type SaturatedSummary struct {
+	SaturatedLoad
+	Reader           string         `json:"reader"`
+	DeliveriesPerSec Spread         `json:"deliveries_per_sec"`
+	GatewayCPUus     Spread         `json:"gateway_cpu_us_per_delivery"`
+	ClientsCPUus     Spread         `json:"clients_cpu_us_per_delivery"`
+	Runs             []SaturatedRun `json:"runs"`
+}
+
+func summarizeSaturated(load SaturatedLoad, reader string, runs []SaturatedRun) SaturatedSummary {
+	return SaturatedSummary{SaturatedLoad: load, Reader: reader, Runs: runs,
+		DeliveriesPerSec: collect(runs, func(r SaturatedRun) float64 { return r.DeliveriesPerSec }),
+		GatewayCPUus:     collect(runs, func(r SaturatedRun) float64 { return r.GatewayCPUus }),
+		ClientsCPUus:     collect(runs, func(r SaturatedRun) float64 { return r.ClientsCPUus })}
+}
+
+func (r *Report) saturatedMarkdown(p func(string, ...any)) {
+	if len(r.Saturated) == 0 {
+		return
+	}
+	p("### 4c. Fan-out with a backlog: S subscribers of one stream offered more than the box delivers")
+	p("")
+	p("| S | offered events/s | reader | events per run | deliveries/s | gateway CPU µs/delivery | subscribers' (bench) CPU µs/delivery |")
+	p("|---|---|---|---|---|---|---|")
+	for _, x := range r.Saturated {
+		msgs := 0
+		if len(x.Runs) > 0 {
+			msgs = x.Runs[0].Msgs
+		}
+		p("| %d | %.0f | %s | %d | %s | %s | %s |", x.S, x.Rate, x.Reader, msgs, f(x.DeliveriesPerSec, 1, 0), f(x.GatewayCPUus, 1, 2), f(x.ClientsCPUus, 1, 2))
+	}
+	p("")
+	p("Deliveries/s: S × events over the time from the first send to the last subscriber's last event; every subscriber got every event once, in one order, or the run fails. " +
+		"The events are sent by 4 REST senders of one user at the offered rate (open loop), through Prosody to the stream.")
+	p("")
 }

@@ -842,10 +842,11 @@ func (e *env) fanoutRounds(r *FanoutRun, a *arrivals, send func(body string) err
 // fanoutSubscribers is readerSubscribers whose stop logs (with label)
 // what went wrong instead of returning it, for a deferred call.
 func fanoutSubscribers(ctx context.Context, g *gwClient, reader string, onChat func(string, time.Time), label string) (subscribe func(gwStream) error, stop func(), err error) {
-	subscribe, stopErr, err := readerSubscribers(ctx, g, reader, onChat)
+	subscribeWith, stopErr, err := readerSubscribers(ctx, g, reader)
 	if err != nil {
 		return nil, nil, err
 	}
+	subscribe = func(s gwStream) error { return subscribeWith(s, onChat) }
 	return subscribe, func() {
 		if err := stopErr(); err != nil {
 			logf("%s: %v", label, err)
@@ -855,12 +856,12 @@ func fanoutSubscribers(ctx context.Context, g *gwClient, reader string, onChat f
 
 // readerSubscribers prepares SSE subscribers of g's gateway, read
 // by reader: "epoll" (raw sockets on GOMAXPROCS epoll loops) or "http"
-// (net/http, a goroutine each). Every subscriber calls onChat for each chat
-// or groupchat event with a bench body. subscribe opens one subscriber of a
-// stream and returns once its preamble arrived. stop ends them all
+// (net/http, a goroutine each). subscribe opens one subscriber of a stream,
+// which calls onChat for each chat or groupchat event with a bench body
+// (from one goroutine at a time), and returns once its preamble arrived. stop ends them all
 // (goroutines exited, sockets closed) and reports streams the gateway ended
 // before; it must be called, also after a failed subscribe.
-func readerSubscribers(ctx context.Context, g *gwClient, reader string, onChat func(string, time.Time)) (subscribe func(gwStream) error, stop func() error, err error) {
+func readerSubscribers(ctx context.Context, g *gwClient, reader string) (subscribe func(s gwStream, onChat func(string, time.Time)) error, stop func() error, err error) {
 	sctx, cancel := context.WithCancel(ctx)
 	switch reader {
 	case "epoll":
@@ -869,7 +870,7 @@ func readerSubscribers(ctx context.Context, g *gwClient, reader string, onChat f
 			cancel()
 			return nil, nil, err
 		}
-		subscribe = func(s gwStream) error { return rd.subscribe(sctx, s, onChat) }
+		subscribe = func(s gwStream, onChat func(string, time.Time)) error { return rd.subscribe(sctx, s, onChat) }
 		stop = func() error {
 			defer cancel()
 			return rd.close()
@@ -878,7 +879,7 @@ func readerSubscribers(ctx context.Context, g *gwClient, reader string, onChat f
 	case "http":
 		var mu sync.Mutex
 		var dones []<-chan error
-		subscribe = func(s gwStream) error {
+		subscribe = func(s gwStream, onChat func(string, time.Time)) error {
 			done, err := g.subscribe(sctx, s, onChat)
 			if err == nil {
 				mu.Lock()
