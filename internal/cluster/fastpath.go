@@ -137,12 +137,18 @@ func (l *FastpathLeader) LeaderAddr(ctx context.Context) (string, error) {
 	return parts[2], nil
 }
 
-// Persist writes the engine's state if it changed since the last write (a
-// leader calls it after each request that changed the queues, so what it
-// answered survives its death). A lost lease stops the engine here.
-func (l *FastpathLeader) Persist(ctx context.Context) error {
+// Persist writes the state of svc, the engine a call ran on, if it
+// changed since the last write (a leader calls it after each request, so
+// what it answered survives its death). It fails with ErrNotFastpathLeader
+// when svc no longer runs the queues (the node stepped down while the call
+// ran): the call must not answer as if its change were kept. A lost lease
+// stops the engine here.
+func (l *FastpathLeader) Persist(ctx context.Context, svc *fastpath.Service) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if svc == nil || svc != l.svc {
+		return ErrNotFastpathLeader
+	}
 	return l.persistLocked(ctx)
 }
 
