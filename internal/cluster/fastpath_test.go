@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/xmppgw/xmppgw/fastpath"
@@ -97,4 +98,26 @@ func TestFastpathLeader_PersistFailsForAnEngineThatSteppedDown(t *testing.T) {
 	_, err := svc.Ask(fastpath.AskRequest{Workgroup: "help", User: "u1@example.com", Stream: "s1", Question: "one"})
 	require.NoError(t, err, "the call itself runs on the old engine")
 	require.ErrorIs(t, a.Persist(ctx, svc), ErrNotFastpathLeader)
+}
+
+// The leader judges its leadership by its own fastpath lease: when that
+// cannot be renewed (here its key turned into another type, as when the
+// Redis holding it fails while the node's lease key is fine) it steps
+// down within the TTL, though its node lease still holds.
+func TestFastpathLeader_StepsDownWhenItsOwnLeaseCannotBeRenewed(t *testing.T) {
+	t.Parallel()
+	srv := redistest.ForTest(t)
+	ctx := t.Context()
+	a, hb := fastpathNode(t, srv, "a")
+	require.Eventually(t, func() bool { return a.Local() != nil }, 5*time.Second, 10*time.Millisecond, "a leads")
+
+	key := a.c.keys.FastpathLeader()
+	_, err := a.c.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, key)
+		p.HSet(ctx, key, "x", "y")
+		return nil
+	})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return a.Local() == nil }, 2*time.Second, 10*time.Millisecond, "a steps down")
+	require.True(t, hb.Valid(), "the node lease holds throughout")
 }
