@@ -28,9 +28,10 @@ const (
 	clusterSecretHeader = "X-Xmppgw-Cluster-Secret"
 	clusterClientHeader = "X-Xmppgw-Client-Ip"
 	// clusterAbsentHeader marks the owner's answer to a forwarded request
-	// for a stream it does not hold (any more): its 404 is then about the
-	// stream, not a resource of it, and the forwarding node may try the
-	// stream's new owner. Never shown to clients.
+	// for a stream it does not hold (any more): set by writeError on the
+	// stream-not-found 404 only, so the 404 is about the stream, not a
+	// resource of it, and the forwarding node may try the stream's new
+	// owner. Stripped from every proxied answer: never shown to clients.
 	clusterAbsentHeader = "X-Xmppgw-Stream-Absent"
 )
 
@@ -156,11 +157,11 @@ func (s *Server) newForwarding() *forwarding {
 		// unknown-length) responses after every write by itself, and a
 		// WebSocket is a raw tunnel; a REST answer goes out in one write.
 		ModifyResponse: func(resp *http.Response) error {
+			absent := resp.Header.Get(clusterAbsentHeader) != ""
+			resp.Header.Del(clusterAbsentHeader)
 			if resp.StatusCode != http.StatusNotFound {
 				return nil
 			}
-			absent := resp.Header.Get(clusterAbsentHeader) != ""
-			resp.Header.Del(clusterAbsentHeader)
 			t, _ := resp.Request.Context().Value(forwardTargetKey{}).(forwardTarget)
 			f.owners.Remove(t.streamID) // maybe moved: look it up next time
 			if !absent || t.retried || (t.in.Body != nil && t.in.Body != http.NoBody && t.body == nil) {
@@ -223,10 +224,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, p *principal, s
 		return false
 	}
 	if _, ok := forwardedClient(r); ok {
-		if _, err := s.streams.Stream(streamID); err != nil {
-			w.Header().Set(clusterAbsentHeader, "1") // the forwarder may retry elsewhere
-		}
-		return false // already forwarded once: never loop
+		return false // already forwarded once: never loop (writeError marks a stream-absent 404)
 	}
 	if s.fwd == nil {
 		return false

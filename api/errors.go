@@ -217,6 +217,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if ae.retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(ae.retryAfter))
 	}
+	if _, forwarded := forwardedClient(r); forwarded && ae.code == errStreamNotFound.code {
+		// The stream is not on this node: the forwarding node may retry
+		// at its new owner (and strips the header).
+		w.Header().Set(clusterAbsentHeader, "1")
+	}
 	writeJSON(w, ae.status, ErrorResponse{Code: ae.code, HTTP: ae.status, Error: ae.message,
 		RequestID: middleware.GetReqID(r.Context())})
 }

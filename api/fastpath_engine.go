@@ -20,8 +20,11 @@ type FastpathCluster interface {
 	Local() *fastpath.Service
 	// LeaderAddr is the leader's internal address ("" while none leads).
 	LeaderAddr(ctx context.Context) (string, error)
-	// Persist writes the engine's state to the cluster if it changed.
-	Persist(ctx context.Context) error
+	// Persist writes the state of svc, the engine a call ran on, to the
+	// cluster if it changed; it fails when svc no longer leads (the node
+	// stepped down meanwhile), so the call answers 503, not a change the
+	// cluster lost.
+	Persist(ctx context.Context, svc *fastpath.Service) error
 }
 
 // fastpathEngine runs one engine call: on this node's engine, or on the
@@ -216,13 +219,13 @@ func (c fastpathCall) run(svc *fastpath.Service) fastpathResult {
 // its state after each call, so what a call answered outlives the node.
 type localEngine struct {
 	svc     *fastpath.Service
-	persist func(context.Context) error
+	persist func(context.Context, *fastpath.Service) error
 }
 
 func (e localEngine) do(ctx context.Context, c fastpathCall) (fastpathResult, error) {
 	r := c.run(e.svc)
 	if e.persist != nil {
-		if err := e.persist(ctx); err != nil {
+		if err := e.persist(ctx, e.svc); err != nil {
 			return r, errClusterNotReady.wrap("the workgroup queues' state was not saved: %v", err)
 		}
 	}
@@ -306,7 +309,7 @@ func (s *Server) serveFastpathCall(w http.ResponseWriter, r *http.Request) error
 		return errInvalidJSON.wrap("%v", err)
 	}
 	res := c.run(svc)
-	if err := fc.Persist(r.Context()); err != nil {
+	if err := fc.Persist(r.Context(), svc); err != nil {
 		return errClusterNotReady.wrap("the workgroup queues' state was not saved: %v", err)
 	}
 	return writeOK(w, http.StatusOK, res)

@@ -1,7 +1,9 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -350,4 +352,30 @@ func TestFastpath_WorkgroupOpenByDefault(t *testing.T) {
 	res, body = e.doH(http.MethodPost, "/restapi/v1/admin/workgroups", adminHeader(),
 		strings.NewReader(`{"name":"wgx","members":[],"open":"yes"}`), "application/json")
 	requireStrictJSONError(t, res, body, []string{`field "open"`, "true or false"})
+}
+
+// steppedDownQueues is a FastpathCluster whose node leads when a call
+// starts and has stepped down by the time the call's change is persisted.
+type steppedDownQueues struct{ svc *fastpath.Service }
+
+func (q steppedDownQueues) Local() *fastpath.Service                   { return q.svc }
+func (q steppedDownQueues) LeaderAddr(context.Context) (string, error) { return "", nil }
+func (q steppedDownQueues) Persist(context.Context, *fastpath.Service) error {
+	return errors.New("cluster: this node no longer runs the workgroup queues")
+}
+
+// A call whose change cannot be kept because the node stopped leading
+// answers 503 with Retry-After, the usual error body, not 200.
+func TestFastpath_ChangeNotKeptByTheClusterIs503(t *testing.T) {
+	t.Parallel()
+	svc, err := fastpath.New(fastpath.Options{}, nil)
+	require.NoError(t, err)
+	t.Cleanup(svc.Close)
+	e := newEnv(t, envOptions{api: Config{FastpathCluster: steppedDownQueues{svc: svc}}})
+	res, body := e.doH(http.MethodPost, "/restapi/v1/admin/workgroups", adminHeader(),
+		jsonBody(map[string]any{"name": "wglost", "members": []string{}}), "application/json")
+	er := requireError(t, res, body, http.StatusServiceUnavailable)
+	require.Equal(t, 50305, er.Code)
+	require.Equal(t, "2", res.Header.Get("Retry-After"))
+	require.Contains(t, er.Error, "not saved")
 }

@@ -129,3 +129,44 @@ func TestForwarding_RetriesOnceAtTheNewOwner(t *testing.T) {
 	require.Equal(t, 1, owners.calls, "not looked up again")
 	require.Len(t, st.sent, 1)
 }
+
+// The owner marks only its stream-absent 404 with the internal header,
+// and the forwarding node never passes that header on to a client, whatever
+// the status: here the node the stream left answers an ask with 503 (no
+// workgroups there) before it ever looks for the stream.
+func TestForwarding_StreamAbsentMarkOnlyOnTheStreamsOwn404(t *testing.T) {
+	t.Parallel()
+	secret := []byte(strings.Repeat("r", 32))
+	st := &fakeStream{}
+	oldOwner := NewServer(Config{JWTSecret: testSecret}, fakeStreams{}, nil, nil)
+	oldRoutes := oldOwner.ClusterRoutes(secret)
+	internalOld := httptest.NewServer(oldRoutes)
+	defer internalOld.Close()
+	owners := &scriptedOwners{addrs: []string{strings.TrimPrefix(internalOld.URL, "http://")}}
+	front := NewServer(Config{JWTSecret: testSecret, Forward: owners, ClusterSecret: secret}, fakeStreams{}, nil, nil)
+	token, _, err := front.tokens.issue(st.User(), st.ID())
+	require.NoError(t, err)
+
+	rec := postJSON(front.Routes(), token, "/restapi/v1/ask", `{"workgroup":"wg","question":"q","emailAddress":"a@b"}`)
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code, rec.Body.String())
+	require.Contains(t, rec.Body.String(), `"code":50304`)
+	require.Empty(t, rec.Header().Get(clusterAbsentHeader), "an internal header never reaches the client")
+	require.Equal(t, 1, owners.calls, "forwarded to the old owner")
+
+	direct := func(path string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(`{"body":"hi","workgroup":"wg","question":"q","emailAddress":"a@b"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set(clusterSecretHeader, string(secret))
+		rec := httptest.NewRecorder()
+		oldRoutes.ServeHTTP(rec, req)
+		return rec
+	}
+	rec = direct("/restapi/v1/ask")
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code, rec.Body.String())
+	require.Empty(t, rec.Header().Get(clusterAbsentHeader), "a 503 is not the stream-absent 404")
+	rec = direct("/restapi/v1/chat/sid-fake/messages/bob@example.com")
+	require.Equal(t, http.StatusNotFound, rec.Code, rec.Body.String())
+	require.Contains(t, rec.Body.String(), `"code":40401`)
+	require.Equal(t, "1", rec.Header().Get(clusterAbsentHeader), "the stream-absent 404 is marked")
+}

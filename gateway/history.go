@@ -305,8 +305,9 @@ func (s *Stream) gapFill(ctx context.Context, since time.Time) {
 	for range 20 { // at most 2000 messages: a longer outage is a reset for the client
 		page, err := s.History(ctx, q)
 		if err != nil {
+			// Only the 1:1 part ends: the rooms' archives are apart.
 			s.log.Warn("gap-fill after reconnect failed", slog.String("error", err.Error()))
-			return
+			break
 		}
 		for _, m := range page.Messages {
 			me, ok := m.(MessageEvent)

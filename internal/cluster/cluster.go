@@ -43,6 +43,10 @@ var (
 	// record: another node claimed the stream (or a newer lease was taken), so
 	// the caller must stop acting as its owner.
 	ErrFenced = errors.New("cluster: lease fence is stale: the stream has another owner")
+	// ErrNotFastpathLeader means the engine a call ran on no longer runs
+	// the cluster's workgroup queues (its node stepped down meanwhile), so
+	// what the call changed is not the cluster's.
+	ErrNotFastpathLeader = errors.New("cluster: this node no longer runs the workgroup queues")
 	// ErrNotRegistered means the stream has no record in Redis (never
 	// registered, unregistered, or lost with Redis's data).
 	ErrNotRegistered = errors.New("cluster: stream is not registered")

@@ -87,6 +87,7 @@ type FastpathLeader struct {
 	mu      sync.Mutex
 	svc     *fastpath.Service // nil while another node leads
 	lease   string            // the lease value held, "" = none
+	until   time.Time         // start of the last successful take or renewal + TTL
 	saved   uint64            // the engine Version last written
 	stopped bool
 }
@@ -137,12 +138,18 @@ func (l *FastpathLeader) LeaderAddr(ctx context.Context) (string, error) {
 	return parts[2], nil
 }
 
-// Persist writes the engine's state if it changed since the last write (a
-// leader calls it after each request that changed the queues, so what it
-// answered survives its death). A lost lease stops the engine here.
-func (l *FastpathLeader) Persist(ctx context.Context) error {
+// Persist writes the state of svc, the engine a call ran on, if it
+// changed since the last write (a leader calls it after each request, so
+// what it answered survives its death). It fails with ErrNotFastpathLeader
+// when svc no longer runs the queues (the node stepped down while the call
+// ran): the call must not answer as if its change were kept. A lost lease
+// stops the engine here.
+func (l *FastpathLeader) Persist(ctx context.Context, svc *fastpath.Service) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if svc == nil || svc != l.svc {
+		return ErrNotFastpathLeader
+	}
 	return l.persistLocked(ctx)
 }
 
@@ -194,17 +201,22 @@ func (l *FastpathLeader) round(ctx context.Context) {
 	if l.stopped {
 		return
 	}
+	// Measured from before the call, as the node lease is (Heartbeat.renew).
+	start := time.Now()
 	if l.svc != nil {
 		ok, err := renewFastpathScript.Run(ctx, l.c.rdb, []string{l.c.keys.FastpathLeader()}, l.lease, l.c.cfg.LeaseTTL.Milliseconds()).Int()
 		switch {
 		case err == nil && ok == 1:
+			l.until = start.Add(l.c.cfg.LeaseTTL)
 			if err := l.persistLocked(ctx); err != nil {
 				l.log.Warn("cluster: saving the fastpath state", slog.String("error", err.Error()))
 			}
 		case err == nil:
 			l.stepDownLocked("the fastpath lease was taken over")
-		case !l.beat.Valid():
-			// Unrenewed past the TTL: another node may lead by now.
+		case !time.Now().Before(l.until):
+			// Its own lease, not the node's (the two keys may live on
+			// different Redis nodes): unrenewed past the TTL, another
+			// node may lead by now.
 			l.stepDownLocked("the fastpath lease could not be renewed")
 		}
 		return
@@ -227,7 +239,7 @@ func (l *FastpathLeader) round(ctx context.Context) {
 	}
 	svc.Bind(l.hooks)
 	svc.Start()
-	l.svc, l.lease, l.saved = svc, lease, svc.Version()
+	l.svc, l.lease, l.until, l.saved = svc, lease, start.Add(l.c.cfg.LeaseTTL), svc.Version()
 	l.log.Info("cluster: this node runs the workgroup queues", slog.Int64("lease_epoch", epoch))
 }
 

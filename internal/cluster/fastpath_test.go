@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/xmppgw/xmppgw/fastpath"
@@ -52,7 +53,7 @@ func TestFastpathLeader_OneAtATimeAndTheStateMoves(t *testing.T) {
 	require.NoError(t, err)
 	second, err := svc.Ask(fastpath.AskRequest{Workgroup: "help", User: "u2@example.com", Stream: "s2", Question: "two"})
 	require.NoError(t, err)
-	require.NoError(t, a.Persist(ctx))
+	require.NoError(t, a.Persist(ctx, svc))
 	time.Sleep(500 * time.Millisecond) // b is Steady by now, and still follows
 	require.Nil(t, b.Local(), "two leaders")
 
@@ -79,4 +80,44 @@ func TestFastpathLeader_OneAtATimeAndTheStateMoves(t *testing.T) {
 	require.Eventually(t, func() bool { return b.Local() == nil }, 5*time.Second, 10*time.Millisecond, "b steps down")
 	err = saveFastpathScript.Run(ctx, b.c.rdb, []string{b.c.keys.FastpathLeader(), b.c.keys.FastpathState()}, old, "{}").Err()
 	require.ErrorIs(t, scriptError(err), ErrFenced)
+}
+
+// A call that ran on the engine of a leader that stepped down meanwhile
+// (its lease taken) changed nothing the cluster keeps: Persist says so
+// instead of answering as if the change were saved.
+func TestFastpathLeader_PersistFailsForAnEngineThatSteppedDown(t *testing.T) {
+	t.Parallel()
+	srv := redistest.ForTest(t)
+	ctx := t.Context()
+	a, _ := fastpathNode(t, srv, "a")
+	require.Eventually(t, func() bool { return a.Local() != nil }, 5*time.Second, 10*time.Millisecond, "a leads")
+	svc := a.Local() // what a call on a takes, before it runs
+
+	require.NoError(t, a.c.rdb.Set(ctx, a.c.keys.FastpathLeader(), "c 99 c.internal:7001", time.Minute).Err())
+	require.Eventually(t, func() bool { return a.Local() == nil }, 5*time.Second, 10*time.Millisecond, "a steps down")
+	_, err := svc.Ask(fastpath.AskRequest{Workgroup: "help", User: "u1@example.com", Stream: "s1", Question: "one"})
+	require.NoError(t, err, "the call itself runs on the old engine")
+	require.ErrorIs(t, a.Persist(ctx, svc), ErrNotFastpathLeader)
+}
+
+// The leader judges its leadership by its own fastpath lease: when that
+// cannot be renewed (here its key turned into another type, as when the
+// Redis holding it fails while the node's lease key is fine) it steps
+// down within the TTL, though its node lease still holds.
+func TestFastpathLeader_StepsDownWhenItsOwnLeaseCannotBeRenewed(t *testing.T) {
+	t.Parallel()
+	srv := redistest.ForTest(t)
+	ctx := t.Context()
+	a, hb := fastpathNode(t, srv, "a")
+	require.Eventually(t, func() bool { return a.Local() != nil }, 5*time.Second, 10*time.Millisecond, "a leads")
+
+	key := a.c.keys.FastpathLeader()
+	_, err := a.c.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, key)
+		p.HSet(ctx, key, "x", "y")
+		return nil
+	})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return a.Local() == nil }, 2*time.Second, 10*time.Millisecond, "a steps down")
+	require.True(t, hb.Valid(), "the node lease holds throughout")
 }

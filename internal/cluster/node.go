@@ -24,7 +24,7 @@ type Heartbeat struct {
 	validUntil time.Time // start of the last successful renewal + TTL
 	err        error     // last renewal error, nil after a success
 	renewed    bool      // a renewal has succeeded
-	heldSince  time.Time // start of the renewal that took the lease after a lapse
+	heldSince  time.Time // the renewal that took the lease after a lapse or a failed renewal
 	// incarnation is the Keys.Incarnation value this node last saw;
 	// checkDue says it must be read again.
 	incarnation string
@@ -104,12 +104,16 @@ func (h *Heartbeat) renew(ctx context.Context) error {
 		}
 	}
 	h.mu.Lock()
+	failedBefore := h.err != nil
 	h.err = err
 	if err == nil {
 		// The SET applied before now, not surely before start: the lease
 		// was held throughout only if the previous one still held now.
-		if now := time.Now(); !h.renewed || !now.Before(h.validUntil) {
-			h.heldSince = now // first lease, or the last one lapsed
+		// After a failed renewal the lease may have held, but the other
+		// nodes' renewals failed too and their leases may have expired
+		// meanwhile: Steady counts a TTL from here as after a lapse.
+		if now := time.Now(); !h.renewed || !now.Before(h.validUntil) || failedBefore {
+			h.heldSince = now // first lease, the last one lapsed, or the last renewal failed
 		}
 		h.validUntil, h.renewed = start.Add(h.c.cfg.LeaseTTL), true
 	}
@@ -152,16 +156,18 @@ func (h *Heartbeat) Valid() bool {
 	return time.Now().Before(h.validUntil)
 }
 
-// Steady reports whether the node has held its lease without a lapse for
-// at least one lease TTL. Only then may it judge other nodes dead by their
-// expired leases: after a Redis outage every node's lease has lapsed, and
-// each needs a renewal interval to take it again; a node that came back
-// first must not take the others' streams meanwhile.
+// Steady reports whether the node has held its lease without a lapse or a
+// failed renewal for at least one lease TTL. Only then may it judge other
+// nodes dead by their expired leases: after a Redis outage, even one
+// shorter than the TTL, other nodes' leases may have expired only because
+// their renewals failed, and each needs a renewal interval to take its
+// lease again; a node that came back first must not take the others'
+// streams meanwhile.
 func (h *Heartbeat) Steady() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	now := time.Now()
-	return h.renewed && now.Before(h.validUntil) && now.Sub(h.heldSince) >= h.c.cfg.LeaseTTL
+	return h.renewed && h.err == nil && now.Before(h.validUntil) && now.Sub(h.heldSince) >= h.c.cfg.LeaseTTL
 }
 
 // Err is the last renewal's error, nil after a successful one.

@@ -171,6 +171,33 @@ func TestHeartbeat_SteadyOnlyATTLAfterALapse(t *testing.T) {
 	require.GreaterOrEqual(t, time.Since(back), 300*time.Millisecond, "steady a TTL after the renewal that took the lease back")
 }
 
+// A renewal that failed (Redis away for less than a TTL) costs the node
+// its steadiness too, though its own lease never lapsed: the other nodes'
+// renewals failed as well and their leases may have expired meanwhile, so
+// it holds the lease again for a whole TTL before it judges them dead.
+func TestHeartbeat_SteadyOnlyATTLAfterAFailedRenewal(t *testing.T) {
+	t.Parallel()
+	const ttl = time.Second
+	srv := redistest.ForTest(t)
+	c := newNode(t, srv, Config{Node: "a", LeaseRenew: 50 * time.Millisecond, LeaseTTL: ttl})
+	hb, err := c.StartHeartbeat(t.Context())
+	require.NoError(t, err)
+	defer func() { require.NoError(t, hb.Stop(t.Context())) }()
+	require.Eventually(t, hb.Steady, 3*time.Second, 10*time.Millisecond)
+
+	require.NoError(t, srv.Pause())
+	defer func() { _ = srv.Resume() }() // a failed check must not leave Redis stopped for Stop
+	require.Eventually(t, func() bool { return hb.Err() != nil }, 2*time.Second, 5*time.Millisecond)
+	require.True(t, hb.Valid(), "the lease has not lapsed")
+	require.False(t, hb.Steady(), "a renewal failed")
+	require.NoError(t, srv.Resume())
+	require.Eventually(t, func() bool { return hb.Err() == nil }, 2*time.Second, 5*time.Millisecond)
+	back := time.Now()
+	require.False(t, hb.Steady(), "renewed again, not steady yet")
+	require.Eventually(t, hb.Steady, 3*time.Second, 10*time.Millisecond)
+	require.GreaterOrEqual(t, time.Since(back), ttl-100*time.Millisecond, "steady a TTL after the renewal that followed the failure")
+}
+
 // A Redis that comes back empty after the lease lapsed (an outage longer
 // than the TTL, restarted without persistence) is a data loss, told from
 // a plain expiry by the incarnation key: the WhenStoreLost callbacks run,

@@ -114,9 +114,9 @@ const lostReason = "the gateway node holding the stream stopped; log in again"
 const adoptTimeout = 30 * time.Second
 
 // StartTakeover sweeps every interval until Stop, while beat is Steady (a
-// node whose own lease lapsed, as every node's does in a Redis outage,
-// first holds it again for a TTL: the others need that long to come back
-// too); adopt nil marks every claimed stream lost.
+// node whose own lease lapsed or whose renewal failed, as happens in a
+// Redis outage, first holds it again for a TTL: the others need that long
+// to come back too); adopt nil marks every claimed stream lost.
 func (c *Cluster) StartTakeover(interval time.Duration, beat *Heartbeat, adopt Adopter, log *slog.Logger) *Takeover {
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &Takeover{c: c, log: log, adopt: adopt, steady: beat.Steady, cancel: cancel, done: make(chan struct{})}
