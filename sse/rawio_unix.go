@@ -13,48 +13,31 @@ import (
 // callback reports done, without parking on the poller). A short write or
 // EAGAIN means the socket buffer is full: the rest is errWouldBlock's.
 func tryWrite(rc syscall.RawConn, p []byte) (int, error) {
-	if rc == nil {
-		return 0, errWouldBlock
-	}
-	var n int
-	var werr error
-	if err := rc.Write(func(fd uintptr) bool {
-		for {
-			n, werr = syscall.Write(int(fd), p)
-			if !errors.Is(werr, syscall.EINTR) {
-				return true
-			}
-		}
-	}); err != nil {
-		return 0, err
-	}
-	switch {
-	case errors.Is(werr, syscall.EAGAIN):
-		return 0, errWouldBlock
-	case werr != nil:
-		return 0, werr
-	case n < len(p):
-		return n, errWouldBlock
-	}
-	return n, nil
+	return tryOnce(rc, len(p), func(fd int) (int, error) { return syscall.Write(fd, p) })
 }
 
 // tryWritev is tryWrite for several buffers at once: one writev(2) of as
 // many as the kernel takes in one call (IOV_MAX, 1024 on Linux).
 func tryWritev(rc syscall.RawConn, bufs [][]byte) (int, error) {
-	if rc == nil {
-		return 0, errWouldBlock
-	}
 	bufs = bufs[:min(len(bufs), maxIovecs)]
 	want := 0
 	for _, b := range bufs {
 		want += len(b)
 	}
+	return tryOnce(rc, want, func(fd int) (int, error) { return writev(fd, bufs) })
+}
+
+// tryOnce runs one non-blocking write of want bytes on rc's descriptor
+// (retried on EINTR) and maps its outcome for tryWrite and tryWritev.
+func tryOnce(rc syscall.RawConn, want int, write func(fd int) (int, error)) (int, error) {
+	if rc == nil {
+		return 0, errWouldBlock
+	}
 	var n int
 	var werr error
 	if err := rc.Write(func(fd uintptr) bool {
 		for {
-			n, werr = writev(int(fd), bufs)
+			n, werr = write(int(fd))
 			if !errors.Is(werr, syscall.EINTR) {
 				return true
 			}
