@@ -369,7 +369,10 @@ func (t *topic) publish(b *Broker, place func(*topic) (uint64, [][]byte), data [
 	if len(frames) == 0 {
 		return id, true, nil, nil, false
 	}
+	// The connections are collected only while an inline write is still
+	// possible; beyond that the writer collects them itself.
 	var writers []flusher
+	flushers := 0
 	for s := range t.subs {
 		ok := true
 		for _, f := range frames {
@@ -383,14 +386,16 @@ func (t *topic) publish(b *Broker, place func(*topic) (uint64, [][]byte), data [
 			continue
 		}
 		if f, ok := s.(flusher); ok {
-			writers = append(writers, f)
+			if flushers++; !t.flushing && flushers <= inlineFlushMax {
+				writers = append(writers, f)
+			}
 		}
 	}
 	switch {
-	case len(writers) == 0:
+	case flushers == 0:
 	case t.flushing: // the running writer takes these in its next round
 		t.queued += len(frames)
-	case len(writers) <= inlineFlushMax:
+	case flushers <= inlineFlushMax:
 		inline = writers
 	default:
 		t.flushing, t.queued, startWriter = true, len(frames), true
